@@ -1,0 +1,387 @@
+package config
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultTOML is the commented default configuration. It is the single
+// source of the defaults: Default decodes it, and "btslave config init"
+// writes it out.
+//
+//go:embed default.toml
+var DefaultTOML []byte
+
+// Config is the daemon's whole configuration.
+type Config struct {
+	// DataDir holds the database, the API token and cached pieces. Empty
+	// means the XDG data directory.
+	DataDir  string   `toml:"data_dir"`
+	Log      Log      `toml:"log"`
+	Peer     Peer     `toml:"peer"`
+	Cache    Cache    `toml:"cache"`
+	Feeds    Feeds    `toml:"feeds"`
+	Repeater Repeater `toml:"repeater"`
+	Master   Master   `toml:"master"`
+	Friends  Friends  `toml:"friends"`
+	API      API      `toml:"api"`
+
+	// File is the path the configuration was read from, "" when it is the
+	// embedded defaults alone.
+	File string `toml:"-"`
+}
+
+// Log configures the daemon's log/slog output.
+type Log struct {
+	Level  string `toml:"level"`
+	Format string `toml:"format"`
+}
+
+// Peer configures the BitTorrent client.
+type Peer struct {
+	Listen             Addr   `toml:"listen"`
+	UploadLimit        Rate   `toml:"upload_limit"`
+	DownloadLimit      Rate   `toml:"download_limit"`
+	DHT                bool   `toml:"dht"`
+	PEX                bool   `toml:"pex"`
+	PortForwarding     bool   `toml:"port_forwarding"`
+	UTP                bool   `toml:"utp"`
+	IPv6               bool   `toml:"ipv6"`
+	Encryption         string `toml:"encryption"`
+	MaxPeersPerTorrent int    `toml:"max_peers_per_torrent"`
+}
+
+// Cache configures the bounded piece cache.
+type Cache struct {
+	Size     Size   `toml:"size"`
+	Backend  string `toml:"backend"`
+	Compress bool   `toml:"compress"`
+}
+
+// Feeds configures the torrent feed fetcher.
+type Feeds struct {
+	Schedule       Cron     `toml:"schedule"`
+	Jitter         Duration `toml:"jitter"`
+	MaxFeedSize    Size     `toml:"max_feed_size"`
+	MaxTorrentSize Size     `toml:"max_torrent_size"`
+	Timeout        Duration `toml:"timeout"`
+	Feed           []Feed   `toml:"feed"`
+}
+
+// Feed is one source of torrents: an RSS/Atom/torznab feed or a list of
+// .torrent URLs (URL), or a watch folder (Dir).
+type Feed struct {
+	Name     string   `toml:"name"`
+	Kind     string   `toml:"kind"`
+	URL      string   `toml:"url"`
+	Dir      string   `toml:"dir"`
+	Schedule Cron     `toml:"schedule"`
+	Include  string   `toml:"include"`
+	Exclude  string   `toml:"exclude"`
+	MinSize  Size     `toml:"min_size"`
+	MaxSize  Size     `toml:"max_size"`
+	Category string   `toml:"category"`
+	MaxAge   Duration `toml:"max_age"`
+}
+
+// Repeater configures how swarms are joined and left.
+type Repeater struct {
+	MaxSwarms     int      `toml:"max_swarms"`
+	UploadLimit   Rate     `toml:"upload_limit"`
+	DownloadLimit Rate     `toml:"download_limit"`
+	SwarmCache    Size     `toml:"swarm_cache"`
+	TargetRatio   float64  `toml:"target_ratio"`
+	MinRatio      float64  `toml:"min_ratio"`
+	VisitTime     Duration `toml:"visit_time"`
+}
+
+// Master names the owner's own client.
+type Master struct {
+	Kind     string `toml:"kind"`
+	URL      string `toml:"url"`
+	Username string `toml:"username"`
+	Password string `toml:"password"`
+}
+
+// Friends configures friendship with other repeaters.
+type Friends struct {
+	Enabled bool `toml:"enabled"`
+	Listen  Addr `toml:"listen"`
+}
+
+// API configures the local HTTP API.
+type API struct {
+	Listen Addr   `toml:"listen"`
+	Token  string `toml:"token"`
+}
+
+// Error is one problem in a configuration file.
+type Error struct {
+	File   string // "" for the embedded defaults
+	Line   int    // 0 when the key is not in the file (a default)
+	Key    string // dotted key, e.g. "peer.listen" or "feeds.feed[1].url"
+	Reason string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	file := e.File
+	if file == "" {
+		file = "(defaults)"
+	}
+	b.WriteString(file)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Key != "" {
+		b.WriteString(": " + e.Key)
+	}
+	b.WriteString(": " + e.Reason)
+	return b.String()
+}
+
+// Errors is every problem found in one file; it is returned whole so that
+// the user can fix them all in one go.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// Default returns the embedded defaults.
+func Default() *Config {
+	c := new(Config)
+	if _, err := toml.Decode(string(DefaultTOML), c); err != nil {
+		panic("config: embedded defaults do not parse: " + err.Error())
+	}
+	return c
+}
+
+// Load reads and validates the file at path on top of the defaults.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes data (named file in errors) on top of the defaults and
+// validates the result. Its errors are of type Errors.
+func Parse(file string, data []byte) (*Config, error) {
+	c := Default()
+	c.File = file
+	loc := locateKeys(data)
+	md, err := toml.Decode(string(data), c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, Errors{{File: file, Line: pe.Position.Line, Key: pe.LastKey, Reason: pe.Message}}
+		}
+		return nil, Errors{decodeError(file, err)}
+	}
+	var errs Errors
+	unknown := map[string]bool{}
+	for _, k := range md.Undecoded() {
+		key := k.String()
+		unknown[key] = true
+		if len(k) > 1 && unknown[k[:len(k)-1].String()] {
+			continue // the whole table is unknown; say it once
+		}
+		errs = append(errs, &Error{File: file, Line: loc.line(key), Key: key, Reason: "unknown key" + suggest(key)})
+	}
+	for _, p := range c.prepare() {
+		p.File, p.Line = file, loc.line(p.Key)
+		errs = append(errs, p)
+	}
+	if len(errs) > 0 {
+		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
+		return nil, errs
+	}
+	return c, nil
+}
+
+// Validate checks a configuration built in code (tests, defaults).
+func (c *Config) Validate() error {
+	if errs := c.prepare(); len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// prepare normalises and checks the configuration, returning every problem.
+// Values that only make sense within others are clamped, not refused.
+func (c *Config) prepare() Errors {
+	var errs Errors
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &Error{Key: key, Reason: fmt.Sprintf(format, args...)})
+	}
+	oneOf := func(key, v string, allowed ...string) {
+		for _, a := range allowed {
+			if v == a {
+				return
+			}
+		}
+		bad(key, "%q is not one of %s", v, strings.Join(quoteAll(allowed), ", "))
+	}
+
+	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	oneOf("log.format", c.Log.Format, "text", "json")
+
+	if c.Peer.Listen == "" {
+		bad("peer.listen", "must be set, e.g. \"0.0.0.0:6881\"")
+	}
+	if c.Peer.UploadLimit < 0 || c.Peer.DownloadLimit < 0 {
+		bad("peer.upload_limit", "rates must not be negative")
+	}
+	oneOf("peer.encryption", c.Peer.Encryption, "allow", "prefer", "require")
+	if c.Peer.MaxPeersPerTorrent < 1 || c.Peer.MaxPeersPerTorrent > 10000 {
+		bad("peer.max_peers_per_torrent", "%d is outside 1..10000", c.Peer.MaxPeersPerTorrent)
+	}
+
+	if c.Cache.Size < 1<<20 {
+		bad("cache.size", "%v is below the minimum of 1MiB", c.Cache.Size)
+	}
+	oneOf("cache.backend", c.Cache.Backend, "memory", "file")
+
+	if c.Feeds.MaxFeedSize <= 0 {
+		bad("feeds.max_feed_size", "must be positive")
+	}
+	if c.Feeds.MaxTorrentSize <= 0 {
+		bad("feeds.max_torrent_size", "must be positive")
+	}
+	if c.Feeds.Timeout <= 0 {
+		bad("feeds.timeout", "must be positive")
+	}
+	names := map[string]int{}
+	for i := range c.Feeds.Feed {
+		f := &c.Feeds.Feed[i]
+		k := fmt.Sprintf("feeds.feed[%d].", i)
+		switch {
+		case f.URL == "" && f.Dir == "":
+			bad(k+"url", "a feed needs url (RSS/Atom/torznab or a list of .torrent URLs) or dir (a watch folder)")
+		case f.URL != "" && f.Dir != "":
+			bad(k+"dir", "set url or dir, not both")
+		case f.URL != "":
+			if u, err := url.Parse(f.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				bad(k+"url", "%q is not an http(s) URL", f.URL)
+			}
+		}
+		if f.Kind == "" {
+			f.Kind = "rss"
+			if f.Dir != "" {
+				f.Kind = "watch"
+			}
+		}
+		oneOf(k+"kind", f.Kind, "rss", "list", "watch")
+		if f.Name == "" {
+			f.Name = f.URL + f.Dir
+		}
+		if j, dup := names[f.Name]; dup {
+			bad(k+"name", "%q is already the name of feeds.feed[%d]", f.Name, j)
+		}
+		names[f.Name] = i
+		if f.Schedule == "" {
+			f.Schedule = c.Feeds.Schedule
+		}
+		for _, re := range []struct{ key, expr string }{{"include", f.Include}, {"exclude", f.Exclude}} {
+			if _, err := regexp.Compile(re.expr); err != nil {
+				bad(k+re.key, "bad regular expression: %v", err)
+			}
+		}
+		if f.MaxSize > 0 && f.MinSize > f.MaxSize {
+			bad(k+"min_size", "%v is larger than max_size %v", f.MinSize, f.MaxSize)
+		}
+	}
+
+	if c.Repeater.MaxSwarms < 0 || c.Repeater.MaxSwarms > 1000 {
+		bad("repeater.max_swarms", "%d is outside 0..1000", c.Repeater.MaxSwarms)
+	}
+	if c.Repeater.SwarmCache <= 0 {
+		bad("repeater.swarm_cache", "must be positive")
+	} else if c.Repeater.SwarmCache > c.Cache.Size {
+		c.Repeater.SwarmCache = c.Cache.Size
+	}
+	if c.Repeater.TargetRatio <= 0 {
+		bad("repeater.target_ratio", "must be positive, e.g. 4.0")
+	}
+	if c.Repeater.MinRatio < 0 {
+		bad("repeater.min_ratio", "must not be negative")
+	}
+	if c.Repeater.VisitTime <= 0 {
+		bad("repeater.visit_time", "must be positive, e.g. \"6h\"")
+	}
+
+	oneOf("master.kind", c.Master.Kind, "", "transmission", "qbittorrent", "btslave")
+	if c.Master.Kind != "" {
+		if u, err := url.Parse(c.Master.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("master.url", "%q is not an http(s) URL; master.kind %q needs one", c.Master.URL, c.Master.Kind)
+		}
+	}
+
+	if c.API.Listen == "" {
+		bad("api.listen", "must be set, e.g. \"127.0.0.1:7979\"")
+	} else if !c.API.Listen.IsLoopback() && c.API.Token == "" {
+		bad("api.listen", "%q is not a loopback address; set api.token to expose the API beyond this machine", c.API.Listen)
+	}
+	if c.API.Token != "" && len(c.API.Token) < 16 {
+		bad("api.token", "is %d characters; use at least 16", len(c.API.Token))
+	}
+	return errs
+}
+
+// Redacted returns a copy with secrets replaced, for printing.
+func (c *Config) Redacted() *Config {
+	r := *c
+	r.Feeds.Feed = append([]Feed(nil), c.Feeds.Feed...)
+	if r.API.Token != "" {
+		r.API.Token = "(set)"
+	}
+	if r.Master.Password != "" {
+		r.Master.Password = "(set)"
+	}
+	return &r
+}
+
+// Encode writes the configuration as TOML.
+func (c *Config) Encode() ([]byte, error) {
+	var b strings.Builder
+	if err := toml.NewEncoder(&b).Encode(c); err != nil {
+		return nil, fmt.Errorf("encode config: %w", err)
+	}
+	return []byte(b.String()), nil
+}
+
+// decodeErrRe matches the errors toml returns as plain text (type
+// mismatches): "toml: line 2 (last key "peer.dht"): incompatible types…".
+var decodeErrRe = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
+
+func decodeError(file string, err error) *Error {
+	m := decodeErrRe.FindStringSubmatch(err.Error())
+	if m == nil {
+		return &Error{File: file, Reason: err.Error()}
+	}
+	line, _ := strconv.Atoi(m[1])
+	return &Error{File: file, Line: line, Key: m[2], Reason: m[3]}
+}
+
+func quoteAll(s []string) []string {
+	q := make([]string, len(s))
+	for i, v := range s {
+		q[i] = fmt.Sprintf("%q", v)
+	}
+	return q
+}
