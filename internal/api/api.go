@@ -1,0 +1,65 @@
+// Package api is btslave's local HTTP API: the server the daemon runs and
+// the client the CLI uses.
+//
+// Every request needs "Authorization: Bearer <token>"; without the right
+// token the answer is 401. The token is generated on first run into the data
+// dir (file api.token, mode 0600) unless the config sets one.
+//
+// # Endpoints
+//
+//	GET /api/v1/status   the daemon's state as JSON (Status)
+//	GET /metrics         Prometheus metrics
+package api
+
+import "time"
+
+// Status is the answer of GET /api/v1/status.
+type Status struct {
+	Version    string    `json:"version"`
+	PID        int       `json:"pid"`
+	StartedAt  time.Time `json:"started_at"`
+	Uptime     Seconds   `json:"uptime_seconds"`
+	DataDir    string    `json:"data_dir"`
+	ConfigFile string    `json:"config_file"` // "" when running on defaults
+	API        string    `json:"api"`
+	Peer       PeerState `json:"peer"`
+	Cache      Cache     `json:"cache"`
+	Torrents   []Torrent `json:"torrents"`
+}
+
+// PeerState describes the BitTorrent client.
+type PeerState struct {
+	Listen          string `json:"listen"`
+	Port            int    `json:"port"`
+	DHT             bool   `json:"dht"`
+	PEX             bool   `json:"pex"`
+	UploadLimit     int64  `json:"upload_limit"` // bytes/s, 0 = unlimited
+	DownloadLimit   int64  `json:"download_limit"`
+	BytesUploaded   int64  `json:"bytes_uploaded"`
+	BytesDownloaded int64  `json:"bytes_downloaded"`
+	Peers           int    `json:"peers"`
+}
+
+// Cache describes the piece cache.
+type Cache struct {
+	Budget  int64  `json:"budget"`
+	Backend string `json:"backend"`
+}
+
+// Torrent is one torrent the client holds.
+type Torrent struct {
+	InfoHash        string `json:"infohash"`
+	Name            string `json:"name"`
+	Size            int64  `json:"size"`
+	Pieces          int    `json:"pieces"`
+	PiecesHeld      int    `json:"pieces_held"`
+	Peers           int    `json:"peers"`
+	BytesUploaded   int64  `json:"bytes_uploaded"`
+	BytesDownloaded int64  `json:"bytes_downloaded"`
+}
+
+// Seconds is a duration that marshals as a number of seconds.
+type Seconds float64
+
+// Duration converts to time.Duration.
+func (s Seconds) Duration() time.Duration { return time.Duration(float64(s) * float64(time.Second)) }
