@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/btslave/btslave/internal/api"
+)
+
+func statusCommand() *command {
+	var g globalOptions
+	var asJSON bool
+	return &command{
+		name:  "status",
+		short: "show what the running daemon is doing",
+		long: `Asks the running daemon over its local API (address and token from the
+config and the data dir) and prints a summary.`,
+		flags: func(fs *flag.FlagSet) {
+			g.addFlags(fs)
+			fs.BoolVar(&asJSON, "json", false, "print the API's JSON answer")
+		},
+		run: func(ctx context.Context, e env, args []string) error {
+			if len(args) > 0 {
+				return usageErr("status takes no arguments")
+			}
+			cfg, err := g.load(e)
+			if err != nil {
+				return err
+			}
+			token := cfg.API.Token
+			if token == "" {
+				if token, err = api.ReadToken(cfg.DataDir); err != nil {
+					return fmt.Errorf("%w (is the daemon running with --data-dir %s?)", err, cfg.DataDir)
+				}
+			}
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			st, err := api.NewClient(api.DialAddr(cfg.DataDir, string(cfg.API.Listen)), token).Status(ctx)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			printStatus(e.stdout, st)
+			return nil
+		},
+	}
+}
+
+func printStatus(w io.Writer, st *api.Status) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	defer tw.Flush()
+	cfgFile := st.ConfigFile
+	if cfgFile == "" {
+		cfgFile = "(embedded defaults)"
+	}
+	fmt.Fprintf(tw, "btslave %s\tpid %d, up %s\n", st.Version, st.PID, st.Uptime.Duration().Round(time.Second))
+	fmt.Fprintf(tw, "config\t%s\n", cfgFile)
+	fmt.Fprintf(tw, "data dir\t%s\n", st.DataDir)
+	fmt.Fprintf(tw, "api\t%s\n", st.API)
+	p := st.Peer
+	fmt.Fprintf(tw, "peer\tport %d (%s), DHT %s, PEX %s, limits up %s down %s\n",
+		p.Port, p.Listen, onOff(p.DHT), onOff(p.PEX), rate(p.UploadLimit), rate(p.DownloadLimit))
+	fmt.Fprintf(tw, "traffic\t%s up, %s down, %d peers\n", bytes(p.BytesUploaded), bytes(p.BytesDownloaded), p.Peers)
+	fmt.Fprintf(tw, "cache\t%s (%s)\n", bytes(st.Cache.Budget), st.Cache.Backend)
+	if len(st.Torrents) == 0 {
+		fmt.Fprintf(tw, "torrents\tnone\n")
+		return
+	}
+	fmt.Fprintf(tw, "torrents\t%d\n", len(st.Torrents))
+	for _, t := range st.Torrents {
+		fmt.Fprintf(tw, "  %.8s\t%s: %d/%d pieces, %d peers, %s up, %s down\n",
+			t.InfoHash, t.Name, t.PiecesHeld, t.Pieces, t.Peers, bytes(t.BytesUploaded), bytes(t.BytesDownloaded))
+	}
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+func rate(n int64) string {
+	if n <= 0 {
+		return "unlimited"
+	}
+	return bytes(n) + "/s"
+}
+
+func bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

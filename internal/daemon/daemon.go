@@ -1,0 +1,237 @@
+// Package daemon wires btslave's parts into one running daemon and owns its
+// lifecycle: open the state, start the BitTorrent client and the local API,
+// run until the context ends, then stop everything in order within a
+// bounded time.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/storage"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/btslave/btslave/config"
+	"github.com/btslave/btslave/internal/api"
+	"github.com/btslave/btslave/internal/buildinfo"
+	"github.com/btslave/btslave/internal/store"
+	"github.com/btslave/btslave/repeater"
+)
+
+// StopTimeout bounds a graceful stop: announce stopped, flush state, close
+// the database.
+const StopTimeout = 5 * time.Second
+
+// App is one running daemon.
+type App struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	started time.Time
+
+	db      *store.DB
+	storage storage.ClientImplCloser
+	client  *torrent.Client
+	api     *api.Server
+	reg     *prometheus.Registry
+
+	closeOnce sync.Once
+}
+
+// New opens the data dir and starts the client and the API listener. On
+// error, whatever it opened is closed again. cfg.DataDir must be resolved.
+func New(cfg *config.Config, log *slog.Logger) (_ *App, err error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("daemon: data dir not set")
+	}
+	a := &App{cfg: cfg, log: log, started: time.Now()}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+
+	if a.db, err = store.Open(cfg.DataDir, store.Options{}); err != nil {
+		return nil, err
+	}
+	token := cfg.API.Token
+	if token == "" {
+		if token, err = api.LoadOrCreateToken(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
+
+	// Until the bounded piece cache lands, torrents live in plain files
+	// under the data dir, with completion in the daemon's database.
+	a.storage = storage.NewFileOpts(storage.NewFileClientOpts{
+		ClientBaseDir:   filepath.Join(cfg.DataDir, "torrents"),
+		PieceCompletion: a.db.NewPieceCompletion(),
+		Logger:          log,
+	})
+	a.client, err = repeater.NewClient(repeater.ClientOptions{
+		Peer:     cfg.Peer,
+		Storage:  a.storage,
+		Logger:   log,
+		Trackers: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	a.reg = prometheus.NewRegistry()
+	if err := a.registerMetrics(); err != nil {
+		return nil, err
+	}
+	a.api, err = api.Listen(api.ServerOptions{
+		Listen:   string(cfg.API.Listen),
+		Token:    token,
+		Status:   a.Status,
+		Registry: a.reg,
+		Logger:   log.With("component", "api"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := api.WriteFileAtomic(filepath.Join(cfg.DataDir, api.AddrFile), []byte(a.api.Addr().String()+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write API address: %w", err)
+	}
+	return a, nil
+}
+
+// Client is the daemon's BitTorrent client.
+func (a *App) Client() *torrent.Client { return a.client }
+
+// DB is the daemon's database.
+func (a *App) DB() *store.DB { return a.db }
+
+// APIAddr is where the local API listens.
+func (a *App) APIAddr() string { return a.api.Addr().String() }
+
+// Run serves until ctx is done, then stops. It returns nil after a clean
+// stop, or an error when a part failed or the stop overran StopTimeout.
+func (a *App) Run(ctx context.Context) error {
+	a.log.Info("btslave running",
+		"version", buildinfo.String(),
+		"data_dir", a.cfg.DataDir,
+		"config", cmp(a.cfg.File, "(embedded defaults)"),
+		"peer_listen", a.client.LocalPort(),
+		"api", a.api.Addr().String())
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	apiErr := make(chan error, 1)
+	go func() { apiErr <- a.api.Serve(ctx) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-apiErr:
+		apiErr <- nil // Serve returned already; let the wait below pass
+	}
+	a.log.Info("stopping", "timeout", StopTimeout)
+	cancel()
+
+	done := make(chan struct{})
+	go func() {
+		<-apiErr
+		a.close()
+		close(done)
+	}()
+	select {
+	case <-done:
+		a.log.Info("stopped cleanly")
+		return runErr
+	case <-time.After(StopTimeout):
+		return errors.Join(runErr, fmt.Errorf("stop took longer than %v", StopTimeout))
+	}
+}
+
+// close stops the parts in reverse order of start: the client (which
+// announces "stopped" to its trackers), the storage, then the database.
+func (a *App) close() {
+	a.closeOnce.Do(func() {
+		if a.client != nil {
+			a.client.Close()
+		}
+		if a.storage != nil {
+			if err := a.storage.Close(); err != nil {
+				a.log.Warn("close storage", "err", err)
+			}
+		}
+		if a.db != nil {
+			os.Remove(filepath.Join(a.cfg.DataDir, api.AddrFile))
+			if err := a.db.Close(); err != nil {
+				a.log.Warn("close database", "err", err)
+			}
+		}
+	})
+}
+
+// Status reports the daemon's state for the API.
+func (a *App) Status(context.Context) api.Status {
+	st := api.Status{
+		Version:    buildinfo.String(),
+		PID:        os.Getpid(),
+		StartedAt:  a.started,
+		Uptime:     api.Seconds(time.Since(a.started).Seconds()),
+		DataDir:    a.cfg.DataDir,
+		ConfigFile: a.cfg.File,
+		API:        a.api.Addr().String(),
+		Cache:      api.Cache{Budget: int64(a.cfg.Cache.Size), Backend: a.cfg.Cache.Backend},
+		Torrents:   []api.Torrent{},
+	}
+	cs := a.client.Stats()
+	st.Peer = api.PeerState{
+		Listen:          string(a.cfg.Peer.Listen),
+		Port:            a.client.LocalPort(),
+		DHT:             a.cfg.Peer.DHT,
+		PEX:             a.cfg.Peer.PEX,
+		UploadLimit:     int64(a.cfg.Peer.UploadLimit),
+		DownloadLimit:   int64(a.cfg.Peer.DownloadLimit),
+		BytesUploaded:   cs.BytesWrittenData.Int64(),
+		BytesDownloaded: cs.BytesReadData.Int64(),
+		Peers:           cs.ActivePeers,
+	}
+	for _, t := range a.client.Torrents() {
+		ts := t.Stats()
+		tt := api.Torrent{
+			InfoHash:        t.InfoHash().HexString(),
+			Name:            t.Name(),
+			Peers:           ts.ActivePeers,
+			PiecesHeld:      ts.PiecesComplete,
+			BytesUploaded:   ts.BytesWrittenData.Int64(),
+			BytesDownloaded: ts.BytesReadData.Int64(),
+		}
+		if t.Info() != nil {
+			tt.Size, tt.Pieces = t.Length(), t.NumPieces()
+		}
+		st.Torrents = append(st.Torrents, tt)
+	}
+	return st
+}
+
+// NewLogger builds the daemon's logger from [log].
+func NewLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(strings.ToUpper(c.Level)))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func cmp(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

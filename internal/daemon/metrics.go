@@ -1,0 +1,50 @@
+package daemon
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/btslave/btslave/internal/buildinfo"
+)
+
+func (a *App) registerMetrics() error {
+	stat := func() (up, down float64, peers float64) {
+		s := a.client.Stats()
+		return float64(s.BytesWrittenData.Int64()), float64(s.BytesReadData.Int64()), float64(s.ActivePeers)
+	}
+	cs := []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "btslave_build_info",
+			Help:        "Always 1; the version label tells which btslave runs.",
+			ConstLabels: prometheus.Labels{"version": buildinfo.String()},
+		}, func() float64 { return 1 }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "btslave_peer_uploaded_bytes_total",
+			Help: "Piece data sent to peers.",
+		}, func() float64 { up, _, _ := stat(); return up }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "btslave_peer_downloaded_bytes_total",
+			Help: "Piece data received from peers.",
+		}, func() float64 { _, down, _ := stat(); return down }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "btslave_peers",
+			Help: "Connected peers over all torrents.",
+		}, func() float64 { _, _, p := stat(); return p }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "btslave_torrents",
+			Help: "Torrents the client holds.",
+		}, func() float64 { return float64(len(a.client.Torrents())) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "btslave_cache_budget_bytes",
+			Help: "The piece cache's byte budget.",
+		}, func() float64 { return float64(a.cfg.Cache.Size) }),
+	}
+	for _, c := range cs {
+		if err := a.reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
