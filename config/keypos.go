@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
-
 )
 
 // keyLines maps dotted keys to the line (from 1) where they are set.
@@ -123,7 +122,6 @@ func knownKeys() []string {
 	walk("", reflect.TypeOf(Config{}))
 	return keys
 }
-
 
 // suggest proposes the closest known key to a mistyped one.
 func suggest(key string) string {
