@@ -69,8 +69,8 @@ func printStatus(w io.Writer, st *api.Status) {
 	p := st.Peer
 	fmt.Fprintf(tw, "peer\tport %d (%s), DHT %s, PEX %s, limits up %s down %s\n",
 		p.Port, p.Listen, onOff(p.DHT), onOff(p.PEX), rate(p.UploadLimit), rate(p.DownloadLimit))
-	fmt.Fprintf(tw, "traffic\t%s up, %s down, %d peers\n", bytes(p.BytesUploaded), bytes(p.BytesDownloaded), p.Peers)
-	fmt.Fprintf(tw, "cache\t%s (%s)\n", bytes(st.Cache.Budget), st.Cache.Backend)
+	fmt.Fprintf(tw, "traffic\t%s up, %s down, %d peers\n", fmtBytes(p.BytesUploaded), fmtBytes(p.BytesDownloaded), p.Peers)
+	fmt.Fprintf(tw, "cache\t%s (%s)\n", fmtBytes(st.Cache.Budget), st.Cache.Backend)
 	if len(st.Torrents) == 0 {
 		fmt.Fprintf(tw, "torrents\tnone\n")
 		return
@@ -78,7 +78,7 @@ func printStatus(w io.Writer, st *api.Status) {
 	fmt.Fprintf(tw, "torrents\t%d\n", len(st.Torrents))
 	for _, t := range st.Torrents {
 		fmt.Fprintf(tw, "  %.8s\t%s: %d/%d pieces, %d peers, %s up, %s down\n",
-			t.InfoHash, t.Name, t.PiecesHeld, t.Pieces, t.Peers, bytes(t.BytesUploaded), bytes(t.BytesDownloaded))
+			t.InfoHash, t.Name, t.PiecesHeld, t.Pieces, t.Peers, fmtBytes(t.BytesUploaded), fmtBytes(t.BytesDownloaded))
 	}
 }
 
@@ -93,10 +93,10 @@ func rate(n int64) string {
 	if n <= 0 {
 		return "unlimited"
 	}
-	return bytes(n) + "/s"
+	return fmtBytes(n) + "/s"
 }
 
-func bytes(n int64) string {
+func fmtBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
