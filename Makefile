@@ -1,0 +1,27 @@
+# btslave's test entry point: `make test` installs the real programs the
+# interop tests need (Debian packages, when missing), then checks formatting,
+# vets, and runs every test with the race detector.
+GO ?= go
+
+.PHONY: test deps fmt-check vet race build fuzz bench
+
+test: deps fmt-check vet race
+
+deps:
+	internal/lab/install-deps.sh
+
+fmt-check:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+race:
+	$(GO) test -race -timeout 25m ./...
+
+build:
+	$(GO) build -o btslave ./cmd/btslave
+
+# Short fuzzing runs of every fuzz target (the seed corpora run in `test`).
+fuzz:
+	$(GO) test ./config -run '^$$' -fuzz FuzzParse -fuzztime 60s
