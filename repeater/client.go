@@ -4,14 +4,18 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/netip"
+	"strconv"
 
 	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/storage"
 	"golang.org/x/time/rate"
 
 	"github.com/btslave/btslave/config"
 	"github.com/btslave/btslave/internal/buildinfo"
+	"github.com/btslave/btslave/repeater/wire"
 )
 
 // ClientOptions is what NewClient needs besides the [peer] section.
@@ -22,6 +26,10 @@ type ClientOptions struct {
 	// Trackers enables anacrolix's own announcer. The repeater runs its own
 	// (BEP 21 rules), so this is only for plain downloads and tests.
 	Trackers bool
+	// Pieces answers the wire layer's questions (do we hold a piece, is a
+	// torrent a partial seed). Nil means "ask the client": a piece is held
+	// when the client has it complete, and no torrent is a partial seed.
+	Pieces wire.Pieces
 }
 
 // ClientConfig translates [peer] into an anacrolix client configuration.
@@ -58,6 +66,9 @@ func ClientConfig(o ClientOptions) (*torrent.ClientConfig, error) {
 	cc.DisablePEX = !p.PEX
 	cc.NoDefaultPortForwarding = !p.PortForwarding
 	cc.DisableUTP = !p.UTP
+	// TCP goes through the wire layer (NewClient adds its listener and
+	// dialers); the built-in TCP dialers would race ours.
+	cc.DisableTCP = true
 	cc.DisableTrackers = !o.Trackers
 	cc.DisableWebtorrent = true
 	cc.DisableWebseeds = true
@@ -74,7 +85,12 @@ func ClientConfig(o ClientOptions) (*torrent.ClientConfig, error) {
 		return nil, fmt.Errorf("peer.encryption %q: unknown", p.Encryption)
 	}
 	cc.UploadRateLimiter = limiter(p.UploadLimit)
-	cc.DownloadRateLimiter = limiter(p.DownloadLimit)
+	// nil, not an infinite limiter: anacrolix opens no connections while
+	// the download limiter has no tokens, and rate.Inf with burst 0 has none.
+	cc.DownloadRateLimiter = nil
+	if !p.DownloadLimit.Unlimited() {
+		cc.DownloadRateLimiter = limiter(p.DownloadLimit)
+	}
 	cc.Bep20 = buildinfo.PeerIDPrefix
 	cc.ExtendedHandshakeClientVersion = buildinfo.ClientName()
 	cc.HTTPUserAgent = buildinfo.ClientName()
@@ -84,17 +100,108 @@ func ClientConfig(o ClientOptions) (*torrent.ClientConfig, error) {
 	return cc, nil
 }
 
-// NewClient starts an anacrolix client for the [peer] section.
-func NewClient(o ClientOptions) (*torrent.Client, error) {
+// Client is the daemon's BitTorrent client with the wire layer under it.
+type Client struct {
+	*torrent.Client
+	Wire     *wire.Layer
+	listener *wire.Listener
+}
+
+// NewClient starts an anacrolix client for the [peer] section, with every
+// TCP connection passing through the wire layer.
+func NewClient(o ClientOptions) (*Client, error) {
 	cc, err := ClientConfig(o)
 	if err != nil {
 		return nil, err
 	}
-	cl, err := torrent.NewClient(cc)
+	c := &Client{}
+	pieces := o.Pieces
+	if pieces == nil {
+		pieces = clientPieces{c}
+	}
+	c.Wire = wire.New(pieces)
+
+	host := cc.ListenHost("tcp")
+	network := "tcp"
+	switch {
+	case cc.DisableIPv6:
+		network = "tcp4"
+	case cc.DisableIPv4:
+		network = "tcp6"
+	}
+	// Listen first, so that a taken port fails before anything starts.
+	c.listener, err = c.Wire.Listen(network, net.JoinHostPort(host, strconv.Itoa(cc.ListenPort)))
 	if err != nil {
+		return nil, fmt.Errorf("listen for peers on %s: %w", o.Peer.Listen, err)
+	}
+	port := c.listener.Addr().(*net.TCPAddr).Port
+	if cc.ListenPort == 0 && !cc.DisableUTP {
+		cc.ListenPort = port // keep uTP on the same port as TCP
+	}
+	c.Client, err = torrent.NewClient(cc)
+	if err != nil {
+		c.listener.Close()
 		return nil, fmt.Errorf("start BitTorrent client on %s: %w", o.Peer.Listen, err)
 	}
-	return cl, nil
+	c.AddListener(c.listener)
+	var local net.IP
+	if host != "" {
+		local = net.ParseIP(host)
+	}
+	if !cc.DisableIPv4 {
+		c.AddDialer(c.Wire.Dialer("tcp4", localTCP(local, true)))
+	}
+	if !cc.DisableIPv6 {
+		c.AddDialer(c.Wire.Dialer("tcp6", localTCP(local, false)))
+	}
+	return c, nil
+}
+
+// Close stops the client and its listener.
+func (c *Client) Close() {
+	c.Client.Close()
+	c.listener.Close()
+}
+
+// LocalPort is the TCP port peers reach us on.
+func (c *Client) LocalPort() int { return c.listener.Addr().(*net.TCPAddr).Port }
+
+// localTCP is the address outgoing connections of one family leave from:
+// the listen address when it is of that family, so peers (and trackers)
+// see the address we listen on.
+func localTCP(ip net.IP, v4 bool) net.Addr {
+	if ip == nil || ip.IsUnspecified() || (ip.To4() != nil) != v4 {
+		return nil
+	}
+	return &net.TCPAddr{IP: ip}
+}
+
+// clientPieces answers the wire layer from the client's own view, for
+// torrents stored outside the bounded cache.
+type clientPieces struct{ c *Client }
+
+func (p clientPieces) torrent(ih metainfo.Hash) *torrent.Torrent {
+	if p.c.Client == nil {
+		return nil
+	}
+	t, ok := p.c.Torrent(ih)
+	if !ok || t.Info() == nil {
+		return nil
+	}
+	return t
+}
+
+func (p clientPieces) Has(ih metainfo.Hash, piece int) bool {
+	t := p.torrent(ih)
+	return t != nil && piece >= 0 && piece < t.NumPieces() && t.Piece(piece).State().Complete
+}
+func (clientPieces) Requested(metainfo.Hash, int)   {}
+func (clientPieces) PartialSeed(metainfo.Hash) bool { return false }
+func (p clientPieces) NumPieces(ih metainfo.Hash) int {
+	if t := p.torrent(ih); t != nil {
+		return t.NumPieces()
+	}
+	return 0
 }
 
 func limiter(r config.Rate) *rate.Limiter {

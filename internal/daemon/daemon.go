@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/storage"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -39,7 +38,7 @@ type App struct {
 
 	db      *store.DB
 	storage storage.ClientImplCloser
-	client  *torrent.Client
+	client  *repeater.Client
 	api     *api.Server
 	reg     *prometheus.Registry
 
@@ -107,7 +106,7 @@ func New(cfg *config.Config, log *slog.Logger) (_ *App, err error) {
 }
 
 // Client is the daemon's BitTorrent client.
-func (a *App) Client() *torrent.Client { return a.client }
+func (a *App) Client() *repeater.Client { return a.client }
 
 // DB is the daemon's database.
 func (a *App) DB() *store.DB { return a.db }

@@ -1,0 +1,42 @@
+// Package wire is the repeater's wire layer: a net.Conn wrapper installed
+// under the anacrolix client (Client.AddListener / AddDialer) that reads
+// the BitTorrent framing in both directions and mends what the library
+// cannot do for a partial seed with a bounded cache.
+//
+// # What it does
+//
+//   - adds upload_only: 1 to our BEP 10 extended handshake for torrents in
+//     partial-seed mode (BEP 21), and sends the upload_only extension
+//     message when the mode changes;
+//   - answers a REQUEST for a piece we no longer hold with REJECT (BEP 6)
+//     when both sides support the fast extension, and otherwise drops it,
+//     so the library never sees it and never closes the connection;
+//   - sends lt_donthave (BEP 54) when a piece is evicted, to peers that
+//     support it, and injects HAVE when a piece becomes available again;
+//   - keeps per-peer state (bitfield, interest, choke, bytes each way,
+//     client name, extensions) for the repeater to read;
+//   - paces each peer's upload separately (Conn.SetUploadRate).
+//
+// # What it leaves alone
+//
+// MSE-encrypted connections are passed through untouched: the library puts
+// encryption on top of this conn, so it sees ciphertext. The client is set
+// to prefer plaintext, so most connections are readable.
+//
+// # Framing and injection
+//
+// Inbound, only a REQUEST (17 bytes) or an incomplete header is ever held
+// back; everything else is handed on as it arrives, with HAVE, BITFIELD and
+// the extended handshake copied aside to be parsed. Outbound, our extended
+// handshake is held whole and rewritten; injected messages wait for the
+// next message boundary of the library's stream. A length over
+// MaxMessageLen, a malformed fixed-size message or bad bencode in the
+// peer's extended handshake closes that one connection: Read returns an
+// error and the library drops the peer.
+//
+// # Compression
+//
+// BEP 56 stream compression will slot in at the same place: after the
+// lt_compress marker each direction's bytes pass through a zstd codec
+// between this parser and the network.
+package wire

@@ -1,0 +1,350 @@
+package wire
+
+import (
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/anacrolix/torrent/metainfo"
+)
+
+// Pieces is what the layer asks of the repeater and the cache.
+type Pieces interface {
+	// Has reports whether we hold piece and can serve it now. It is called
+	// for every incoming REQUEST, so it must be cheap.
+	Has(ih metainfo.Hash, piece int) bool
+	// Requested notes that a peer asked for a piece we hold (the cache
+	// counts it as useful).
+	Requested(ih metainfo.Hash, piece int)
+	// PartialSeed reports whether the torrent is in partial-seed mode, so
+	// that our extended handshake carries upload_only: 1.
+	PartialSeed(ih metainfo.Hash) bool
+	// NumPieces is the torrent's piece count, 0 when unknown.
+	NumPieces(ih metainfo.Hash) int
+}
+
+// Layer is the wire layer of one BitTorrent client: every connection the
+// client makes or accepts passes through it.
+type Layer struct {
+	pieces Pieces
+
+	mu     sync.Mutex
+	conns  map[metainfo.Hash]map[*Conn]struct{}
+	all    map[*Conn]struct{}
+	closed map[metainfo.Hash]*Totals // what closed connections carried
+
+	stats struct {
+		conns, malformed, dropped, rejected, donthaves, haves, uploadOnly atomic.Int64
+	}
+}
+
+// New returns a layer that asks p about pieces.
+func New(p Pieces) *Layer {
+	return &Layer{pieces: p, conns: map[metainfo.Hash]map[*Conn]struct{}{}, all: map[*Conn]struct{}{}, closed: map[metainfo.Hash]*Totals{}}
+}
+
+// Wrap wraps one connection; outgoing tells whether we dialled it.
+func (l *Layer) Wrap(c net.Conn, outgoing bool) *Conn {
+	wc := newConn(l, c, outgoing)
+	l.mu.Lock()
+	l.all[wc] = struct{}{}
+	l.mu.Unlock()
+	l.stats.conns.Add(1)
+	return wc
+}
+
+func (l *Layer) register(c *Conn) {
+	ih := c.infoHash()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.all[c]; !ok {
+		return // closed already
+	}
+	m := l.conns[ih]
+	if m == nil {
+		m = map[*Conn]struct{}{}
+		l.conns[ih] = m
+	}
+	m[c] = struct{}{}
+}
+
+func (l *Layer) remove(c *Conn) {
+	st := c.State()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.all, c)
+	m := l.conns[st.InfoHash]
+	if _, ok := m[c]; !ok {
+		return
+	}
+	delete(m, c)
+	if len(m) == 0 {
+		delete(l.conns, st.InfoHash)
+	}
+	t := l.closed[st.InfoHash]
+	if t == nil {
+		t = &Totals{}
+		l.closed[st.InfoHash] = t
+	}
+	t.add(&st)
+}
+
+// Totals sums what a torrent's connections carried.
+type Totals struct {
+	Conns     int   // connections seen
+	BytesUp   int64 // payload sent
+	BytesDown int64 // payload received
+	Dropped   int64
+	Rejected  int64
+}
+
+func (t *Totals) add(p *PeerState) {
+	t.Conns++
+	t.BytesUp += p.BytesUp
+	t.BytesDown += p.BytesDown
+	t.Dropped += p.Dropped
+	t.Rejected += p.Rejected
+}
+
+// Totals returns the torrent's totals over open and closed connections.
+func (l *Layer) Totals(ih metainfo.Hash) Totals {
+	l.mu.Lock()
+	var t Totals
+	if c := l.closed[ih]; c != nil {
+		t = *c
+	}
+	l.mu.Unlock()
+	for _, p := range l.Peers(ih) {
+		t.add(&p)
+	}
+	return t
+}
+
+// Forget drops the torrent's totals (when the repeater leaves it).
+func (l *Layer) Forget(ih metainfo.Hash) {
+	l.mu.Lock()
+	delete(l.closed, ih)
+	l.mu.Unlock()
+}
+
+// connsOf returns a copy of the torrent's connections, so that callers can
+// act on them without holding the layer's lock.
+func (l *Layer) connsOf(ih metainfo.Hash) []*Conn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]*Conn, 0, len(l.conns[ih]))
+	for c := range l.conns[ih] {
+		out = append(out, c)
+	}
+	return out
+}
+
+// Conns returns the torrent's open plaintext connections.
+func (l *Layer) Conns(ih metainfo.Hash) []*Conn { return l.connsOf(ih) }
+
+// PieceEvicted tells peers we no longer have piece: lt_donthave (BEP 54) to
+// those that support it and were told we had it. Others will get a REJECT
+// (fast extension) or silence if they ask.
+func (l *Layer) PieceEvicted(ih metainfo.Hash, piece int) {
+	for _, c := range l.connsOf(ih) {
+		c.mu.Lock()
+		id, ok := c.st.extIDs["lt_donthave"]
+		send := ok && c.st.advertised.Has(piece)
+		c.st.advertised.Clear(piece)
+		if send {
+			c.st.donthaves++
+		}
+		c.mu.Unlock()
+		if send {
+			l.stats.donthaves.Add(1)
+			c.inject(msgExtBytes(id, u32(uint32(piece))))
+		}
+	}
+}
+
+// PieceAvailable tells peers that were not told yet (or were told we lost
+// it) that we have piece: anacrolix sends HAVE once per connection, so a
+// piece fetched again after eviction would otherwise stay unannounced.
+func (l *Layer) PieceAvailable(ih metainfo.Hash, piece int) {
+	for _, c := range l.connsOf(ih) {
+		c.mu.Lock()
+		// Only once the library has sent its own bitfield: before that, a
+		// HAVE would come before BITFIELD, which peers reject.
+		send := c.begun.Load() && !c.st.advertised.Has(piece)
+		if send {
+			c.st.advertised.Set(piece)
+			c.st.havesSent++
+		}
+		c.mu.Unlock()
+		if send {
+			l.stats.haves.Add(1)
+			c.inject(msgHaveBytes(uint32(piece)))
+		}
+	}
+}
+
+// PartialSeedChanged sends the BEP 21 upload_only extension message to
+// every peer of the torrent that supports it.
+func (l *Layer) PartialSeedChanged(ih metainfo.Hash, uploadOnly bool) {
+	flag := byte(0)
+	if uploadOnly {
+		flag = 1
+	}
+	for _, c := range l.connsOf(ih) {
+		c.mu.Lock()
+		id, ok := c.st.extIDs["upload_only"]
+		c.st.partialSeed = uploadOnly
+		c.mu.Unlock()
+		if ok {
+			l.stats.uploadOnly.Add(1)
+			c.inject(msgExtBytes(id, []byte{flag}))
+		}
+	}
+}
+
+// PeerState is a snapshot of one connection.
+type PeerState struct {
+	Remote, Local  net.Addr
+	Outgoing       bool
+	InfoHash       metainfo.Hash
+	PeerID         [20]byte
+	ClientName     string
+	Fast           bool // both sides support BEP 6
+	Extensions     map[string]byte
+	PeerUploadOnly bool
+	Have           Bitset
+	HaveAll        bool
+	Advertised     Bitset
+	PeerChoking    bool
+	PeerInterested bool
+	AmChoking      bool
+	AmInterested   bool
+	PartialSeed    bool
+	BytesUp        int64 // payload sent
+	BytesDown      int64 // payload received
+	Dropped        int64 // requests for pieces we lack, kept from the library
+	Rejected       int64
+	Donthaves      int64
+	HavesInjected  int64
+}
+
+// Has reports whether the peer has piece, from its bitfield, HAVEs and
+// HAVE ALL.
+func (p *PeerState) HasPiece(piece int) bool { return p.HaveAll || p.Have.Has(piece) }
+
+// State returns a snapshot of the connection.
+func (c *Conn) State() PeerState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := &c.st
+	ps := PeerState{
+		Remote: c.RemoteAddr(), Local: c.LocalAddr(), Outgoing: c.outgoing,
+		InfoHash: s.infoHash, PeerID: s.peerID, ClientName: s.clientName,
+		Fast: s.peerFast && s.ourFast, PeerUploadOnly: s.peerUpload,
+		Have: s.have.Clone(), HaveAll: s.haveAll, Advertised: s.advertised.Clone(),
+		PeerChoking: s.peerChoking, PeerInterested: s.peerInterest,
+		AmChoking: s.amChoking, AmInterested: s.amInterested, PartialSeed: s.partialSeed,
+		BytesUp: s.bytesUp, BytesDown: s.bytesDown,
+		Dropped: s.dropped, Rejected: s.rejected, Donthaves: s.donthaves, HavesInjected: s.havesSent,
+	}
+	if len(s.extIDs) > 0 {
+		ps.Extensions = make(map[string]byte, len(s.extIDs))
+		for k, v := range s.extIDs {
+			ps.Extensions[k] = v
+		}
+	}
+	return ps
+}
+
+// Peers returns snapshots of every connection of the torrent.
+func (l *Layer) Peers(ih metainfo.Hash) []PeerState {
+	cs := l.connsOf(ih)
+	out := make([]PeerState, len(cs))
+	for i, c := range cs {
+		out[i] = c.State()
+	}
+	return out
+}
+
+// Stats counts what the layer did since it started.
+type Stats struct {
+	Conns          int64 // connections wrapped
+	Malformed      int64 // connections closed for malformed input
+	Dropped        int64 // requests for missing pieces kept from the library
+	Rejected       int64 // of those, answered with REJECT
+	Donthaves      int64 // lt_donthave messages sent
+	HavesInjected  int64 // HAVE messages injected
+	UploadOnlySent int64 // upload_only extension messages sent
+}
+
+// Stats returns the layer's counters.
+func (l *Layer) Stats() Stats {
+	return Stats{
+		Conns: l.stats.conns.Load(), Malformed: l.stats.malformed.Load(),
+		Dropped: l.stats.dropped.Load(), Rejected: l.stats.rejected.Load(),
+		Donthaves: l.stats.donthaves.Load(), HavesInjected: l.stats.haves.Load(),
+		UploadOnlySent: l.stats.uploadOnly.Load(),
+	}
+}
+
+func (l *Layer) countMalformed() { l.stats.malformed.Add(1) }
+
+func (l *Layer) countDropped(rejected bool) {
+	l.stats.dropped.Add(1)
+	if rejected {
+		l.stats.rejected.Add(1)
+	}
+}
+
+// Listener accepts TCP connections and wraps them. It satisfies
+// anacrolix's torrent.Listener for Client.AddListener.
+type Listener struct {
+	net.Listener
+	layer *Layer
+}
+
+// Listen listens on addr (tcp) through the layer.
+func (l *Layer) Listen(network, addr string) (*Listener, error) {
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &Listener{Listener: ln, layer: l}, nil
+}
+
+// Accept waits for the next connection and wraps it.
+func (ln *Listener) Accept() (net.Conn, error) {
+	c, err := ln.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return ln.layer.Wrap(c, false), nil
+}
+
+// Dialer dials TCP connections and wraps them. It satisfies anacrolix's
+// torrent.Dialer for Client.AddDialer.
+type Dialer struct {
+	layer   *Layer
+	network string
+	d       net.Dialer
+}
+
+// Dialer returns a dialer for network ("tcp4", "tcp6" or "tcp") whose
+// connections leave from local (nil for any), so that peers see the address
+// we listen on.
+func (l *Layer) Dialer(network string, local net.Addr) *Dialer {
+	return &Dialer{layer: l, network: network, d: net.Dialer{LocalAddr: local}}
+}
+
+// Dial connects to addr.
+func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	c, err := d.d.DialContext(ctx, d.network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return d.layer.Wrap(c, true), nil
+}
+
+// DialerNetwork names the network for anacrolix.
+func (d *Dialer) DialerNetwork() string { return d.network }

@@ -1,0 +1,357 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/metainfo"
+)
+
+// fakePieces is a Pieces with a fixed answer.
+type fakePieces struct {
+	mu        sync.Mutex
+	have      map[int]bool
+	partial   bool
+	n         int
+	requested []int
+}
+
+func (f *fakePieces) Has(_ metainfo.Hash, p int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.have[p]
+}
+func (f *fakePieces) Requested(_ metainfo.Hash, p int) {
+	f.mu.Lock()
+	f.requested = append(f.requested, p)
+	f.mu.Unlock()
+}
+func (f *fakePieces) PartialSeed(metainfo.Hash) bool { return f.partial }
+func (f *fakePieces) NumPieces(metainfo.Hash) int    { return f.n }
+
+// fakeConn reads a scripted peer stream in chunks of chunk bytes and records
+// what is written to the peer.
+type fakeConn struct {
+	in    *bytes.Reader
+	chunk int
+	mu    sync.Mutex
+	out   bytes.Buffer
+}
+
+func (f *fakeConn) Read(p []byte) (int, error) {
+	if f.chunk > 0 && len(p) > f.chunk {
+		p = p[:f.chunk]
+	}
+	return f.in.Read(p)
+}
+func (f *fakeConn) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.out.Write(p)
+}
+func (f *fakeConn) written() []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]byte(nil), f.out.Bytes()...)
+}
+func (f *fakeConn) Close() error                     { return nil }
+func (f *fakeConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (f *fakeConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (f *fakeConn) SetDeadline(time.Time) error      { return nil }
+func (f *fakeConn) SetReadDeadline(time.Time) error  { return nil }
+func (f *fakeConn) SetWriteDeadline(time.Time) error { return nil }
+
+var testIH = metainfo.Hash{1, 2, 3}
+
+func handshake(fast bool) []byte {
+	b := []byte(pstr)
+	res := make([]byte, 8)
+	res[5] |= 0x10 // extended
+	if fast {
+		res[7] |= 0x04
+	}
+	b = append(b, res...)
+	b = append(b, testIH[:]...)
+	return append(b, bytes.Repeat([]byte{'P'}, 20)...)
+}
+
+func msg(id byte, body ...byte) []byte {
+	b := make([]byte, 5+len(body))
+	binary.BigEndian.PutUint32(b, uint32(1+len(body)))
+	b[4] = id
+	copy(b[5:], body)
+	return b
+}
+
+func request(piece, begin, length uint32) []byte {
+	body := make([]byte, 12)
+	binary.BigEndian.PutUint32(body, piece)
+	binary.BigEndian.PutUint32(body[4:], begin)
+	binary.BigEndian.PutUint32(body[8:], length)
+	return msg(msgRequest, body...)
+}
+
+func extMsg(d map[string]any) []byte {
+	p, _ := bencode.Marshal(d)
+	return msg(msgExtended, append([]byte{0}, p...)...)
+}
+
+func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
+// readAll reads the conn to EOF with reads of size n.
+func readAll(c *Conn, n int) ([]byte, error) {
+	var out []byte
+	buf := make([]byte, n)
+	for {
+		k, err := c.Read(buf)
+		out = append(out, buf[:k]...)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+}
+
+// Ensure that requests for pieces we lack never reach the library, that
+// fast peers get a REJECT, and that everything else passes unchanged.
+func TestRequestForMissingPiece(t *testing.T) {
+	for _, fast := range []bool{true, false} {
+		for _, chunk := range []int{1, 3, 17, 4096} {
+			fp := &fakePieces{have: map[int]bool{1: true}}
+			l := New(fp)
+			piece := msg(msgPiece, append(make([]byte, 8), bytes.Repeat([]byte{7}, 100)...)...)
+			in := cat(handshake(fast), extMsg(map[string]any{"m": map[string]any{"lt_donthave": 7}, "v": "Peer/1.0"}),
+				msg(msgBitfield, 0xff), request(0, 0, 16384), msg(msgInterested), request(1, 0, 16384), piece, msg(msgHave, 0, 0, 0, 9), request(2, 16384, 16384))
+			fc := &fakeConn{in: bytes.NewReader(in), chunk: chunk}
+			c := l.Wrap(fc, false)
+			// The library's side has sent its handshake, so the fast bit is
+			// known on both ends.
+			if _, err := c.Write(handshake(fast)); err != nil {
+				t.Fatal(err)
+			}
+			got, err := readAll(c, 7)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := cat(handshake(fast), extMsg(map[string]any{"m": map[string]any{"lt_donthave": 7}, "v": "Peer/1.0"}),
+				msg(msgBitfield, 0xff), msg(msgInterested), request(1, 0, 16384), piece, msg(msgHave, 0, 0, 0, 9))
+			if !bytes.Equal(got, want) {
+				t.Fatalf("fast=%v chunk=%d: library saw\n%x\nwant\n%x", fast, chunk, got, want)
+			}
+			out := fc.written()[handshakeLen:]
+			rejects := cat(msgRejectBytes(request(0, 0, 16384)[5:]), msgRejectBytes(request(2, 16384, 16384)[5:]))
+			if fast && !bytes.Equal(out, rejects) {
+				t.Errorf("chunk=%d: peer got %x, want two REJECTs %x", chunk, out, rejects)
+			}
+			if !fast && len(out) != 0 {
+				t.Errorf("non-fast peer got %x, want nothing", out)
+			}
+			st := c.State()
+			if st.Dropped != 2 || st.ClientName != "Peer/1.0" || !st.PeerInterested || !st.HasPiece(9) || !st.HasPiece(3) || st.HasPiece(10) || st.BytesDown != 100 {
+				t.Errorf("state %+v", st)
+			}
+			if len(fp.requested) != 1 || fp.requested[0] != 1 {
+				t.Errorf("Requested calls %v", fp.requested)
+			}
+		}
+	}
+}
+
+// Ensure that our extended handshake gains upload_only: 1 in partial-seed
+// mode, even when the library writes it in pieces, and that nothing else changes.
+func TestExtHandshakeRewrite(t *testing.T) {
+	for _, partial := range []bool{true, false} {
+		fp := &fakePieces{partial: partial}
+		fc := &fakeConn{in: bytes.NewReader(nil)}
+		c := New(fp).Wrap(fc, true)
+		ours := extMsg(map[string]any{"m": map[string]any{"ut_metadata": 1}, "v": "btslave/test", "reqq": 250})
+		stream := cat(handshake(true), ours, msg(msgHaveNone), msg(msgUnchoke))
+		for i := 0; i < len(stream); i += 5 {
+			if _, err := c.Write(stream[i:min(i+5, len(stream))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := fc.written()
+		want := stream
+		if partial {
+			want = cat(handshake(true), extMsg(map[string]any{"m": map[string]any{"ut_metadata": 1}, "v": "btslave/test", "reqq": 250, "upload_only": 1}), msg(msgHaveNone), msg(msgUnchoke))
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("partial=%v: peer got\n%q\nwant\n%q", partial, got, want)
+		}
+		if st := c.State(); st.AmChoking || st.PartialSeed != partial {
+			t.Errorf("state %+v", st)
+		}
+	}
+}
+
+// Ensure evictions send lt_donthave to peers that support it, and that a
+// piece available again is announced with HAVE, both at message boundaries.
+func TestDonthaveAndHave(t *testing.T) {
+	fp := &fakePieces{n: 16}
+	l := New(fp)
+	in := cat(handshake(true), extMsg(map[string]any{"m": map[string]any{"lt_donthave": 9, "upload_only": 3}}))
+	fc := &fakeConn{in: bytes.NewReader(in)}
+	c := l.Wrap(fc, false)
+	if _, err := readAll(c, 1024); err != nil {
+		t.Fatal(err)
+	}
+	c.Write(handshake(true))
+	c.Write(msg(msgBitfield, 0xc0, 0x00)) // we have 0 and 1
+	before := len(fc.written())
+
+	// The library is mid-message: injections must wait for the boundary.
+	piece := msg(msgPiece, append(make([]byte, 8), bytes.Repeat([]byte{1}, 64)...)...)
+	c.Write(piece[:20])
+	l.PieceEvicted(testIH, 1)
+	l.PieceEvicted(testIH, 5) // never advertised: no message
+	if len(fc.written()) != before+20 {
+		t.Fatalf("injected mid-message")
+	}
+	c.Write(piece[20:])
+	l.PieceAvailable(testIH, 1)
+	l.PieceAvailable(testIH, 0) // advertised already: no HAVE
+	l.PartialSeedChanged(testIH, true)
+
+	got := fc.written()[before:]
+	want := cat(piece, msgExtBytes(9, u32(1)), msgHaveBytes(1), msgExtBytes(3, []byte{1}))
+	if !bytes.Equal(got, want) {
+		t.Errorf("peer got\n%x\nwant\n%x", got, want)
+	}
+	if st := l.Stats(); st.Donthaves != 1 || st.HavesInjected != 1 || st.UploadOnlySent != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// Ensure malformed frames close the connection with a clear error.
+func TestMalformed(t *testing.T) {
+	cases := map[string][]byte{
+		"too long":       {0x00, 0x20, 0x00, 0x00, msgPiece},
+		"bad choke len":  {0, 0, 0, 3, msgChoke, 0, 0},
+		"bad request":    {0, 0, 0, 5, msgRequest, 0, 0, 0, 0},
+		"bad have":       msg(msgHave, 1, 2),
+		"bad bencode":    msg(msgExtended, 0, 'd', '3', ':'),
+		"short piece":    msg(msgPiece, 1, 2, 3),
+		"huge handshake": cat([]byte{0, 0x10, 0, 3, msgExtended, 0}),
+	}
+	for name, m := range cases {
+		c := New(&fakePieces{}).Wrap(&fakeConn{in: bytes.NewReader(cat(handshake(true), m))}, false)
+		_, err := readAll(c, 1<<16)
+		if err == nil || !(errors.Is(err, ErrFrameTooLong) || errors.Is(err, ErrBadMessage) || errors.Is(err, ErrBadExtHandshake)) {
+			t.Errorf("%s: err %v", name, err)
+		}
+	}
+}
+
+// Ensure that a stream that is not a plaintext BitTorrent handshake (MSE)
+// passes through untouched both ways.
+func TestPassthrough(t *testing.T) {
+	in := append([]byte{0x55, 0x13}, bytes.Repeat([]byte{0, 0, 0, 5, msgRequest}, 100)...)
+	fc := &fakeConn{in: bytes.NewReader(in), chunk: 3}
+	c := New(&fakePieces{}).Wrap(fc, false)
+	got, err := readAll(c, 10)
+	if err != nil || !bytes.Equal(got, in) {
+		t.Fatalf("read %v %x", err, got)
+	}
+	c.Write([]byte("ciphertext"))
+	if string(fc.written()) != "ciphertext" {
+		t.Errorf("write changed: %q", fc.written())
+	}
+}
+
+// reference filters a peer stream the way the layer should: it removes
+// REQUESTs for pieces not in have and stops at the first malformed frame.
+func reference(in []byte, have func(int) bool) (out []byte, ok bool) {
+	if len(in) < handshakeLen || !bytes.Equal(in[:20], []byte(pstr)) {
+		return nil, false
+	}
+	out = append(out, in[:handshakeLen]...)
+	rest := in[handshakeLen:]
+	for len(rest) >= 4 {
+		n := int(be32(rest))
+		if n > MaxMessageLen {
+			return out, false
+		}
+		if len(rest) < 4+n {
+			break
+		}
+		m := rest[:4+n]
+		if n > 0 && m[4] == msgRequest && n == 13 && !have(int(be32(m[5:]))) {
+			rest = rest[4+n:]
+			continue
+		}
+		out = append(out, m...)
+		rest = rest[4+n:]
+	}
+	return out, true
+}
+
+// FuzzRead feeds arbitrary peer streams through the layer. It must never
+// panic; for well-formed streams what the library sees must be the input
+// minus requests for pieces we lack.
+func FuzzRead(f *testing.F) {
+	f.Add(cat(handshake(true), request(0, 0, 16384), msg(msgHave, 0, 0, 0, 1)), uint8(3))
+	f.Add(cat(handshake(false), extMsg(map[string]any{"m": map[string]any{"lt_donthave": 1}}), msg(msgBitfield, 1, 2, 3)), uint8(1))
+	f.Add(cat(handshake(true), msg(msgPiece, make([]byte, 40)...), request(1, 0, 1)), uint8(16))
+	f.Add([]byte{0x13, 'B', 0, 0}, uint8(2))
+	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
+		have := func(p int) bool { return p%2 == 1 }
+		c := New(havePieces(have)).Wrap(&fakeConn{in: bytes.NewReader(in), chunk: int(chunk%32) + 1}, false)
+		got, err := readAll(c, int(chunk%61)+1)
+		if c.passthrough.Load() {
+			if !bytes.Equal(got, in) {
+				t.Fatalf("passthrough changed the stream")
+			}
+			return
+		}
+		want, _ := reference(in, have)
+		switch {
+		case len(got) > len(in):
+			t.Fatalf("output longer than input")
+		case err == nil && !bytes.HasPrefix(got, want):
+			// A clean EOF: everything whole went through, plus at most the
+			// start of a trailing partial message.
+			t.Fatalf("library saw\n%x\nwant prefix\n%x", got, want)
+		case err != nil && !bytes.HasPrefix(got, want) && !bytes.HasPrefix(want, got):
+			t.Fatalf("malformed stream: library saw\n%x\nreference\n%x", got, want)
+		}
+	})
+}
+
+type havePieces func(int) bool
+
+func (h havePieces) Has(_ metainfo.Hash, p int) bool { return h(p) }
+func (havePieces) Requested(metainfo.Hash, int)      {}
+func (havePieces) PartialSeed(metainfo.Hash) bool    { return false }
+func (havePieces) NumPieces(metainfo.Hash) int       { return 0 }
+
+// FuzzWrite checks that, with nothing to rewrite or inject, the peer sees
+// exactly what the library wrote, however the writes are cut.
+func FuzzWrite(f *testing.F) {
+	f.Add(cat(handshake(true), extMsg(map[string]any{"v": "x"}), msg(msgBitfield, 0xff), msg(msgPiece, make([]byte, 30)...)), uint8(5))
+	f.Add(cat(handshake(false), []byte{0, 0, 0, 0}, msg(msgHave, 0, 0, 0, 2)), uint8(1))
+	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
+		fc := &fakeConn{in: bytes.NewReader(nil)}
+		c := New(&fakePieces{}).Wrap(fc, true)
+		step := int(chunk%40) + 1
+		for i := 0; i < len(in); i += step {
+			if n, err := c.Write(in[i:min(i+step, len(in))]); err != nil || n != min(step, len(in)-i) {
+				t.Fatalf("write: %d %v", n, err)
+			}
+		}
+		got := fc.written()
+		// Bytes of an unfinished header may still be held back.
+		if !bytes.HasPrefix(in, got) || len(in)-len(got) > 6 {
+			t.Fatalf("peer saw\n%x\nlibrary wrote\n%x", got, in)
+		}
+	})
+}
