@@ -26,6 +26,9 @@ type ClientOptions struct {
 	// Trackers enables anacrolix's own announcer. The repeater runs its own
 	// (BEP 21 rules), so this is only for plain downloads and tests.
 	Trackers bool
+	// BareTCP leaves the wire layer out and lets anacrolix use its own TCP
+	// sockets: only for measuring what the wire layer costs.
+	BareTCP bool
 	// Pieces answers the wire layer's questions (do we hold a piece, is a
 	// torrent a partial seed). Nil means "ask the client": a piece is held
 	// when the client has it complete, and no torrent is a partial seed.
@@ -58,6 +61,15 @@ func ClientConfig(o ClientOptions) (*torrent.ClientConfig, error) {
 		}
 	}
 	cc.ListenHost = func(string) string { return host }
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		// Announce from the address we listen on, so that trackers list
+		// us where peers can reach us.
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}
+		cc.TrackerDialContext = d.DialContext
+		cc.TrackerListenPacket = func(network, _ string) (net.PacketConn, error) {
+			return net.ListenPacket(network, net.JoinHostPort(host, "0"))
+		}
+	}
 	cc.DefaultStorage = o.Storage
 	// A repeater uploads to everyone interested; without Seed, anacrolix
 	// serves a peer only while our upload <= download + 100 KiB.
@@ -68,11 +80,14 @@ func ClientConfig(o ClientOptions) (*torrent.ClientConfig, error) {
 	cc.DisableUTP = !p.UTP
 	// TCP goes through the wire layer (NewClient adds its listener and
 	// dialers); the built-in TCP dialers would race ours.
-	cc.DisableTCP = true
+	cc.DisableTCP = !o.BareTCP
 	cc.DisableTrackers = !o.Trackers
 	cc.DisableWebtorrent = true
 	cc.DisableWebseeds = true
 	cc.EstablishedConnsPerTorrent = p.MaxPeersPerTorrent
+	// A partial seed may hold nothing for a while and still wants to hear
+	// who needs what.
+	cc.AlwaysWantConns = true
 	switch p.Encryption {
 	case "allow":
 		// Plaintext first: the wire layer can only read unencrypted streams.
@@ -115,6 +130,13 @@ func NewClient(o ClientOptions) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{}
+	if o.BareTCP {
+		if c.Client, err = torrent.NewClient(cc); err != nil {
+			return nil, fmt.Errorf("start BitTorrent client on %s: %w", o.Peer.Listen, err)
+		}
+		c.Wire = wire.New(clientPieces{c}) // sees nothing: no conn passes through it
+		return c, nil
+	}
 	pieces := o.Pieces
 	if pieces == nil {
 		pieces = clientPieces{c}
@@ -160,11 +182,18 @@ func NewClient(o ClientOptions) (*Client, error) {
 // Close stops the client and its listener.
 func (c *Client) Close() {
 	c.Client.Close()
-	c.listener.Close()
+	if c.listener != nil {
+		c.listener.Close()
+	}
 }
 
 // LocalPort is the TCP port peers reach us on.
-func (c *Client) LocalPort() int { return c.listener.Addr().(*net.TCPAddr).Port }
+func (c *Client) LocalPort() int {
+	if c.listener == nil {
+		return c.Client.LocalPort()
+	}
+	return c.listener.Addr().(*net.TCPAddr).Port
+}
 
 // localTCP is the address outgoing connections of one family leave from:
 // the listen address when it is of that family, so peers (and trackers)

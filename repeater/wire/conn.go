@@ -3,6 +3,8 @@ package wire
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -47,6 +49,9 @@ type Conn struct {
 
 	limiter atomic.Pointer[rate.Limiter]
 	closed  atomic.Bool
+	// libReadDeadline is the read deadline the library set (unix nanos, 0
+	// for none); the reader arms its own shorter one for a pending kick.
+	libReadDeadline atomic.Int64
 	// begun is set once we sent a message other than the extended
 	// handshake: from then on an injected HAVE cannot precede the
 	// library's BITFIELD.
@@ -67,7 +72,8 @@ type peerState struct {
 	peerUpload   bool            // the peer said upload_only
 	have         Bitset          // pieces the peer has
 	haveAll      bool
-	advertised   Bitset // pieces we told the peer we have
+	advertised   Bitset // pieces the peer believes we have
+	announced    Bitset // pieces the library ever announced: it will not again
 	peerChoking  bool
 	peerInterest bool
 	amChoking    bool
@@ -79,6 +85,15 @@ type peerState struct {
 	rejected     int64 // of those, answered with REJECT
 	donthaves    int64
 	havesSent    int64
+	requestsOut  int64 // REQUESTs we sent
+	piecesIn     int64 // PIECEs received
+	rejectsIn    int64 // REJECTs received
+	chokesIn     int64 // CHOKEs received
+	kicks        int64 // CHOKE+UNCHOKE pairs added after a REJECT
+	timedOut     int64 // our requests the peer never answered (REJECT synthesized)
+	// outstanding are our requests (index, begin, length) not yet answered,
+	// with when we sent them.
+	outstanding map[[12]byte]time.Time
 }
 
 func newConn(l *Layer, c net.Conn, outgoing bool) *Conn {
@@ -126,6 +141,11 @@ type reader struct {
 	capture []byte // body of the current message, when we parse it
 	capID   byte
 	capLen  int
+	// inject holds messages we add to what the library reads, delivered
+	// at the next message boundary; kickAt is when a pending
+	// CHOKE+UNCHOKE (kickAfterReject) becomes due.
+	inject []byte
+	kickAt time.Time
 	// pieceHdr is how many PIECE header bytes (length, id, index, begin)
 	// remain before the payload, which is counted as downloaded.
 	pieceHdr int
@@ -173,11 +193,67 @@ func (c *Conn) Read(p []byte) (int, error) {
 			// buffer means a bug, not a big message.
 			return 0, fmt.Errorf("%w: read buffer full", ErrBadMessage)
 		}
+		if !r.kickAt.IsZero() && !time.Now().Before(r.kickAt) {
+			r.inject = append(r.inject, 0, 0, 0, 1, msgChoke, 0, 0, 0, 1, msgUnchoke)
+			r.kickAt = time.Time{}
+			continue
+		}
+		due := c.expireRequests()
+		if len(r.inject) > 0 && r.pass == 0 {
+			continue
+		}
+		wake := r.kickAt
+		if !due.IsZero() && (wake.IsZero() || due.Before(wake)) {
+			wake = due
+		}
+		armed := !wake.IsZero()
+		if armed {
+			dl := wake
+			if lib := c.libDeadline(); !lib.IsZero() && lib.Before(dl) {
+				dl = lib
+			}
+			c.Conn.SetReadDeadline(dl)
+		}
 		m, err := c.Conn.Read(r.buf[r.end:])
 		r.end += m
+		if armed {
+			c.Conn.SetReadDeadline(c.libDeadline())
+			var ne net.Error
+			lib := c.libDeadline()
+			if errors.As(err, &ne) && ne.Timeout() && (lib.IsZero() || time.Now().Before(lib)) {
+				err = nil // our own timer for the kick, not the library's deadline
+			}
+		}
 		if err != nil {
 			r.err = err
 		}
+	}
+}
+
+func (c *Conn) libDeadline() time.Time {
+	if n := c.libReadDeadline.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// SetDeadline records the library's read deadline and sets both.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.storeReadDeadline(t)
+	return c.Conn.SetDeadline(t)
+}
+
+// SetReadDeadline records the library's read deadline and sets it.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.storeReadDeadline(t)
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *Conn) storeReadDeadline(t time.Time) {
+	if t.IsZero() {
+		c.libReadDeadline.Store(0)
+	} else {
+		c.libReadDeadline.Store(t.UnixNano())
 	}
 }
 
@@ -185,7 +261,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 func (c *Conn) deliver(p []byte) (int, error) {
 	r := &c.r
 	out := 0
-	for out < len(p) && r.off < r.end {
+	for out < len(p) && (r.off < r.end || (r.hsLeft == 0 && r.pass == 0 && len(r.inject) > 0)) {
 		avail := r.buf[r.off:r.end]
 		switch {
 		case r.hsLeft > 0:
@@ -206,6 +282,10 @@ func (c *Conn) deliver(p []byte) (int, error) {
 			if r.hsLeft == 0 {
 				c.onHandshake(r.hs[:], false)
 			}
+		case r.pass == 0 && len(r.inject) > 0:
+			k := copy(p[out:], r.inject)
+			r.inject = r.inject[k:]
+			out += k
 		case r.pass > 0:
 			k := min(r.pass, len(avail), len(p)-out)
 			copy(p[out:], avail[:k])
@@ -286,7 +366,29 @@ func (c *Conn) readHeader(avail []byte) (more bool, err error) {
 		if n < 9 {
 			return false, fmt.Errorf("%w: piece with length %d", ErrBadMessage, n)
 		}
+		if len(avail) < 13 {
+			return true, nil
+		}
 		r.piece, r.pieceHdr = true, 13
+		var key [12]byte
+		copy(key[:], avail[5:13])
+		binary.BigEndian.PutUint32(key[8:], n-9)
+		c.mu.Lock()
+		c.st.piecesIn++
+		delete(c.st.outstanding, key)
+		c.mu.Unlock()
+	case msgReject:
+		if n != 13 {
+			return false, fmt.Errorf("%w: reject with length %d", ErrBadMessage, n)
+		}
+		if len(avail) < 17 {
+			return true, nil
+		}
+		c.mu.Lock()
+		delete(c.st.outstanding, [12]byte(avail[5:17]))
+		c.mu.Unlock()
+		c.onPeerMessage(id, nil)
+		c.kickAfterReject()
 	case msgHave, msgBitfield:
 		r.capture, r.capID, r.capLen = make([]byte, 0, total), id, total
 	case msgExtended:
@@ -300,11 +402,95 @@ func (c *Conn) readHeader(avail []byte) (more bool, err error) {
 			if n > maxExtHandshake {
 				return false, fmt.Errorf("%w: %d bytes", ErrBadExtHandshake, n)
 			}
+			if total <= maxHeldExtHandshake {
+				// Hold it whole: it is parsed, and handed on with reqq capped.
+				if len(avail) < total {
+					return true, nil
+				}
+				if err := c.onPeerMessage(id, avail[5:total]); err != nil {
+					return false, err
+				}
+				r.inject = append(r.inject, capReqq(avail[:total])...)
+				r.off += total
+				return false, nil
+			}
 			r.capture, r.capID, r.capLen = make([]byte, 0, total), id, total
 		}
 	}
 	r.pass = total
 	return false, nil
+}
+
+// RequestTimeout is how long a fast peer that unchokes us may leave one of
+// our requests unanswered before the library is told it was rejected.
+// Some clients (Transmission 3.00 under load) drop requests silently, and
+// anacrolix has no request timeout of its own: it would wait forever.
+var RequestTimeout = 15 * time.Second
+
+// expireRequests synthesizes a REJECT, for the library, for each request
+// the peer left unanswered past RequestTimeout, and schedules a kick. It
+// returns when the oldest remaining request will be due (zero if none).
+func (c *Conn) expireRequests() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := &c.st
+	if len(s.outstanding) == 0 || !(s.peerFast && s.ourFast) || s.peerChoking {
+		return time.Time{}
+	}
+	now := time.Now()
+	var next time.Time
+	expired := 0
+	for k, at := range s.outstanding {
+		due := at.Add(RequestTimeout)
+		if now.Before(due) {
+			if next.IsZero() || due.Before(next) {
+				next = due
+			}
+			continue
+		}
+		delete(s.outstanding, k)
+		c.r.inject = append(c.r.inject, msgRejectBytes(k[:])...)
+		s.timedOut++
+		expired++
+	}
+	if expired > 0 && c.r.kickAt.IsZero() {
+		c.r.kickAt = now.Add(kickDelay)
+		if next.IsZero() || c.r.kickAt.Before(next) {
+			next = c.r.kickAt
+		}
+		c.layer.stats.kicks.Add(1)
+	}
+	if expired > 0 {
+		c.layer.stats.timedOut.Add(int64(expired))
+	}
+	return next
+}
+
+// kickDelay is how long after a REJECT the CHOKE+UNCHOKE kick comes.
+const kickDelay = 50 * time.Millisecond
+
+// kickAfterReject works around anacrolix v1.61: after a REJECT that
+// leaves it with no outstanding requests it sends no more until the peer
+// unchokes it, but a peer that rejected because its queue was full
+// (Transmission at 512) is already unchoking us and never will. A CHOKE
+// then UNCHOKE right after the REJECT changes nothing for a fast peer
+// (requests survive a choke under BEP 6) and makes the library request
+// again.
+func (c *Conn) kickAfterReject() {
+	c.mu.Lock()
+	kick := c.st.peerFast && c.st.ourFast && !c.st.peerChoking
+	if kick {
+		c.st.kicks++
+	}
+	c.mu.Unlock()
+	if !kick || !c.r.kickAt.IsZero() {
+		return
+	}
+	// Later, not now: the library handles the REJECT by scheduling a
+	// request update that adds nothing, and an UNCHOKE seen before that
+	// update runs is folded into it. kickDelay lets it run first.
+	c.r.kickAt = time.Now().Add(kickDelay)
+	c.layer.stats.kicks.Add(1)
 }
 
 // wantRequest decides whether the library may see a REQUEST for req
@@ -344,8 +530,14 @@ func (c *Conn) onPeerMessage(id byte, body []byte) error {
 	switch id {
 	case msgChoke:
 		s.peerChoking = true
+		s.chokesIn++
+		if !(s.peerFast && s.ourFast) {
+			clear(s.outstanding) // BEP 3: a choke discards every request
+		}
 	case msgUnchoke:
 		s.peerChoking = false
+	case msgReject:
+		s.rejectsIn++
 	case msgInterested:
 		s.peerInterest = true
 	case msgNotInterested:
@@ -369,6 +561,38 @@ func (c *Conn) onPeerMessage(id byte, body []byte) error {
 		return c.onPeerExtHandshakeLocked(body[1:])
 	}
 	return nil
+}
+
+// MaxPeerRequests caps the request queue a peer advertises (reqq) as the
+// library sees it. anacrolix fills whatever a peer advertises; Transmission
+// 3.00 advertises 512 and, near that depth, rejects or silently drops
+// requests, after which anacrolix stops requesting (see kickAfterReject and
+// RequestTimeout). 250 is anacrolix's own default for peers that say
+// nothing, and 250 blocks of 16 KiB in flight fill a 40 MiB/s link at 100 ms.
+const MaxPeerRequests = 250
+
+// maxHeldExtHandshake is the largest peer extended handshake held whole to
+// be rewritten; larger ones (never seen in practice) pass unchanged.
+const maxHeldExtHandshake = 16 << 10
+
+// capReqq returns the extended handshake msg (length, id 20, ext id 0,
+// dict) with reqq lowered to MaxPeerRequests, or msg itself when there is
+// nothing to change or it does not parse.
+func capReqq(msg []byte) []byte {
+	var d map[string]any
+	if err := bencode.Unmarshal(msg[6:], &d); err != nil || d == nil {
+		return msg
+	}
+	q, ok := d["reqq"].(int64)
+	if !ok || q <= MaxPeerRequests {
+		return msg
+	}
+	d["reqq"] = int64(MaxPeerRequests)
+	payload, err := bencode.Marshal(d)
+	if err != nil {
+		return msg
+	}
+	return msgExtBytes(0, payload)
 }
 
 type extHandshake struct {
@@ -603,6 +827,8 @@ func (c *Conn) decideOutbound() {
 		w.capture, w.capID = append(make([]byte, 0, total), hdr...), id
 	case msgPiece:
 		w.piece = true
+	case msgRequest:
+		w.capture, w.capID = append(make([]byte, 0, total), hdr...), id
 	}
 	w.segs = append(w.segs, hdr)
 	w.pass = total - len(hdr)
@@ -628,14 +854,29 @@ func (c *Conn) onOurMessage(id byte, body []byte) {
 		s.amInterested = false
 	case msgHaveAll:
 		s.advertised.SetRange(c.layer.pieces.NumPieces(s.infoHash))
+		s.announced.SetRange(c.layer.pieces.NumPieces(s.infoHash))
 	case msgHaveNone:
 		s.advertised.Reset()
 	case msgHave:
 		if len(body) == 4 {
 			s.advertised.Set(int(be32(body)))
+			s.announced.Set(int(be32(body)))
+		}
+	case msgRequest:
+		if len(body) == 12 {
+			s.requestsOut++
+			if s.outstanding == nil {
+				s.outstanding = map[[12]byte]time.Time{}
+			}
+			s.outstanding[[12]byte(body)] = time.Now()
 		}
 	case msgBitfield:
 		s.advertised.setFromBitfield(body)
+		for i := range len(body) * 8 {
+			if s.advertised.Has(i) {
+				s.announced.Set(i)
+			}
+		}
 	}
 }
 

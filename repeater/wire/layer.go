@@ -35,7 +35,7 @@ type Layer struct {
 	closed map[metainfo.Hash]*Totals // what closed connections carried
 
 	stats struct {
-		conns, malformed, dropped, rejected, donthaves, haves, uploadOnly atomic.Int64
+		conns, malformed, dropped, rejected, donthaves, haves, uploadOnly, kicks, timedOut atomic.Int64
 	}
 }
 
@@ -163,15 +163,16 @@ func (l *Layer) PieceEvicted(ih metainfo.Hash, piece int) {
 	}
 }
 
-// PieceAvailable tells peers that were not told yet (or were told we lost
-// it) that we have piece: anacrolix sends HAVE once per connection, so a
-// piece fetched again after eviction would otherwise stay unannounced.
+// PieceAvailable tells peers that we have piece again. anacrolix sends HAVE
+// once per piece and connection, so a piece fetched again after eviction
+// would stay unannounced; pieces the library never announced on a
+// connection it will announce itself.
 func (l *Layer) PieceAvailable(ih metainfo.Hash, piece int) {
 	for _, c := range l.connsOf(ih) {
 		c.mu.Lock()
 		// Only once the library has sent its own bitfield: before that, a
 		// HAVE would come before BITFIELD, which peers reject.
-		send := c.begun.Load() && !c.st.advertised.Has(piece)
+		send := c.begun.Load() && c.st.announced.Has(piece) && !c.st.advertised.Has(piece)
 		if send {
 			c.st.advertised.Set(piece)
 			c.st.havesSent++
@@ -227,6 +228,12 @@ type PeerState struct {
 	Rejected       int64
 	Donthaves      int64
 	HavesInjected  int64
+	RequestsOut    int64 // REQUESTs we sent
+	PiecesIn       int64 // PIECEs received
+	RejectsIn      int64 // REJECTs received
+	ChokesIn       int64 // CHOKEs received
+	TimedOut       int64 // requests the peer never answered
+	Outstanding    int   // our requests awaiting an answer
 }
 
 // Has reports whether the peer has piece, from its bitfield, HAVEs and
@@ -247,6 +254,8 @@ func (c *Conn) State() PeerState {
 		AmChoking: s.amChoking, AmInterested: s.amInterested, PartialSeed: s.partialSeed,
 		BytesUp: s.bytesUp, BytesDown: s.bytesDown,
 		Dropped: s.dropped, Rejected: s.rejected, Donthaves: s.donthaves, HavesInjected: s.havesSent,
+		RequestsOut: s.requestsOut, PiecesIn: s.piecesIn, RejectsIn: s.rejectsIn, ChokesIn: s.chokesIn,
+		TimedOut: s.timedOut, Outstanding: len(s.outstanding),
 	}
 	if len(s.extIDs) > 0 {
 		ps.Extensions = make(map[string]byte, len(s.extIDs))
@@ -276,6 +285,8 @@ type Stats struct {
 	Donthaves      int64 // lt_donthave messages sent
 	HavesInjected  int64 // HAVE messages injected
 	UploadOnlySent int64 // upload_only extension messages sent
+	RejectKicks    int64 // CHOKE+UNCHOKE pairs added after a REJECT (see kickAfterReject)
+	TimedOut       int64 // requests the peer never answered (see RequestTimeout)
 }
 
 // Stats returns the layer's counters.
@@ -284,7 +295,8 @@ func (l *Layer) Stats() Stats {
 		Conns: l.stats.conns.Load(), Malformed: l.stats.malformed.Load(),
 		Dropped: l.stats.dropped.Load(), Rejected: l.stats.rejected.Load(),
 		Donthaves: l.stats.donthaves.Load(), HavesInjected: l.stats.haves.Load(),
-		UploadOnlySent: l.stats.uploadOnly.Load(),
+		UploadOnlySent: l.stats.uploadOnly.Load(), RejectKicks: l.stats.kicks.Load(),
+		TimedOut: l.stats.timedOut.Load(),
 	}
 }
 

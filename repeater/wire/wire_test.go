@@ -220,6 +220,7 @@ func TestDonthaveAndHave(t *testing.T) {
 	c.Write(piece[20:])
 	l.PieceAvailable(testIH, 1)
 	l.PieceAvailable(testIH, 0) // advertised already: no HAVE
+	l.PieceAvailable(testIH, 7) // never announced: the library will
 	l.PartialSeedChanged(testIH, true)
 
 	got := fc.written()[before:]
@@ -229,6 +230,70 @@ func TestDonthaveAndHave(t *testing.T) {
 	}
 	if st := l.Stats(); st.Donthaves != 1 || st.HavesInjected != 1 || st.UploadOnlySent != 1 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (net.Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+// Ensure a burst of REJECTs from a fast peer that unchokes us is followed,
+// for the library, by one CHOKE+UNCHOKE a little later (anacrolix stalls
+// otherwise), and that a choking or non-fast peer's are not.
+func TestKickAfterReject(t *testing.T) {
+	rej := msg(msgReject, make([]byte, 12)...)
+	kick := cat(msg(msgChoke), msg(msgUnchoke))
+	for _, tc := range []struct {
+		name     string
+		fast     bool
+		in, want []byte
+	}{
+		{"fast unchoked", true, cat(msg(msgUnchoke), rej, rej, msg(msgHave, 0, 0, 0, 1)), cat(msg(msgUnchoke), rej, rej, msg(msgHave, 0, 0, 0, 1), kick)},
+		{"fast choked", true, rej, rej},
+		{"not fast", false, cat(msg(msgUnchoke), rej), cat(msg(msgUnchoke), rej)},
+	} {
+		peer, ours := tcpPair(t)
+		c := New(&fakePieces{}).Wrap(ours, false)
+		c.Write(handshake(tc.fast))
+		go peer.Write(cat(handshake(tc.fast), tc.in))
+		// The library keeps a read deadline of its own, as anacrolix does.
+		c.SetReadDeadline(time.Now().Add(400 * time.Millisecond))
+		start := time.Now()
+		var got []byte
+		buf := make([]byte, 7)
+		for {
+			n, err := c.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				var ne net.Error
+				if !errors.As(err, &ne) || !ne.Timeout() {
+					t.Fatalf("%s: %v", tc.name, err)
+				}
+				break // the library's own deadline must still fire
+			}
+		}
+		if !bytes.Equal(got[handshakeLen:], tc.want) {
+			t.Errorf("%s: library saw %x, want %x", tc.name, got[handshakeLen:], tc.want)
+		}
+		if el := time.Since(start); el < 350*time.Millisecond {
+			t.Errorf("%s: library deadline came early (%v)", tc.name, el)
+		}
 	}
 }
 
@@ -288,6 +353,9 @@ func reference(in []byte, have func(int) bool) (out []byte, ok bool) {
 		if n > 0 && m[4] == msgRequest && n == 13 && !have(int(be32(m[5:]))) {
 			rest = rest[4+n:]
 			continue
+		}
+		if n >= 2 && m[4] == msgExtended && m[5] == 0 && len(m) <= maxHeldExtHandshake {
+			m = capReqq(m)
 		}
 		out = append(out, m...)
 		rest = rest[4+n:]
@@ -354,4 +422,35 @@ func FuzzWrite(f *testing.F) {
 			t.Fatalf("peer saw\n%x\nlibrary wrote\n%x", got, in)
 		}
 	})
+}
+
+// Ensure a request a fast, unchoking peer never answers is rejected for the
+// library after RequestTimeout (anacrolix has no timeout of its own), and
+// that answered requests are not.
+func TestRequestTimeout(t *testing.T) {
+	old := RequestTimeout
+	RequestTimeout = 150 * time.Millisecond
+	defer func() { RequestTimeout = old }()
+	peer, ours := tcpPair(t)
+	c := New(&fakePieces{}).Wrap(ours, true)
+	c.Write(cat(handshake(true), request(3, 0, 16384), request(4, 0, 16384)))
+	piece4 := msg(msgPiece, append([]byte{0, 0, 0, 4, 0, 0, 0, 0}, make([]byte, 16384)...)...)
+	go peer.Write(cat(handshake(true), msg(msgUnchoke), piece4))
+	c.SetReadDeadline(time.Now().Add(800 * time.Millisecond))
+	var got []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	want := cat(handshake(true), msg(msgUnchoke), piece4, msgRejectBytes(request(3, 0, 16384)[5:]), msg(msgChoke), msg(msgUnchoke))
+	if !bytes.Equal(got, want) {
+		t.Fatalf("library saw %d bytes, want %d:\n%x\n%x", len(got), len(want), got[len(got)-40:], want[len(want)-40:])
+	}
+	if st := c.State(); st.TimedOut != 1 || st.Outstanding != 0 {
+		t.Errorf("state %+v", st)
+	}
 }

@@ -1,0 +1,60 @@
+package repeater
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/btslave/btslave/repeater/wire"
+)
+
+func peerWith(n int, have ...int) wire.PeerState {
+	var p wire.PeerState
+	for _, h := range have {
+		p.Have.Set(h)
+	}
+	return p
+}
+
+func TestMeasureDemand(t *testing.T) {
+	seed := wire.PeerState{HaveAll: true}
+	partial := peerWith(4, 0)
+	partial.PeerUploadOnly = true
+	d := measureDemand(4, []wire.PeerState{seed, peerWith(4, 0, 1), peerWith(4, 1), partial})
+	if want := []int{1, 0, 2, 2}; !reflect.DeepEqual(d.want, want) {
+		t.Errorf("want %v, got %v", want, d.want)
+	}
+	if want := []int{3, 3, 1, 1}; !reflect.DeepEqual(d.have, want) {
+		t.Errorf("have %v, got %v", want, d.have)
+	}
+}
+
+func TestMakePlan(t *testing.T) {
+	d := demand{want: []int{3, 1, 0, 2, 2, 0, 3}, have: []int{1, 1, 1, 2, 1, 1, 0}}
+	cases := []struct {
+		name string
+		in   planInput
+		want plan
+	}{
+		{"most wanted then rarest; never unfetchable",
+			planInput{demand: d, held: map[int]bool{}, pending: map[int]bool{}, capacity: 10, inflight: 3, threshold: 1},
+			plan{fetch: []int{0, 4, 3}}},
+		{"threshold",
+			planInput{demand: d, held: map[int]bool{}, pending: map[int]bool{}, capacity: 10, inflight: 9, threshold: 3},
+			plan{fetch: []int{0}}},
+		{"pending counts against inflight; lost demand cancels",
+			planInput{demand: d, held: map[int]bool{}, pending: map[int]bool{0: true, 2: true}, capacity: 10, inflight: 2, threshold: 1},
+			plan{fetch: []int{4}, cancel: []int{2}}},
+		{"evict unwanted to make room, least first",
+			planInput{demand: d, held: map[int]bool{2: true, 5: true, 1: true}, pending: map[int]bool{}, capacity: 3, inflight: 2, threshold: 1},
+			plan{fetch: []int{0, 4}, evict: []int{2, 5}}},
+		{"never evict wanted pieces",
+			planInput{demand: d, held: map[int]bool{1: true, 3: true}, pending: map[int]bool{}, capacity: 2, inflight: 2, threshold: 1},
+			plan{fetch: []int{0, 4}}},
+	}
+	for _, tc := range cases {
+		got := makePlan(tc.in)
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: got %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
