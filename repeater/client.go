@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
@@ -85,6 +86,11 @@ func ClientConfig(o ClientOptions) (*torrent.ClientConfig, error) {
 	cc.DisableWebtorrent = true
 	cc.DisableWebseeds = true
 	cc.EstablishedConnsPerTorrent = p.MaxPeersPerTorrent
+	// anacrolix v1.61's peer writer can miss a wake-up and then sleep until
+	// its keep-alive timer (1 minute by default), stalling downloads from
+	// a peer that is unchoking us. A short timer bounds the stall; the cost
+	// is a 4-byte keep-alive every few idle seconds.
+	cc.KeepAliveTimeout = 5 * time.Second
 	// A partial seed may hold nothing for a while and still wants to hear
 	// who needs what.
 	cc.AlwaysWantConns = true

@@ -42,8 +42,11 @@ type PeerState struct {
 
 // Cache describes the piece cache.
 type Cache struct {
-	Budget  int64  `json:"budget"`
-	Backend string `json:"backend"`
+	Budget    int64  `json:"budget"`
+	Backend   string `json:"backend"`
+	Held      int64  `json:"held"`
+	Pieces    int    `json:"pieces"`
+	Evictions int64  `json:"evictions"`
 }
 
 // Torrent is one torrent the client holds.

@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/anacrolix/torrent/storage"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/btslave/btslave/config"
@@ -36,11 +35,11 @@ type App struct {
 	log     *slog.Logger
 	started time.Time
 
-	db      *store.DB
-	storage storage.ClientImplCloser
-	client  *repeater.Client
-	api     *api.Server
-	reg     *prometheus.Registry
+	db     *store.DB
+	rep    *repeater.Repeater
+	client *repeater.Client
+	api    *api.Server
+	reg    *prometheus.Registry
 
 	closeOnce sync.Once
 }
@@ -68,22 +67,18 @@ func New(cfg *config.Config, log *slog.Logger) (_ *App, err error) {
 		}
 	}
 
-	// Until the bounded piece cache lands, torrents live in plain files
-	// under the data dir, with completion in the daemon's database.
-	a.storage = storage.NewFileOpts(storage.NewFileClientOpts{
-		ClientBaseDir:   filepath.Join(cfg.DataDir, "torrents"),
-		PieceCompletion: a.db.NewPieceCompletion(),
-		Logger:          log,
-	})
-	a.client, err = repeater.NewClient(repeater.ClientOptions{
+	a.rep, err = repeater.New(repeater.Options{
 		Peer:     cfg.Peer,
-		Storage:  a.storage,
+		Cache:    cfg.Cache,
+		Repeater: cfg.Repeater,
+		CacheDir: filepath.Join(cfg.DataDir, "cache"),
 		Logger:   log,
 		Trackers: true,
 	})
 	if err != nil {
 		return nil, err
 	}
+	a.client = a.rep.Client()
 
 	a.reg = prometheus.NewRegistry()
 	if err := a.registerMetrics(); err != nil {
@@ -105,8 +100,8 @@ func New(cfg *config.Config, log *slog.Logger) (_ *App, err error) {
 	return a, nil
 }
 
-// Client is the daemon's BitTorrent client.
-func (a *App) Client() *repeater.Client { return a.client }
+// Repeater is the daemon's repeater.
+func (a *App) Repeater() *repeater.Repeater { return a.rep }
 
 // DB is the daemon's database.
 func (a *App) DB() *store.DB { return a.db }
@@ -157,13 +152,8 @@ func (a *App) Run(ctx context.Context) error {
 // announces "stopped" to its trackers), the storage, then the database.
 func (a *App) close() {
 	a.closeOnce.Do(func() {
-		if a.client != nil {
-			a.client.Close()
-		}
-		if a.storage != nil {
-			if err := a.storage.Close(); err != nil {
-				a.log.Warn("close storage", "err", err)
-			}
+		if a.rep != nil {
+			a.rep.Close() // leaves swarms, stops the client, flushes the cache
 		}
 		if a.db != nil {
 			os.Remove(filepath.Join(a.cfg.DataDir, api.AddrFile))
@@ -184,7 +174,7 @@ func (a *App) Status(context.Context) api.Status {
 		DataDir:    a.cfg.DataDir,
 		ConfigFile: a.cfg.File,
 		API:        a.api.Addr().String(),
-		Cache:      api.Cache{Budget: int64(a.cfg.Cache.Size), Backend: a.cfg.Cache.Backend},
+		Cache:      a.cacheStatus(),
 		Torrents:   []api.Torrent{},
 	}
 	cs := a.client.Stats()
@@ -215,6 +205,11 @@ func (a *App) Status(context.Context) api.Status {
 		st.Torrents = append(st.Torrents, tt)
 	}
 	return st
+}
+
+func (a *App) cacheStatus() api.Cache {
+	cs := a.rep.Cache().Stats()
+	return api.Cache{Budget: cs.Budget, Backend: a.cfg.Cache.Backend, Held: cs.Held, Pieces: cs.Pieces, Evictions: cs.Evictions}
 }
 
 // NewLogger builds the daemon's logger from [log].

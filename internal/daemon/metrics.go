@@ -40,6 +40,14 @@ func (a *App) registerMetrics() error {
 			Name: "btslave_cache_budget_bytes",
 			Help: "The piece cache's byte budget.",
 		}, func() float64 { return float64(a.cfg.Cache.Size) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "btslave_cache_held_bytes",
+			Help: "Bytes the piece cache holds now (never above the budget).",
+		}, func() float64 { return float64(a.rep.Cache().Stats().Held) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "btslave_cache_evictions_total",
+			Help: "Pieces evicted from the cache.",
+		}, func() float64 { return float64(a.rep.Cache().Stats().Evictions) }),
 	}
 	for _, c := range cs {
 		if err := a.reg.Register(c); err != nil {

@@ -1,0 +1,185 @@
+package repeater
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/types"
+
+	"github.com/btslave/btslave/cache"
+	"github.com/btslave/btslave/config"
+)
+
+// Options configures a Repeater.
+type Options struct {
+	Peer     config.Peer
+	Cache    config.Cache
+	Repeater config.Repeater
+	// CacheDir holds cached pieces when [cache] backend is "file".
+	CacheDir string
+	Logger   *slog.Logger
+	// Trackers lets the client announce by itself (tests, plain use).
+	Trackers bool
+	// Tick is how often each swarm re-plans; default 250ms.
+	Tick time.Duration
+}
+
+// Repeater serves swarms as an upload-only partial seed from the bounded
+// piece cache. It owns the BitTorrent client, the wire layer and the cache.
+type Repeater struct {
+	opts   Options
+	log    *slog.Logger
+	cache  *cache.Cache
+	client *Client
+
+	mu     sync.Mutex
+	swarms map[metainfo.Hash]*Swarm
+	wg     sync.WaitGroup
+}
+
+// New starts the cache and the client.
+func New(o Options) (*Repeater, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Tick <= 0 {
+		o.Tick = 250 * time.Millisecond
+	}
+	r := &Repeater{opts: o, log: o.Logger.With("component", "repeater"), swarms: map[metainfo.Hash]*Swarm{}}
+	dir := ""
+	if o.Cache.Backend == "file" {
+		dir = o.CacheDir
+	}
+	var err error
+	r.cache, err = cache.New(cache.Options{
+		Budget:   int64(o.Cache.Size),
+		Dir:      dir,
+		Compress: o.Cache.Compress,
+		OnEvict:  r.onEvict,
+		Logger:   o.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("piece cache: %w", err)
+	}
+	r.client, err = NewClient(ClientOptions{Peer: o.Peer, Storage: r.cache, Logger: o.Logger, Trackers: o.Trackers, Pieces: r})
+	if err != nil {
+		r.cache.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Client is the repeater's BitTorrent client.
+func (r *Repeater) Client() *Client { return r.client }
+
+// Cache is the repeater's piece cache.
+func (r *Repeater) Cache() *cache.Cache { return r.cache }
+
+// Close leaves every swarm and stops the client and the cache.
+func (r *Repeater) Close() {
+	r.mu.Lock()
+	swarms := make([]*Swarm, 0, len(r.swarms))
+	for _, s := range r.swarms {
+		swarms = append(swarms, s)
+	}
+	r.mu.Unlock()
+	for _, s := range swarms {
+		s.stop()
+	}
+	r.wg.Wait()
+	r.client.Close()
+	r.cache.Close()
+}
+
+// Join adds a torrent and serves it as a partial seed until Leave. With a
+// magnet or bare info hash, the metadata comes from peers first.
+func (r *Repeater) Join(spec *torrent.TorrentSpec) (*Swarm, error) {
+	t, _, err := r.client.AddTorrentSpec(spec)
+	if err != nil {
+		return nil, fmt.Errorf("add torrent %s: %w", spec.InfoHash.HexString(), err)
+	}
+	// A full cache must not stop the torrent: anacrolix's default reaction
+	// to a failed chunk write is to disallow all further downloads.
+	t.SetOnWriteChunkError(func(err error) {
+		if !errors.Is(err, cache.ErrFull) {
+			r.log.Warn("write chunk", "infohash", t.InfoHash().HexString(), "err", err)
+		}
+	})
+	ih := t.InfoHash()
+	r.mu.Lock()
+	if s, ok := r.swarms[ih]; ok {
+		r.mu.Unlock()
+		return s, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Swarm{r: r, t: t, ih: ih, cancel: cancel, done: make(chan struct{}), pending: map[int]bool{}}
+	s.partial.Store(true)
+	r.swarms[ih] = s
+	r.mu.Unlock()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		s.run(ctx)
+	}()
+	return s, nil
+}
+
+// Leave stops serving a swarm, drops the torrent and frees its cache share.
+func (r *Repeater) Leave(ih metainfo.Hash) {
+	r.mu.Lock()
+	s := r.swarms[ih]
+	r.mu.Unlock()
+	if s != nil {
+		s.stop()
+	}
+}
+
+// Swarm returns the swarm for ih, or nil.
+func (r *Repeater) Swarm(ih metainfo.Hash) *Swarm {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.swarms[ih]
+}
+
+// onEvict runs on the cache's eviction goroutine. The cache has dropped
+// the data; now cancel the piece so it is not fetched again at once, make
+// the client re-read its completion, and tell the peers.
+func (r *Repeater) onEvict(ih metainfo.Hash, piece int) {
+	t, ok := r.client.Torrent(ih)
+	if !ok || t.Info() == nil || piece >= t.NumPieces() {
+		return
+	}
+	if s := r.Swarm(ih); s != nil {
+		s.forget(piece)
+	}
+	p := t.Piece(piece)
+	p.SetPriority(types.PiecePriorityNone)
+	p.UpdateCompletion()
+	r.client.Wire.PieceEvicted(ih, piece)
+}
+
+// Has implements wire.Pieces: a piece is servable when the cache holds it.
+func (r *Repeater) Has(ih metainfo.Hash, piece int) bool { return r.cache.Has(ih, piece) }
+
+// Requested implements wire.Pieces.
+func (r *Repeater) Requested(ih metainfo.Hash, piece int) { r.cache.Touch(ih, piece) }
+
+// PartialSeed implements wire.Pieces.
+func (r *Repeater) PartialSeed(ih metainfo.Hash) bool {
+	s := r.Swarm(ih)
+	return s != nil && s.partial.Load()
+}
+
+// NumPieces implements wire.Pieces.
+func (r *Repeater) NumPieces(ih metainfo.Hash) int {
+	if t, ok := r.client.Torrent(ih); ok && t.Info() != nil {
+		return t.NumPieces()
+	}
+	return 0
+}

@@ -1,0 +1,181 @@
+package repeater
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/types"
+)
+
+// Swarm is one torrent the repeater serves.
+type Swarm struct {
+	r      *Repeater
+	t      *torrent.Torrent
+	ih     metainfo.Hash
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+
+	partial atomic.Bool // say upload_only in our handshake
+
+	mu      sync.Mutex
+	pending map[int]bool // pieces we asked the client to fetch
+	stats   SwarmStats
+}
+
+// SwarmStats counts what the repeater did in one swarm.
+type SwarmStats struct {
+	Fetched   int // pieces fetched
+	Cancelled int // fetches cancelled for lack of demand
+	Evicted   int // pieces evicted because nobody wanted them
+	Rounds    int // planning rounds
+}
+
+// InfoHash is the swarm's info hash.
+func (s *Swarm) InfoHash() metainfo.Hash { return s.ih }
+
+// Torrent is the client's torrent.
+func (s *Swarm) Torrent() *torrent.Torrent { return s.t }
+
+// Stats returns the swarm's counters.
+func (s *Swarm) Stats() SwarmStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// SetPartialSeed switches partial-seed mode and tells the peers (BEP 21).
+func (s *Swarm) SetPartialSeed(on bool) {
+	if s.partial.Swap(on) != on {
+		s.r.client.Wire.PartialSeedChanged(s.ih, on)
+	}
+}
+
+func (s *Swarm) stop() {
+	s.once.Do(func() {
+		s.cancel()
+		<-s.done
+		s.r.mu.Lock()
+		delete(s.r.swarms, s.ih)
+		s.r.mu.Unlock()
+		s.t.Drop()
+		s.r.cache.DropTorrent(s.ih)
+		s.r.client.Wire.Forget(s.ih)
+	})
+}
+
+// forget drops a piece from the pending set (it was evicted).
+func (s *Swarm) forget(piece int) {
+	s.mu.Lock()
+	delete(s.pending, piece)
+	s.mu.Unlock()
+}
+
+func (s *Swarm) run(ctx context.Context) {
+	defer close(s.done)
+	select {
+	case <-s.t.GotInfo():
+	case <-ctx.Done():
+		return
+	}
+	// Completed pieces: stop fetching them (so an eviction never triggers
+	// a refetch by itself) and announce them where the library will not.
+	sub := s.t.SubscribePieceStateChanges()
+	defer sub.Close()
+	tick := time.NewTicker(s.r.opts.Tick)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ch, ok := <-sub.Values:
+			if !ok {
+				return
+			}
+			if ch.Complete && s.r.cache.Has(s.ih, ch.Index) {
+				s.mu.Lock()
+				wasPending := s.pending[ch.Index]
+				delete(s.pending, ch.Index)
+				if wasPending {
+					s.stats.Fetched++
+				}
+				s.mu.Unlock()
+				if ch.Priority != types.PiecePriorityNone {
+					s.t.Piece(ch.Index).SetPriority(types.PiecePriorityNone)
+				}
+				s.r.client.Wire.PieceAvailable(s.ih, ch.Index)
+			}
+		case <-tick.C:
+			s.round()
+		}
+	}
+}
+
+// round measures demand and applies one plan.
+func (s *Swarm) round() {
+	n := s.t.NumPieces()
+	if n == 0 {
+		return
+	}
+	held := map[int]bool{}
+	for _, p := range s.r.cache.Held(s.ih) {
+		held[p] = true
+	}
+	pieceLen := s.t.Info().PieceLength
+	capacity := int(int64(s.r.opts.Repeater.SwarmCache) / pieceLen)
+	if c := int(int64(s.r.opts.Cache.Size) / pieceLen); c < capacity || capacity == 0 {
+		capacity = c
+	}
+	s.mu.Lock()
+	pending := make(map[int]bool, len(s.pending))
+	for p := range s.pending {
+		if held[p] {
+			delete(s.pending, p)
+			continue
+		}
+		pending[p] = true
+	}
+	s.mu.Unlock()
+
+	pl := makePlan(planInput{
+		demand:    measureDemand(n, s.r.client.Wire.Peers(s.ih)),
+		held:      held,
+		pending:   pending,
+		capacity:  capacity,
+		inflight:  max(2, min(16, capacity/4)),
+		threshold: 1,
+	})
+	if len(pl.fetch) == 0 && len(held) == 0 && len(pending) == 0 {
+		// Hold or want nothing and the client makes no connections, so
+		// there is no demand to measure: fetch one piece to get going.
+		pl.fetch = []int{rand.IntN(n)}
+	}
+	for _, p := range pl.evict {
+		if s.r.cache.Evict(s.ih, p) {
+			s.mu.Lock()
+			s.stats.Evicted++
+			s.mu.Unlock()
+		}
+	}
+	for _, p := range pl.cancel {
+		s.t.Piece(p).SetPriority(types.PiecePriorityNone)
+	}
+	for _, p := range pl.fetch {
+		s.t.Piece(p).SetPriority(types.PiecePriorityNormal)
+	}
+	s.mu.Lock()
+	for _, p := range pl.cancel {
+		delete(s.pending, p)
+	}
+	for _, p := range pl.fetch {
+		s.pending[p] = true
+	}
+	s.stats.Cancelled += len(pl.cancel)
+	s.stats.Rounds++
+	s.mu.Unlock()
+}
