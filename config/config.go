@@ -247,7 +247,7 @@ func (c *Config) prepare() Errors {
 	if c.Peer.UploadLimit < 0 || c.Peer.DownloadLimit < 0 {
 		bad("peer.upload_limit", "rates must not be negative")
 	}
-	oneOf("peer.encryption", c.Peer.Encryption, "allow", "prefer", "require")
+	oneOf("peer.encryption", c.Peer.Encryption, "off", "allow", "prefer", "require")
 	if c.Peer.MaxPeersPerTorrent < 1 || c.Peer.MaxPeersPerTorrent > 10000 {
 		bad("peer.max_peers_per_torrent", "%d is outside 1..10000", c.Peer.MaxPeersPerTorrent)
 	}

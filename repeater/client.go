@@ -95,6 +95,9 @@ func ClientConfig(o ClientOptions) (*torrent.ClientConfig, error) {
 	// who needs what.
 	cc.AlwaysWantConns = true
 	switch p.Encryption {
+	case "off":
+		// Plaintext only: the wire layer refuses MSE (see NewClient).
+		cc.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{Preferred: false}
 	case "allow":
 		// Plaintext first: the wire layer can only read unencrypted streams.
 		cc.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{Preferred: false}
@@ -148,6 +151,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 		pieces = clientPieces{c}
 	}
 	c.Wire = wire.New(pieces)
+	c.Wire.RefuseEncrypted(o.Peer.Encryption == "off")
 
 	host := cc.ListenHost("tcp")
 	network := "tcp"

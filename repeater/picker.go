@@ -49,6 +49,13 @@ type plan struct {
 	evict  []int // drop from the cache: nobody connected wants them
 }
 
+func wantOf(d demand, p int) int {
+	if p < len(d.want) {
+		return d.want[p]
+	}
+	return 0
+}
+
 // makePlan picks pieces to fetch — wanted by at least threshold peers,
 // most wanted first, then rarest among the peers that have them — and
 // pieces to evict to make room: those no connected peer wants.
@@ -79,35 +86,52 @@ func makePlan(in planInput) plan {
 		}
 		return a < b
 	})
+	// Room: what we hold plus what is coming must fit the share. A
+	// candidate goes into free room first, then in place of a held piece
+	// nobody wants, then in place of the least wanted held piece if it is
+	// wanted by more peers; otherwise it waits. Fetching into a full cache
+	// of wanted pieces would only make the cache evict one of them, to be
+	// fetched again: all download, no upload.
+	free := in.capacity - len(in.held) - pending
+	var victims []int // held pieces, least wanted first
+	for p := range in.held {
+		victims = append(victims, p)
+	}
+	sort.Slice(victims, func(i, j int) bool {
+		a, b := victims[i], victims[j]
+		if wa, wb := wantOf(d, a), wantOf(d, b); wa != wb {
+			return wa < wb
+		}
+		return a < b
+	})
+	// Keep one piece: a torrent that holds nothing and wants nothing makes
+	// no connections, and without peers there is no demand.
+	if len(victims) > 0 {
+		victims = victims[:len(victims)-1]
+	}
 	slots := in.inflight - pending
-	if slots > len(cands) {
-		slots = len(cands)
-	}
-	if slots > 0 {
-		out.fetch = cands[:slots]
-	}
-
-	// Room: what we hold plus what is coming must fit the share. Evict the
-	// pieces nobody wants, least wanted first; pieces still wanted stay and
-	// the cache's own LRU decides if it must.
-	need := len(in.held) + pending + len(out.fetch) - in.capacity
-	if need > 0 {
-		var idle []int
-		for p := range in.held {
-			if p < len(d.want) && d.want[p] == 0 {
-				idle = append(idle, p)
-			}
+	for _, c := range cands {
+		if slots <= 0 {
+			break
 		}
-		sort.Ints(idle)
-		if need > len(idle) {
-			need = len(idle)
+		if free > 0 {
+			free--
+		} else if len(victims) > 0 && wantOf(d, victims[0]) < d.want[c] {
+			out.evict = append(out.evict, victims[0])
+			victims = victims[1:]
+		} else {
+			break // candidates come most wanted first: none after will fit
 		}
-		// Keep one piece: a torrent that holds nothing and wants nothing
-		// makes no connections, and without peers there is no demand.
-		if need == len(in.held) {
-			need--
-		}
-		out.evict = idle[:need]
+		out.fetch = append(out.fetch, c)
+		slots--
 	}
+	// Over the share already (the share shrank, or pieces arrived): drop
+	// pieces nobody wants.
+	for free < 0 && len(victims) > 0 && wantOf(d, victims[0]) == 0 {
+		out.evict = append(out.evict, victims[0])
+		victims = victims[1:]
+		free++
+	}
+	sort.Ints(out.evict)
 	return out
 }

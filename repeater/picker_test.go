@@ -47,9 +47,15 @@ func TestMakePlan(t *testing.T) {
 		{"evict unwanted to make room, least first",
 			planInput{demand: d, held: map[int]bool{2: true, 5: true, 1: true}, pending: map[int]bool{}, capacity: 3, inflight: 2, threshold: 1},
 			plan{fetch: []int{0, 4}, evict: []int{2, 5}}},
-		{"never evict wanted pieces",
+		{"replace a less wanted piece, never an equally wanted one",
 			planInput{demand: d, held: map[int]bool{1: true, 3: true}, pending: map[int]bool{}, capacity: 2, inflight: 2, threshold: 1},
-			plan{fetch: []int{0, 4}}},
+			plan{fetch: []int{0}, evict: []int{1}}},
+		{"full of wanted pieces: wait",
+			planInput{demand: d, held: map[int]bool{0: true, 6: true}, pending: map[int]bool{}, capacity: 2, inflight: 4, threshold: 1},
+			plan{}},
+		{"over the share: drop unwanted, keep one",
+			planInput{demand: d, held: map[int]bool{2: true, 5: true}, pending: map[int]bool{}, capacity: 0, inflight: 0, threshold: 1},
+			plan{evict: []int{2}}},
 	}
 	for _, tc := range cases {
 		got := makePlan(tc.in)

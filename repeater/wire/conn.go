@@ -30,6 +30,8 @@ type Conn struct {
 	// passthrough is set when the stream is not a plaintext BitTorrent
 	// stream (MSE): from then on bytes are neither read nor changed.
 	passthrough atomic.Bool
+	// refused is set when such a stream was refused (Layer.RefuseEncrypted).
+	refused atomic.Bool
 
 	// Read side, touched only by the library's reader goroutine.
 	r reader
@@ -160,6 +162,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 	r := &c.r
 	for {
+		if c.refused.Load() {
+			return 0, ErrEncrypted
+		}
 		if c.passthrough.Load() {
 			if r.off < r.end {
 				n := copy(p, r.buf[r.off:r.end])
@@ -173,7 +178,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 		}
 		n, err := c.deliver(p)
 		if err != nil {
-			c.layer.countMalformed()
+			if !errors.Is(err, ErrEncrypted) {
+				c.layer.countMalformed()
+			}
 			return n, err
 		}
 		if n > 0 {
@@ -269,8 +276,10 @@ func (c *Conn) deliver(p []byte) (int, error) {
 			k := min(r.hsLeft, len(avail), len(p)-out)
 			copy(r.hs[got:], avail[:k])
 			if !bytes.HasPrefix([]byte(pstr), r.hs[:min(got+k, len(pstr))]) {
-				// Not a plaintext BitTorrent handshake: MSE. Step aside.
-				c.passthrough.Store(true)
+				// Not a plaintext BitTorrent handshake: MSE.
+				if err := c.onEncrypted(); err != nil {
+					return out, err
+				}
 				n := copy(p[out:], avail)
 				r.off += n
 				return out + n, nil
@@ -464,6 +473,25 @@ func (c *Conn) expireRequests() time.Time {
 		c.layer.stats.timedOut.Add(int64(expired))
 	}
 	return next
+}
+
+// ErrEncrypted is returned on a connection that starts with an MSE
+// handshake when the layer refuses encrypted connections.
+var ErrEncrypted = errors.New("wire: encrypted (MSE) connection refused: the partial seed must read the stream")
+
+// onEncrypted handles a stream that is not plaintext BitTorrent: it is
+// passed through unread, or refused.
+func (c *Conn) onEncrypted() error {
+	if c.layer.refuseEncrypted {
+		if !c.refused.Swap(true) {
+			c.layer.stats.refused.Add(1)
+		}
+		return ErrEncrypted
+	}
+	if !c.passthrough.Swap(true) {
+		c.layer.stats.refused.Add(1)
+	}
+	return nil
 }
 
 // kickDelay is how long after a REJECT the CHOKE+UNCHOKE kick comes.
@@ -688,6 +716,9 @@ type writer struct {
 // handshake, tracking what we advertise, pacing, and sending injected
 // messages at the next message boundary.
 func (c *Conn) Write(p []byte) (int, error) {
+	if c.refused.Load() {
+		return 0, ErrEncrypted
+	}
 	if c.passthrough.Load() {
 		return c.Conn.Write(p)
 	}
@@ -712,7 +743,9 @@ func (c *Conn) writeLocked(p []byte) (int, error) {
 			k := min(w.hsLeft, len(rest))
 			copy(w.hs[got:], rest[:k])
 			if !bytes.HasPrefix([]byte(pstr), w.hs[:min(got+k, len(pstr))]) {
-				c.passthrough.Store(true)
+				if err := c.onEncrypted(); err != nil {
+					return 0, err
+				}
 				w.segs = append(w.segs, rest)
 				i = len(p)
 				continue

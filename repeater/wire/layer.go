@@ -28,6 +28,9 @@ type Pieces interface {
 // client makes or accepts passes through it.
 type Layer struct {
 	pieces Pieces
+	// refuseEncrypted closes connections that start with an MSE handshake
+	// instead of passing them through unread.
+	refuseEncrypted bool
 
 	mu     sync.Mutex
 	conns  map[metainfo.Hash]map[*Conn]struct{}
@@ -35,9 +38,14 @@ type Layer struct {
 	closed map[metainfo.Hash]*Totals // what closed connections carried
 
 	stats struct {
-		conns, malformed, dropped, rejected, donthaves, haves, uploadOnly, kicks, timedOut atomic.Int64
+		conns, malformed, dropped, rejected, donthaves, haves, uploadOnly, kicks, timedOut, refused atomic.Int64
 	}
 }
+
+// RefuseEncrypted makes the layer close connections that start with an
+// MSE (encrypted) handshake: the layer cannot read them, so it cannot
+// protect them. libtorrent and Transmission then retry in plaintext.
+func (l *Layer) RefuseEncrypted(on bool) { l.refuseEncrypted = on }
 
 // New returns a layer that asks p about pieces.
 func New(p Pieces) *Layer {
@@ -287,6 +295,7 @@ type Stats struct {
 	UploadOnlySent int64 // upload_only extension messages sent
 	RejectKicks    int64 // CHOKE+UNCHOKE pairs added after a REJECT (see kickAfterReject)
 	TimedOut       int64 // requests the peer never answered (see RequestTimeout)
+	Encrypted      int64 // connections that started with MSE (passed through, or refused)
 }
 
 // Stats returns the layer's counters.
@@ -296,7 +305,7 @@ func (l *Layer) Stats() Stats {
 		Dropped: l.stats.dropped.Load(), Rejected: l.stats.rejected.Load(),
 		Donthaves: l.stats.donthaves.Load(), HavesInjected: l.stats.haves.Load(),
 		UploadOnlySent: l.stats.uploadOnly.Load(), RejectKicks: l.stats.kicks.Load(),
-		TimedOut: l.stats.timedOut.Load(),
+		TimedOut: l.stats.timedOut.Load(), Encrypted: l.stats.refused.Load(),
 	}
 }
 

@@ -333,6 +333,30 @@ func TestPassthrough(t *testing.T) {
 	}
 }
 
+// Ensure that with RefuseEncrypted an MSE stream is refused, both ways,
+// and for good.
+func TestRefuseEncrypted(t *testing.T) {
+	in := append([]byte{0x55, 0x13}, make([]byte, 100)...)
+	l := New(&fakePieces{})
+	l.RefuseEncrypted(true)
+	c := l.Wrap(&fakeConn{in: bytes.NewReader(in)}, false)
+	for i := 0; i < 2; i++ {
+		if _, err := c.Read(make([]byte, 10)); !errors.Is(err, ErrEncrypted) {
+			t.Fatalf("read %d: %v", i, err)
+		}
+	}
+	if _, err := c.Write([]byte("x")); !errors.Is(err, ErrEncrypted) {
+		t.Errorf("write after refusal: %v", err)
+	}
+	out := l.Wrap(&fakeConn{in: bytes.NewReader(nil)}, true)
+	if _, err := out.Write([]byte{0x99, 1, 2}); !errors.Is(err, ErrEncrypted) {
+		t.Errorf("outgoing MSE: %v", err)
+	}
+	if st := l.Stats(); st.Encrypted != 2 || st.Malformed != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
 // reference filters a peer stream the way the layer should: it removes
 // REQUESTs for pieces not in have and stops at the first malformed frame.
 func reference(in []byte, have func(int) bool) (out []byte, ok bool) {
