@@ -67,6 +67,8 @@ func New(cfg *config.Config, log *slog.Logger) (_ *App, err error) {
 		}
 	}
 
+	limit := repeater.SetMemoryLimit(int64(cfg.Cache.Size))
+	log.Debug("memory limit", "bytes", limit)
 	a.rep, err = repeater.New(repeater.Options{
 		Peer:     cfg.Peer,
 		Cache:    cfg.Cache,

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -148,6 +149,10 @@ type reader struct {
 	// CHOKE+UNCHOKE (kickAfterReject) becomes due.
 	inject []byte
 	kickAt time.Time
+	// due is when the oldest outstanding request times out, as of the last
+	// scan; scanAt is when to scan again.
+	due, scanAt time.Time
+	small       [32]byte // capture space for small messages (HAVE)
 	// pieceHdr is how many PIECE header bytes (length, id, index, begin)
 	// remain before the payload, which is counted as downloaded.
 	pieceHdr int
@@ -155,7 +160,7 @@ type reader struct {
 }
 
 // Read hands the library the peer's bytes, minus requests we answer
-// ourselves.
+// ourselves, plus messages we add for it.
 func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
@@ -176,6 +181,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			}
 			return c.Conn.Read(p)
 		}
+		wake := c.timers()
 		n, err := c.deliver(p)
 		if err != nil {
 			if !errors.Is(err, ErrEncrypted) {
@@ -189,6 +195,18 @@ func (c *Conn) Read(p []byte) (int, error) {
 		if r.err != nil {
 			return 0, r.err
 		}
+		if r.off == r.end && len(p) >= 4<<10 {
+			// Nothing held over: read straight into the library's buffer
+			// and parse it in place, saving a copy of every byte.
+			n, err := c.readInPlace(p, wake)
+			if err != nil && !errors.Is(err, ErrEncrypted) && !isNetErr(err) {
+				c.layer.countMalformed()
+			}
+			if n > 0 || err != nil {
+				return n, err
+			}
+			continue
+		}
 		// Need more bytes: make room, then read.
 		if r.off > 0 {
 			copy(r.buf, r.buf[r.off:r.end])
@@ -196,45 +214,110 @@ func (c *Conn) Read(p []byte) (int, error) {
 			r.off = 0
 		}
 		if r.end == len(r.buf) {
-			// Only a REQUEST or a header is ever held back, so a full
-			// buffer means a bug, not a big message.
+			// Only a REQUEST, a header or a small extended handshake is
+			// ever held back, so a full buffer means a bug.
 			return 0, fmt.Errorf("%w: read buffer full", ErrBadMessage)
 		}
-		if !r.kickAt.IsZero() && !time.Now().Before(r.kickAt) {
-			r.inject = append(r.inject, 0, 0, 0, 1, msgChoke, 0, 0, 0, 1, msgUnchoke)
-			r.kickAt = time.Time{}
-			continue
-		}
-		due := c.expireRequests()
-		if len(r.inject) > 0 && r.pass == 0 {
-			continue
-		}
-		wake := r.kickAt
-		if !due.IsZero() && (wake.IsZero() || due.Before(wake)) {
-			wake = due
-		}
-		armed := !wake.IsZero()
-		if armed {
-			dl := wake
-			if lib := c.libDeadline(); !lib.IsZero() && lib.Before(dl) {
-				dl = lib
-			}
-			c.Conn.SetReadDeadline(dl)
-		}
-		m, err := c.Conn.Read(r.buf[r.end:])
+		m, err := c.netRead(r.buf[r.end:], wake)
 		r.end += m
-		if armed {
-			c.Conn.SetReadDeadline(c.libDeadline())
-			var ne net.Error
-			lib := c.libDeadline()
-			if errors.As(err, &ne) && ne.Timeout() && (lib.IsZero() || time.Now().Before(lib)) {
-				err = nil // our own timer for the kick, not the library's deadline
-			}
-		}
 		if err != nil {
 			r.err = err
 		}
 	}
+}
+
+// timers runs what is due — a kick, request timeouts — and returns when the
+// reader must next wake up even if the peer sends nothing (zero: never).
+func (c *Conn) timers() time.Time {
+	r := &c.r
+	now := time.Now()
+	if !r.kickAt.IsZero() && !now.Before(r.kickAt) {
+		r.inject = append(r.inject, 0, 0, 0, 1, msgChoke, 0, 0, 0, 1, msgUnchoke)
+		r.kickAt = time.Time{}
+	}
+	if !now.Before(r.scanAt) || (!r.due.IsZero() && !now.Before(r.due)) {
+		r.due = c.expireRequests()
+		r.scanAt = now.Add(min(time.Second, RequestTimeout/4))
+	}
+	wake := r.kickAt
+	for _, t := range []time.Time{r.due, r.scanAt} {
+		if !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
+			wake = t
+		}
+	}
+	if r.due.IsZero() && r.kickAt.IsZero() && !c.hasOutstanding() {
+		return time.Time{} // nothing to time: block as long as the library likes
+	}
+	return wake
+}
+
+func (c *Conn) hasOutstanding() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.st.outstanding) > 0
+}
+
+// netRead reads from the network, waking up by wake (if set) without
+// overriding the library's own read deadline.
+func (c *Conn) netRead(b []byte, wake time.Time) (int, error) {
+	if wake.IsZero() {
+		return c.Conn.Read(b)
+	}
+	lib := c.libDeadline()
+	dl := wake
+	if !lib.IsZero() && lib.Before(dl) {
+		dl = lib
+	}
+	c.Conn.SetReadDeadline(dl)
+	n, err := c.Conn.Read(b)
+	c.Conn.SetReadDeadline(lib)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() && (lib.IsZero() || time.Now().Before(lib)) {
+		err = nil // our own wake-up, not the library's deadline
+	}
+	return n, err
+}
+
+// readInPlace reads from the network into p and parses it there: dropped
+// requests are squeezed out, and an incomplete message at the end is moved
+// to the read buffer for the next Read.
+func (c *Conn) readInPlace(p []byte, wake time.Time) (int, error) {
+	r := &c.r
+	m, rerr := c.netRead(p, wake)
+	if m == 0 {
+		return 0, rerr
+	}
+	own := r.buf
+	r.buf, r.off, r.end = p[:m], 0, m
+	n, err := c.deliver(p)
+	rest := r.buf[r.off:r.end]
+	r.buf = own
+	r.off, r.end = 0, copy(own, rest)
+	if len(rest) > len(own) {
+		return n, fmt.Errorf("%w: %d bytes held over", ErrBadMessage, len(rest))
+	}
+	if err != nil {
+		return n, err
+	}
+	if rerr != nil {
+		r.err = rerr
+	}
+	return n, nil
+}
+
+// move copies src to dst, skipping the copy when they are the same bytes
+// (parsing in place).
+func move(dst, src []byte) int {
+	n := min(len(dst), len(src))
+	if n == 0 || &dst[0] == &src[0] {
+		return n
+	}
+	return copy(dst, src[:n])
+}
+
+func isNetErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF)
 }
 
 func (c *Conn) libDeadline() time.Time {
@@ -280,11 +363,11 @@ func (c *Conn) deliver(p []byte) (int, error) {
 				if err := c.onEncrypted(); err != nil {
 					return out, err
 				}
-				n := copy(p[out:], avail)
+				n := move(p[out:], avail)
 				r.off += n
 				return out + n, nil
 			}
-			copy(p[out:], avail[:k])
+			move(p[out:], avail[:k])
 			r.off += k
 			out += k
 			r.hsLeft -= k
@@ -297,10 +380,10 @@ func (c *Conn) deliver(p []byte) (int, error) {
 			out += k
 		case r.pass > 0:
 			k := min(r.pass, len(avail), len(p)-out)
-			copy(p[out:], avail[:k])
 			if r.capture != nil {
 				r.capture = append(r.capture, avail[:k]...)
 			}
+			move(p[out:], avail[:k])
 			if r.piece {
 				h := min(k, r.pieceHdr)
 				r.pieceHdr -= h
@@ -399,7 +482,7 @@ func (c *Conn) readHeader(avail []byte) (more bool, err error) {
 		c.onPeerMessage(id, nil)
 		c.kickAfterReject()
 	case msgHave, msgBitfield:
-		r.capture, r.capID, r.capLen = make([]byte, 0, total), id, total
+		r.capture, r.capID, r.capLen = captureBuf(r.small[:0], total), id, total
 	case msgExtended:
 		if n < 2 {
 			return false, fmt.Errorf("%w: extended message with length %d", ErrBadMessage, n)
@@ -708,6 +791,10 @@ type writer struct {
 	capture  []byte
 	capID    byte
 	piece    bool
+	small    [32]byte // capture space for small messages (REQUEST, HAVE)
+	// dirty is set when this write's output differs from its input (bytes
+	// held from or to another write, rewritten or injected).
+	dirty bool
 
 	segs net.Buffers
 }
@@ -747,6 +834,7 @@ func (c *Conn) writeLocked(p []byte) (int, error) {
 					return 0, err
 				}
 				w.segs = append(w.segs, rest)
+				w.dirty = true
 				i = len(p)
 				continue
 			}
@@ -765,6 +853,7 @@ func (c *Conn) writeLocked(p []byte) (int, error) {
 				w.segs = append(w.segs, c.rewriteExtHandshake(w.hold))
 				w.hold = nil
 			}
+			w.dirty = true
 		case w.pass > 0:
 			k := min(w.pass, len(rest))
 			w.segs = append(w.segs, rest[:k])
@@ -783,19 +872,29 @@ func (c *Conn) writeLocked(p []byte) (int, error) {
 		default:
 			// Collect the header: 4 length bytes, the id, and for extended
 			// messages the extension id; decide as soon as it is whole.
+			start, fromPrev := i, len(w.pend) > 0
 			for len(w.pend) < headerNeed(w.pend) && i < len(p) {
 				w.pend = append(w.pend, p[i])
 				i++
 			}
-			if len(w.pend) == headerNeed(w.pend) {
-				c.decideOutbound()
+			if len(w.pend) < headerNeed(w.pend) {
+				w.dirty = true // held to the next write
+				continue
 			}
+			hdr := p[start:i]
+			if fromPrev {
+				hdr = append([]byte(nil), w.pend...)
+				w.dirty = true
+			}
+			w.pend = w.pend[:0]
+			c.decideOutbound(hdr)
 		}
 	}
 	if w.hsLeft == 0 && w.hold == nil && w.pass == 0 && len(w.pend) == 0 {
 		// At a message boundary: injected messages may go now.
 		if q := c.takeQueue(); q != nil {
 			w.segs = append(w.segs, q)
+			w.dirty = true
 		}
 	}
 	if payload > 0 {
@@ -806,13 +905,29 @@ func (c *Conn) writeLocked(p []byte) (int, error) {
 	if err := c.pace(p); err != nil {
 		return 0, err
 	}
-	segs := w.segs
-	_, err := segs.WriteTo(c.Conn)
+	var err error
+	if w.dirty {
+		segs := w.segs
+		_, err = segs.WriteTo(c.Conn)
+	} else {
+		// Nothing changed, held or added: the library's bytes as they are.
+		_, err = c.Conn.Write(p)
+	}
 	clear(w.segs) // do not keep the caller's buffer alive
+	w.dirty = false
 	if err != nil {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// captureBuf returns small when a message of total bytes fits it, so that
+// the frequent small messages are parsed without allocating.
+func captureBuf(small []byte, total int) []byte {
+	if total <= cap(small) {
+		return small
+	}
+	return make([]byte, 0, total)
 }
 
 // headerNeed is how many header bytes decide an outbound message.
@@ -827,12 +942,10 @@ func headerNeed(pend []byte) int {
 	}
 }
 
-// decideOutbound acts on a complete header in w.pend.
-func (c *Conn) decideOutbound() {
+// decideOutbound acts on a complete message header (4 to 6 bytes).
+func (c *Conn) decideOutbound(hdr []byte) {
 	w := &c.w
-	n := be32(w.pend)
-	hdr := append([]byte(nil), w.pend...)
-	w.pend = w.pend[:0]
+	n := be32(hdr)
 	total := 4 + int(n)
 	w.piece, w.capture = false, nil
 	if n == 0 {
@@ -846,7 +959,8 @@ func (c *Conn) decideOutbound() {
 	switch id {
 	case msgExtended:
 		if len(hdr) >= 6 && hdr[5] == 0 && c.layer.pieces.PartialSeed(c.infoHash()) {
-			w.hold = hdr
+			w.hold = append([]byte(nil), hdr...)
+			w.dirty = true
 			w.holdLeft = total - len(hdr)
 			if w.holdLeft == 0 {
 				w.segs = append(w.segs, c.rewriteExtHandshake(w.hold))
@@ -856,12 +970,10 @@ func (c *Conn) decideOutbound() {
 		}
 	case msgChoke, msgUnchoke, msgInterested, msgNotInterested, msgHaveAll, msgHaveNone:
 		c.onOurMessage(id, nil)
-	case msgHave, msgBitfield:
-		w.capture, w.capID = append(make([]byte, 0, total), hdr...), id
+	case msgHave, msgBitfield, msgRequest:
+		w.capture, w.capID = append(captureBuf(w.small[:0], total), hdr...), id
 	case msgPiece:
 		w.piece = true
-	case msgRequest:
-		w.capture, w.capID = append(make([]byte, 0, total), hdr...), id
 	}
 	w.segs = append(w.segs, hdr)
 	w.pass = total - len(hdr)

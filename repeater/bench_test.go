@@ -1,0 +1,232 @@
+package repeater
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/storage"
+
+	"github.com/btslave/btslave/cache"
+	"github.com/btslave/btslave/config"
+)
+
+// benchSeed starts a client seeding a fresh torrent of size bytes from
+// plain files (in the page cache after the first hash check).
+func benchSeed(b *testing.B, size int64, bare bool) (*Client, *metainfo.MetaInfo) {
+	b.Helper()
+	dir := b.TempDir()
+	mi, _ := makeTorrent(b, dir, size, 256<<10)
+	seeder, err := NewClient(ClientOptions{Peer: testPeer(b, "127.0.0.1"), Storage: storage.NewFile(dir), BareTCP: bare})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(seeder.Close)
+	t, _ := seeder.AddTorrent(mi)
+	t.VerifyData()
+	select {
+	case <-t.Complete().On():
+	case <-time.After(60 * time.Second):
+		b.Fatal("seed data did not verify")
+	}
+	return seeder, mi
+}
+
+func peerAddr(c *Client) torrent.PeerInfo {
+	return torrent.PeerInfo{Addr: c.ListenAddrs()[0], Trusted: true}
+}
+
+// BenchmarkTransfer measures one 64 MiB download over loopback, uncapped,
+// with the wire layer on both ends against anacrolix's own TCP (bare). The
+// leecher keeps pieces in a memory cache large enough for all of them, so
+// the figure is the peer path, not the disk. Goal: wire >= 95% of bare.
+func BenchmarkTransfer(b *testing.B) {
+	const size = 64 << 20
+	for _, mode := range []struct {
+		name string
+		bare bool
+	}{{"bare", true}, {"wire", false}} {
+		b.Run(mode.name, func(b *testing.B) {
+			seeder, mi := benchSeed(b, size, mode.bare)
+			b.SetBytes(size)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				c, err := cache.New(cache.Options{Budget: size + 8<<20})
+				if err != nil {
+					b.Fatal(err)
+				}
+				leech, err := NewClient(ClientOptions{Peer: testPeer(b, "127.0.0.1"), Storage: c, BareTCP: mode.bare})
+				if err != nil {
+					b.Fatal(err)
+				}
+				t, _ := leech.AddTorrent(mi)
+				t.DownloadAll()
+				t.AddPeers([]torrent.PeerInfo{peerAddr(seeder)})
+				select {
+				case <-t.Complete().On():
+				case <-time.After(2 * time.Minute):
+					b.Fatalf("download stuck at %d/%d", t.BytesCompleted(), t.Length())
+				}
+				b.StopTimer()
+				leech.Close()
+				c.Close()
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+// rssChildEnv makes the test binary run as a repeater child process for
+// BenchmarkPartialSeedRSS.
+const rssChildEnv = "BTSLAVE_RSS_CHILD"
+
+// TestMain lets the test binary double as the repeater child of the RSS
+// benchmark, so that its peak RSS is the repeater's alone.
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(rssChildEnv); spec != "" {
+		os.Exit(rssChild(spec))
+	}
+	os.Exit(m.Run())
+}
+
+// rssChild serves a torrent (spec "TORRENT SEED_ADDR BUDGET") from a cache
+// of BUDGET bytes, prints its port, and on stdin EOF prints its peak RSS.
+func rssChild(spec string) int {
+	f := strings.Fields(spec)
+	if len(f) != 3 {
+		fmt.Fprintln(os.Stderr, "bad spec", spec)
+		return 2
+	}
+	mi, err := metainfo.LoadFromFile(f[0])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	budget, _ := strconv.ParseInt(f[2], 10, 64)
+	cfg := config.Default()
+	cfg.Cache.Size, cfg.Repeater.SwarmCache = config.Size(budget), config.Size(budget)
+	peer := cfg.Peer
+	peer.Listen, peer.IPv6 = "127.0.0.1:0", false
+	SetMemoryLimit(budget) // as the daemon does
+	r, err := New(Options{Peer: peer, Cache: cfg.Cache, Repeater: cfg.Repeater, Tick: 100 * time.Millisecond})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	sw, err := r.Join(torrent.TorrentSpecFromMetaInfo(mi))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	host, port, _ := strings.Cut(f[1], ":")
+	p, _ := strconv.Atoi(port)
+	sw.Torrent().AddPeers([]torrent.PeerInfo{{Addr: tcpAddr(host, p), Trusted: true}})
+	startHWM := peakRSS()
+	fmt.Printf("port %d\n", r.Client().LocalPort())
+	io.Copy(io.Discard, os.Stdin)
+	tot := r.Client().Wire.Totals(sw.InfoHash())
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Printf("up %d down %d evictions %d; RSS at start %d MiB; Go heap in use %d MiB, sys %d MiB\n", tot.BytesUp, tot.BytesDown,
+		r.Cache().Stats().Evictions, startHWM>>20, ms.HeapInuse>>20, ms.Sys>>20)
+	fmt.Printf("hwm %d\n", peakRSS())
+	r.Close()
+	return 0
+}
+
+// peakRSS reads VmHWM (bytes) from /proc/self/status.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// BenchmarkPartialSeedRSS serves a 64 MiB torrent through a 16 MiB cache
+// to two leechers, with the repeater in a process of its own, and reports
+// that process's peak RSS. Goal: <= budget + 48 MiB.
+func BenchmarkPartialSeedRSS(b *testing.B) {
+	const size, budget = 64 << 20, 16 << 20
+	seeder, mi := benchSeed(b, size, false)
+	tfile := filepath.Join(b.TempDir(), "t.torrent")
+	f, _ := os.Create(tfile)
+	mi.Write(f)
+	f.Close()
+	for i := 0; i < b.N; i++ {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d", rssChildEnv, tfile, seeder.ListenAddrs()[0], budget))
+		stdin, _ := cmd.StdinPipe()
+		stdout, _ := cmd.StdoutPipe()
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		out := bufio.NewScanner(stdout)
+		var port int
+		if !out.Scan() || func() bool { _, err := fmt.Sscanf(out.Text(), "port %d", &port); return err != nil }() {
+			b.Fatalf("child: %q", out.Text())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		var leechers []*torrent.Torrent
+		for j := 0; j < 2; j++ {
+			leech, err := NewClient(ClientOptions{Peer: testPeer(b, "127.0.0.1"), Storage: storage.NewFile(b.TempDir())})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer leech.Close()
+			t, _ := leech.AddTorrent(mi)
+			t.DownloadAll()
+			t.AddPeers([]torrent.PeerInfo{{Addr: tcpAddr("127.0.0.1", port), Trusted: true}})
+			leechers = append(leechers, t)
+		}
+		for _, t := range leechers {
+			select {
+			case <-t.Complete().On():
+			case <-ctx.Done():
+				b.Fatalf("leecher stuck at %d/%d", t.BytesCompleted(), t.Length())
+			}
+		}
+		cancel()
+		stdin.Close()
+		var hwm int64
+		var traffic string
+		for out.Scan() {
+			if v, ok := strings.CutPrefix(out.Text(), "hwm "); ok {
+				hwm, _ = strconv.ParseInt(v, 10, 64)
+			} else {
+				traffic = out.Text()
+			}
+		}
+		cmd.Wait()
+		b.ReportMetric(float64(hwm)/(1<<20), "peak-RSS-MiB")
+		b.ReportMetric(float64(budget+48<<20)/(1<<20), "goal-MiB")
+		b.Logf("repeater child: %s, peak RSS %.1f MiB (budget %d MiB)", traffic, float64(hwm)/(1<<20), budget>>20)
+		if hwm == 0 {
+			b.Fatal("no peak RSS from the child")
+		}
+	}
+}
+
+func tcpAddr(host string, port int) *net.TCPAddr {
+	return &net.TCPAddr{IP: net.ParseIP(host), Port: port}
+}
