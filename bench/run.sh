@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Prints btslave's benchmark figures next to their references and goals.
+# Usage: bench/run.sh [cache|transfer|rss|all]   (default all)
+# Figures are noisy on a busy machine: run it on an idle one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-all}
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+if [[ $what == all || $what == cache ]]; then
+  echo "== piece cache vs anacrolix file storage (16 KiB chunks, 256 KiB pieces) =="
+  go test ./cache -run '^$' -bench 'BenchmarkWriteAt|BenchmarkReadAt' -benchtime 2s | tee "$out/cache" |
+    awk '/^Benchmark/ {for (i = 1; i <= NF; i++) if ($i == "MB/s") printf "  %-45s %10.0f MB/s\n", $1, $(i-1)}'
+fi
+
+if [[ $what == all || $what == transfer ]]; then
+  echo "== 64 MiB over loopback: wire layer vs bare anacrolix TCP (goal: wire >= 95% of bare) =="
+  go test ./repeater -run '^$' -bench 'BenchmarkTransfer' -benchtime 3x -count 6 > "$out/transfer"
+  awk '/^BenchmarkTransfer/ {split($1, a, "/"); sub(/-[0-9]+$/, "", a[2]); for (i = 1; i <= NF; i++) if ($i == "MB/s") s[a[2]] += $(i-1); n[a[2]]++}
+       END {w = s["wire"]/n["wire"]; b = s["bare"]/n["bare"];
+            printf "  bare %.0f MB/s, wire %.0f MB/s: wire = %.1f%% of bare (mean of %d runs)\n", b, w, 100*w/b, n["wire"]}' "$out/transfer"
+fi
+
+if [[ $what == all || $what == rss ]]; then
+  echo "== peak RSS of a repeater serving 64 MiB through a 16 MiB cache to 2 leechers (goal <= 64 MiB) =="
+  go test ./repeater -run '^$' -bench 'BenchmarkPartialSeedRSS' -benchtime 3x -v > "$out/rss"
+  grep -o 'peak RSS [0-9.]* MiB' "$out/rss" | awk '{printf "  run %d: %s MiB\n", NR, $3}'
+fi
