@@ -25,3 +25,9 @@ build:
 # Short fuzzing runs of every fuzz target (the seed corpora run in `test`).
 fuzz:
 	$(GO) test ./config -run '^$$' -fuzz FuzzParse -fuzztime 60s
+	$(GO) test ./repeater/wire -run '^$$' -fuzz FuzzRead -fuzztime 60s
+	$(GO) test ./repeater/wire -run '^$$' -fuzz FuzzWrite -fuzztime 60s
+	$(GO) test ./cache -run '^$$' -fuzz FuzzCache -fuzztime 60s
+
+bench:
+	bench/run.sh
