@@ -70,8 +70,12 @@ func printStatus(w io.Writer, st *api.Status) {
 	fmt.Fprintf(tw, "peer\tport %d (%s), DHT %s, PEX %s, limits up %s down %s\n",
 		p.Port, p.Listen, onOff(p.DHT), onOff(p.PEX), rate(p.UploadLimit), rate(p.DownloadLimit))
 	fmt.Fprintf(tw, "traffic\t%s up, %s down, %d peers\n", fmtBytes(p.BytesUploaded), fmtBytes(p.BytesDownloaded), p.Peers)
-	fmt.Fprintf(tw, "cache\t%s of %s held (%s), %d pieces, %d evictions\n",
+	fmt.Fprintf(tw, "cache\t%s of %s held (%s), %d pieces, %d evictions",
 		fmtBytes(st.Cache.Held), fmtBytes(st.Cache.Budget), st.Cache.Backend, st.Cache.Pieces, st.Cache.Evictions)
+	if r := st.Cache.CompressRatio; r > 0 && r < 1 {
+		fmt.Fprintf(tw, ", compressed to %.0f%%", 100*r)
+	}
+	fmt.Fprintln(tw)
 	if len(st.Torrents) == 0 {
 		fmt.Fprintf(tw, "torrents\tnone\n")
 		return

@@ -47,6 +47,8 @@ type Cache struct {
 	Held      int64  `json:"held"`
 	Pieces    int    `json:"pieces"`
 	Evictions int64  `json:"evictions"`
+	// CompressRatio is compressed/original size of held pieces (1 = none).
+	CompressRatio float64 `json:"compress_ratio"`
 }
 
 // Torrent is one torrent the client holds.

@@ -211,7 +211,7 @@ func (a *App) Status(context.Context) api.Status {
 
 func (a *App) cacheStatus() api.Cache {
 	cs := a.rep.Cache().Stats()
-	return api.Cache{Budget: cs.Budget, Backend: a.cfg.Cache.Backend, Held: cs.Held, Pieces: cs.Pieces, Evictions: cs.Evictions}
+	return api.Cache{Budget: cs.Budget, Backend: a.cfg.Cache.Backend, Held: cs.Held, Pieces: cs.Pieces, Evictions: cs.Evictions, CompressRatio: cs.Ratio()}
 }
 
 // NewLogger builds the daemon's logger from [log].

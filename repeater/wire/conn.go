@@ -792,6 +792,7 @@ type writer struct {
 	capID    byte
 	piece    bool
 	small    [32]byte // capture space for small messages (REQUEST, HAVE)
+	pieceHdr int      // PIECE header bytes still to pass before the block
 	// dirty is set when this write's output differs from its input (bytes
 	// held from or to another write, rewritten or injected).
 	dirty bool
@@ -861,7 +862,9 @@ func (c *Conn) writeLocked(p []byte) (int, error) {
 				w.capture = append(w.capture, rest[:k]...)
 			}
 			if w.piece {
-				payload += k
+				h := min(k, w.pieceHdr)
+				w.pieceHdr -= h
+				payload += k - h
 			}
 			w.pass -= k
 			i += k
@@ -974,6 +977,7 @@ func (c *Conn) decideOutbound(hdr []byte) {
 		w.capture, w.capID = append(captureBuf(w.small[:0], total), hdr...), id
 	case msgPiece:
 		w.piece = true
+		w.pieceHdr = max(13-len(hdr), 0) // index and begin precede the block
 	}
 	w.segs = append(w.segs, hdr)
 	w.pass = total - len(hdr)

@@ -478,3 +478,35 @@ func TestRequestTimeout(t *testing.T) {
 		t.Errorf("state %+v", st)
 	}
 }
+
+// Ensure SetUploadRate paces what one peer receives, and that lifting it
+// lets the rest through at once. Only a lower bound is asserted: a slow
+// machine can take longer, never shorter.
+func TestUploadPacing(t *testing.T) {
+	peer, ours := tcpPair(t)
+	c := New(&fakePieces{}).Wrap(ours, true)
+	go io.Copy(io.Discard, peer)
+	c.Write(handshake(true))
+	c.SetUploadRate(64 << 10) // burst 64 KiB
+	piece := msg(msgPiece, make([]byte, 8+16<<10)...)
+	start := time.Now()
+	for i := 0; i < 12; i++ { // 192 KiB: 64 KiB of burst, then ~2 s
+		if _, err := c.Write(piece); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if el := time.Since(start); el < 1500*time.Millisecond {
+		t.Errorf("192 KiB at 64 KiB/s took %v, want >= 1.5s", el)
+	}
+	if st := c.State(); st.BytesUp != 12*(16<<10) {
+		t.Errorf("BytesUp %d", st.BytesUp)
+	}
+	c.SetUploadRate(0)
+	start = time.Now()
+	for i := 0; i < 12; i++ {
+		c.Write(piece)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("unpaced writes took %v", el)
+	}
+}
