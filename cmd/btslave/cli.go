@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/btslave/btslave/config"
+	"github.com/btslave/btslave/internal/api"
 )
 
 // Exit codes, documented in every command's help.
@@ -86,6 +87,22 @@ func (g *globalOptions) load(e env) (*config.Config, error) {
 	return cfg, nil
 }
 
+// apiClient returns a client for the running daemon: its address from the
+// data dir (or the config), its token from the config or the data dir.
+func (g *globalOptions) apiClient(e env) (*api.Client, error) {
+	cfg, err := g.load(e)
+	if err != nil {
+		return nil, err
+	}
+	token := cfg.API.Token
+	if token == "" {
+		if token, err = api.ReadToken(cfg.DataDir); err != nil {
+			return nil, fmt.Errorf("%w (is the daemon running with --data-dir %s?)", err, cfg.DataDir)
+		}
+	}
+	return api.NewClient(api.DialAddr(cfg.DataDir, string(cfg.API.Listen)), token), nil
+}
+
 func rootCommand() *command {
 	return &command{
 		name:  "btslave",
@@ -93,7 +110,7 @@ func rootCommand() *command {
 		long: `btslave joins BitTorrent swarms that need help as an upload-only partial
 seed with a bounded piece cache, helps its owner's own client download, and
 trades help with friends.`,
-		subs: []*command{runCommand(), configCommand(), statusCommand(), versionCommand()},
+		subs: []*command{runCommand(), repeatCommand(), leaveCommand(), statusCommand(), configCommand(), versionCommand()},
 	}
 }
 

@@ -28,19 +28,13 @@ config and the data dir) and prints a summary.`,
 			if len(args) > 0 {
 				return usageErr("status takes no arguments")
 			}
-			cfg, err := g.load(e)
+			client, err := g.apiClient(e)
 			if err != nil {
 				return err
 			}
-			token := cfg.API.Token
-			if token == "" {
-				if token, err = api.ReadToken(cfg.DataDir); err != nil {
-					return fmt.Errorf("%w (is the daemon running with --data-dir %s?)", err, cfg.DataDir)
-				}
-			}
 			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
-			st, err := api.NewClient(api.DialAddr(cfg.DataDir, string(cfg.API.Listen)), token).Status(ctx)
+			st, err := client.Status(ctx)
 			if err != nil {
 				return err
 			}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/btslave/btslave/internal/api"
+	"github.com/btslave/btslave/internal/lab"
 )
 
 // TestMain lets the test binary act as the btslave command, so that tests
@@ -254,5 +255,53 @@ listen = "127.0.0.1:0"
 	}
 	if code, _, _ := status(); code != exitFailure {
 		t.Errorf("status after stop: %d, want 1", code)
+	}
+}
+
+// Ensure repeat and leave work through the daemon, bad input is refused
+// with exit 2, and the swarms the owner asked for survive a restart.
+func TestRepeatLeave(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	cfgPath := filepath.Join(t.TempDir(), "btslave.toml")
+	os.WriteFile(cfgPath, []byte("[peer]\nlisten = \"127.0.0.1:0\"\n[api]\nlisten = \"127.0.0.1:0\"\n[cache]\nsize = \"8MiB\"\n"), 0o600)
+	env := testEnv(t)
+	cli := func(args ...string) (int, string, string) {
+		return run(t, env, append(args, "--config", cfgPath, "--data-dir", dataDir)...)
+	}
+	torrentPath, _, ih, _ := lab.MakeTorrent(t, lab.TorrentOptions{Size: 1 << 20})
+
+	d := startDaemon(t, cfgPath, dataDir)
+	if code, out, errOut := cli("repeat", torrentPath); code != 0 || !strings.Contains(out, ih) {
+		t.Fatalf("repeat: %d %q %q", code, out, errOut)
+	}
+	if code, out, _ := cli("status"); code != 0 || !strings.Contains(out, ih[:8]) {
+		t.Fatalf("status does not list the swarm: %q", out)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.torrent")
+	os.WriteFile(bad, []byte("d4:infod6:lengthi-1eee"), 0o600)
+	for _, arg := range []string{bad, "magnet:?xt=urn:btih:nothex", "/does/not/exist"} {
+		if code, _, errOut := cli("repeat", arg); code != exitUsage || errOut == "" {
+			t.Errorf("repeat %s: exit %d, stderr %q; want 2", arg, code, errOut)
+		}
+	}
+
+	// Restart: the swarm comes back.
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	<-d.done
+	d = startDaemon(t, cfgPath, dataDir)
+	if code, out, _ := cli("status", "--json"); code != 0 || !strings.Contains(out, ih) {
+		t.Fatalf("swarm not rejoined after restart: %q", out)
+	}
+	if code, out, errOut := cli("leave", ih); code != 0 || !strings.Contains(out, "left") {
+		t.Fatalf("leave: %d %q %q", code, out, errOut)
+	}
+	if code, _, _ := cli("leave", ih); code != exitUsage {
+		t.Errorf("leaving twice: exit %d, want 2", code)
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	<-d.done
+	startDaemon(t, cfgPath, dataDir)
+	if code, out, _ := cli("status", "--json"); code != 0 || strings.Contains(out, ih) {
+		t.Fatalf("left swarm came back: %q", out)
 	}
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,10 +65,39 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 	return &s, nil
 }
 
+// Repeat asks the daemon to serve a swarm.
+func (c *Client) Repeat(ctx context.Context, r RepeatRequest) (*Torrent, error) {
+	body, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	var t Torrent
+	if err := c.do(ctx, http.MethodPost, "/api/v1/swarms", body, &t); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// Leave asks the daemon to leave a swarm.
+func (c *Client) Leave(ctx context.Context, infoHash string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/swarms/"+url.PathEscape(infoHash), nil, nil)
+}
+
 func (c *Client) get(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	return c.do(ctx, http.MethodGet, path, nil, v)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body []byte, v any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
 		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := c.http.Do(req)
@@ -75,25 +106,32 @@ func (c *Client) get(ctx context.Context, path string, v any) error {
 		if errors.As(err, &op) && op.Op == "dial" {
 			return fmt.Errorf("%w (nothing answers at %s)", ErrNotRunning, strings.TrimPrefix(c.base, "http://"))
 		}
-		return fmt.Errorf("GET %s: %w", path, err)
+		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	respBody, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", path, err)
+		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if resp.StatusCode == http.StatusUnauthorized {
 		return ErrUnauthorized
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode/100 != 2 {
 		var e errorBody
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return fmt.Errorf("GET %s: %s: %s", path, resp.Status, e.Error)
+		if json.Unmarshal(respBody, &e) == nil && e.Error != "" {
+			err := fmt.Errorf("%s", e.Error)
+			if resp.StatusCode == http.StatusBadRequest {
+				err = fmt.Errorf("%w: %s", ErrBadRequest, e.Error)
+			}
+			return err
 		}
-		return fmt.Errorf("GET %s: %s", path, resp.Status)
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("GET %s: bad JSON: %w", path, err)
+	if v == nil {
+		return nil
+	}
+	if err := json.Unmarshal(respBody, v); err != nil {
+		return fmt.Errorf("%s %s: bad JSON: %w", method, path, err)
 	}
 	return nil
 }

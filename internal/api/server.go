@@ -20,9 +20,13 @@ type StatusFunc func(ctx context.Context) Status
 
 // ServerOptions configures a Server.
 type ServerOptions struct {
-	Listen   string // host:port
-	Token    string // required
-	Status   StatusFunc
+	Listen string // host:port
+	Token  string // required
+	Status StatusFunc
+	// Repeat joins a swarm; Leave leaves one (hex info hash). Errors
+	// wrapping ErrBadRequest are the caller's fault (400).
+	Repeat   func(ctx context.Context, req RepeatRequest) (Torrent, error)
+	Leave    func(ctx context.Context, infoHash string) error
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
 }
@@ -49,6 +53,12 @@ func Listen(opts ServerOptions) (*Server, error) {
 	s := &Server{opts: opts, ln: ln}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/status", s.handleStatus)
+	if opts.Repeat != nil {
+		mux.HandleFunc("POST /api/v1/swarms", s.handleRepeat)
+	}
+	if opts.Leave != nil {
+		mux.HandleFunc("DELETE /api/v1/swarms/{infohash}", s.handleLeave)
+	}
 	if opts.Registry != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
 	}
@@ -103,6 +113,40 @@ func (s *Server) auth(next http.Handler) http.Handler {
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.opts.Status(r.Context()))
+}
+
+// ErrBadRequest marks errors that are the client's fault.
+var ErrBadRequest = errors.New("bad request")
+
+func (s *Server) handleRepeat(w http.ResponseWriter, r *http.Request) {
+	var req RepeatRequest
+	body := http.MaxBytesReader(w, r.Body, 2*MaxTorrentBytes) // base64 inflates
+	if err := json.NewDecoder(body).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad JSON body: "+err.Error())
+		return
+	}
+	t, err := s.opts.Repeat(r.Context(), req)
+	if err != nil {
+		code := http.StatusInternalServerError
+		if errors.Is(err, ErrBadRequest) {
+			code = http.StatusBadRequest
+		}
+		writeError(w, code, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+func (s *Server) handleLeave(w http.ResponseWriter, r *http.Request) {
+	if err := s.opts.Leave(r.Context(), r.PathValue("infohash")); err != nil {
+		code := http.StatusInternalServerError
+		if errors.Is(err, ErrBadRequest) {
+			code = http.StatusBadRequest
+		}
+		writeError(w, code, err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

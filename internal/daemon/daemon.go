@@ -90,12 +90,15 @@ func New(cfg *config.Config, log *slog.Logger) (_ *App, err error) {
 		Listen:   string(cfg.API.Listen),
 		Token:    token,
 		Status:   a.Status,
+		Repeat:   a.Repeat,
+		Leave:    a.Leave,
 		Registry: a.reg,
 		Logger:   log.With("component", "api"),
 	})
 	if err != nil {
 		return nil, err
 	}
+	a.rejoin()
 	if err := api.WriteFileAtomic(filepath.Join(cfg.DataDir, api.AddrFile), []byte(a.api.Addr().String()+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("write API address: %w", err)
 	}

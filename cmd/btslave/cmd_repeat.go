@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/anacrolix/torrent/metainfo"
+
+	"github.com/btslave/btslave/internal/api"
+	"github.com/btslave/btslave/repeater"
+)
+
+var hexHash = regexp.MustCompile(`^[0-9a-fA-F]{40}$`)
+
+// repeatRequest turns the argument into a request, checking it locally so
+// that a bad .torrent or magnet is a usage error, not a daemon error.
+func repeatRequest(arg string) (api.RepeatRequest, error) {
+	switch {
+	case strings.HasPrefix(arg, "magnet:"):
+		if _, err := metainfo.ParseMagnetUri(arg); err != nil {
+			return api.RepeatRequest{}, usageErr("bad magnet link: %v", err)
+		}
+		return api.RepeatRequest{Magnet: arg}, nil
+	case hexHash.MatchString(arg):
+		return api.RepeatRequest{InfoHash: strings.ToLower(arg)}, nil
+	}
+	f, err := os.Open(arg)
+	if err != nil {
+		return api.RepeatRequest{}, usageErr("%s is not a magnet link, a 40-digit info hash or a readable .torrent: %v", arg, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, api.MaxTorrentBytes+1))
+	if err != nil {
+		return api.RepeatRequest{}, fmt.Errorf("read %s: %w", arg, err)
+	}
+	if len(b) > api.MaxTorrentBytes {
+		return api.RepeatRequest{}, usageErr("%s is larger than %d MiB: not a .torrent", arg, api.MaxTorrentBytes>>20)
+	}
+	mi, err := metainfo.Load(bytes.NewReader(b))
+	if err == nil {
+		var info metainfo.Info
+		if info, err = mi.UnmarshalInfo(); err == nil {
+			err = repeater.CheckInfo(&info)
+		}
+	}
+	if err != nil {
+		return api.RepeatRequest{}, usageErr("%s is not a valid .torrent: %v", arg, err)
+	}
+	return api.RepeatRequest{Torrent: b}, nil
+}
+
+func repeatCommand() *command {
+	var g globalOptions
+	return &command{
+		name:  "repeat",
+		args:  "FILE.torrent | MAGNET | INFOHASH",
+		short: "have the running daemon serve a swarm",
+		long: `Hands a torrent to the running daemon, which joins its swarm as an
+upload-only partial seed and keeps serving it across restarts until
+'btslave leave'. With a magnet link or a bare info hash the metadata comes
+from the peers.`,
+		flags: g.addFlags,
+		run: func(ctx context.Context, e env, args []string) error {
+			if len(args) != 1 {
+				return usageErr("repeat takes one .torrent file, magnet link or info hash")
+			}
+			req, err := repeatRequest(args[0])
+			if err != nil {
+				return err
+			}
+			client, err := g.apiClient(e)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			t, err := client.Repeat(ctx, req)
+			if errors.Is(err, api.ErrBadRequest) {
+				return &exitError{exitUsage, err}
+			}
+			if err != nil {
+				return err
+			}
+			name := t.Name
+			if name == "" {
+				name = "(metadata not yet received)"
+			}
+			fmt.Fprintf(e.stdout, "serving %s %s\n", t.InfoHash, name)
+			return nil
+		},
+	}
+}
+
+func leaveCommand() *command {
+	var g globalOptions
+	return &command{
+		name:  "leave",
+		args:  "INFOHASH",
+		short: "have the running daemon leave a swarm",
+		long:  `Leaves the swarm, frees its cache share and forgets it.`,
+		flags: g.addFlags,
+		run: func(ctx context.Context, e env, args []string) error {
+			if len(args) != 1 || !hexHash.MatchString(args[0]) {
+				return usageErr("leave takes one 40-digit info hash")
+			}
+			client, err := g.apiClient(e)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			err = client.Leave(ctx, strings.ToLower(args[0]))
+			if errors.Is(err, api.ErrBadRequest) {
+				return &exitError{exitUsage, err}
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "left %s\n", strings.ToLower(args[0]))
+			return nil
+		},
+	}
+}

@@ -1,0 +1,133 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/btslave/btslave/internal/api"
+	"github.com/btslave/btslave/repeater"
+)
+
+// bucketTorrents holds the swarms the owner asked the daemon to serve, so
+// that a restart (or a crash) rejoins them.
+var bucketTorrents = []byte("torrents")
+
+// swarmRecord is one entry of bucketTorrents.
+type swarmRecord struct {
+	Torrent []byte    `json:"torrent,omitempty"`
+	Magnet  string    `json:"magnet,omitempty"`
+	Added   time.Time `json:"added"`
+}
+
+// spec turns a request into a torrent spec, rejecting bad input with
+// api.ErrBadRequest.
+func (r swarmRecord) spec() (*torrent.TorrentSpec, error) {
+	switch {
+	case len(r.Torrent) > 0:
+		mi, err := metainfo.Load(bytes.NewReader(r.Torrent))
+		if err != nil {
+			return nil, fmt.Errorf("%w: not a valid .torrent: %v", api.ErrBadRequest, err)
+		}
+		info, err := mi.UnmarshalInfo()
+		if err != nil {
+			return nil, fmt.Errorf("%w: .torrent has a bad info dictionary: %v", api.ErrBadRequest, err)
+		}
+		if err := repeater.CheckInfo(&info); err != nil {
+			return nil, fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+		}
+		spec, err := torrent.TorrentSpecFromMetaInfoErr(mi)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+		}
+		return spec, nil
+	case r.Magnet != "":
+		spec, err := torrent.TorrentSpecFromMagnetUri(r.Magnet)
+		if err != nil {
+			return nil, fmt.Errorf("%w: bad magnet link: %v", api.ErrBadRequest, err)
+		}
+		return spec, nil
+	}
+	return nil, fmt.Errorf("%w: give a .torrent, a magnet link or an info hash", api.ErrBadRequest)
+}
+
+// Repeat joins the swarm of req and records it.
+func (a *App) Repeat(_ context.Context, req api.RepeatRequest) (api.Torrent, error) {
+	rec := swarmRecord{Torrent: req.Torrent, Magnet: req.Magnet, Added: time.Now()}
+	if h := strings.TrimSpace(req.InfoHash); h != "" {
+		var ih metainfo.Hash
+		if err := ih.FromHexString(h); err != nil {
+			return api.Torrent{}, fmt.Errorf("%w: info hash %q: want 40 hex digits", api.ErrBadRequest, h)
+		}
+		rec.Magnet = "magnet:?xt=urn:btih:" + ih.HexString()
+	}
+	if n := btoi(len(req.Torrent) > 0) + btoi(req.Magnet != "") + btoi(req.InfoHash != ""); n != 1 {
+		return api.Torrent{}, fmt.Errorf("%w: give exactly one of a .torrent, a magnet link or an info hash", api.ErrBadRequest)
+	}
+	spec, err := rec.spec()
+	if err != nil {
+		return api.Torrent{}, err
+	}
+	sw, err := a.rep.Join(spec)
+	if err != nil {
+		return api.Torrent{}, err
+	}
+	ih := sw.InfoHash()
+	val, _ := json.Marshal(rec)
+	if err := a.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketTorrents).Put(ih[:], val)
+	}); err != nil {
+		return api.Torrent{}, fmt.Errorf("record swarm: %w", err)
+	}
+	a.log.Info("joined swarm", "infohash", ih.HexString(), "name", sw.Torrent().Name())
+	return api.Torrent{InfoHash: ih.HexString(), Name: sw.Torrent().Name()}, nil
+}
+
+// Leave leaves a swarm and forgets it.
+func (a *App) Leave(_ context.Context, infoHash string) error {
+	var ih metainfo.Hash
+	if err := ih.FromHexString(strings.TrimSpace(infoHash)); err != nil {
+		return fmt.Errorf("%w: info hash %q: want 40 hex digits", api.ErrBadRequest, infoHash)
+	}
+	if a.rep.Swarm(ih) == nil {
+		return fmt.Errorf("%w: not serving %s", api.ErrBadRequest, ih.HexString())
+	}
+	a.rep.Leave(ih)
+	return a.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketTorrents).Delete(ih[:]) })
+}
+
+// rejoin joins every recorded swarm; a record that no longer parses is
+// logged and kept (nothing is lost on a bad entry).
+func (a *App) rejoin() {
+	_ = a.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketTorrents).ForEach(func(k, v []byte) error {
+			var rec swarmRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				a.log.Warn("bad swarm record; left in place", "key", fmt.Sprintf("%x", k), "err", err)
+				return nil
+			}
+			spec, err := rec.spec()
+			if err == nil {
+				_, err = a.rep.Join(spec)
+			}
+			if err != nil {
+				a.log.Warn("rejoin swarm", "infohash", fmt.Sprintf("%x", k), "err", err)
+			}
+			return nil
+		})
+	})
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
