@@ -28,6 +28,7 @@ fuzz:
 	$(GO) test ./repeater/wire -run '^$$' -fuzz FuzzRead -fuzztime 60s
 	$(GO) test ./repeater/wire -run '^$$' -fuzz FuzzWrite -fuzztime 60s
 	$(GO) test ./cache -run '^$$' -fuzz FuzzCache -fuzztime 60s
+	$(GO) test ./internal/daemon -run '^$$' -fuzz FuzzSwarmRecord -fuzztime 60s
 
 bench:
 	bench/run.sh

@@ -53,6 +53,10 @@ func (r swarmRecord) spec() (*torrent.TorrentSpec, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: bad magnet link: %v", api.ErrBadRequest, err)
 		}
+		// anacrolix accepts a magnet without xt (found by FuzzSwarmRecord).
+		if spec.InfoHash == (metainfo.Hash{}) && !spec.InfoHashV2.Ok {
+			return nil, fmt.Errorf("%w: magnet link has no info hash (xt=urn:btih:...)", api.ErrBadRequest)
+		}
 		return spec, nil
 	}
 	return nil, fmt.Errorf("%w: give a .torrent, a magnet link or an info hash", api.ErrBadRequest)
