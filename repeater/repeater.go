@@ -28,7 +28,44 @@ type Options struct {
 	Trackers bool
 	// Tick is how often each swarm re-plans; default 250ms.
 	Tick time.Duration
+	// OnLeave is told of every visit that ends (from its own goroutine).
+	OnLeave func(Visit)
+	// Leave tunes when a swarm is left; zero fields take defaults from
+	// [repeater] (min_ratio, visit_time) and DefaultLeavePolicy.
+	Leave LeavePolicy
 }
+
+// LeavePolicy says when the repeater leaves a swarm by itself.
+type LeavePolicy struct {
+	Grace   time.Duration // judge no swarm younger than this (default 2m)
+	IdleFor time.Duration // "nothing wanted"/"no downloaders" must last this long (default 2m)
+	Window  time.Duration // ratio window (default 10m)
+	MinMove int64         // bytes downloaded in the window before the ratio counts (default 4 MiB)
+	Sample  time.Duration // how often to sample the swarm (default 5s)
+}
+
+func (o *Options) leavePolicy() leavePolicy {
+	l := o.Leave
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&l.Grace, 2*time.Minute)
+	def(&l.IdleFor, 2*time.Minute)
+	def(&l.Window, 10*time.Minute)
+	def(&l.Sample, 5*time.Second)
+	if l.MinMove <= 0 {
+		l.MinMove = 4 << 20
+	}
+	o.Leave = l
+	return leavePolicy{grace: l.Grace, idleFor: l.IdleFor, window: l.Window, minRatio: o.Repeater.MinRatio,
+		minMoved: l.MinMove, visitTime: o.Repeater.VisitTime.Std()}
+}
+
+// ErrTooManySwarms is returned by Join when [repeater] max_swarms are
+// served already.
+var ErrTooManySwarms = errors.New("serving max_swarms swarms already")
 
 // Repeater serves swarms as an upload-only partial seed from the bounded
 // piece cache. It owns the BitTorrent client, the wire layer and the cache.
@@ -38,9 +75,21 @@ type Repeater struct {
 	cache  *cache.Cache
 	client *Client
 
+	policy leavePolicy
+
 	mu     sync.Mutex
 	swarms map[metainfo.Hash]*Swarm
 	wg     sync.WaitGroup
+}
+
+func tighter(a, b config.Rate) config.Rate {
+	switch {
+	case a.Unlimited():
+		return b
+	case b.Unlimited():
+		return a
+	}
+	return min(a, b)
 }
 
 // New starts the cache and the client.
@@ -52,6 +101,12 @@ func New(o Options) (*Repeater, error) {
 		o.Tick = 250 * time.Millisecond
 	}
 	r := &Repeater{opts: o, log: o.Logger.With("component", "repeater"), swarms: map[metainfo.Hash]*Swarm{}}
+	r.policy = o.leavePolicy()
+	r.opts = o
+	// The client only serves the repeater: its caps are the tighter of
+	// [peer] and [repeater].
+	o.Peer.UploadLimit = tighter(o.Peer.UploadLimit, o.Repeater.UploadLimit)
+	o.Peer.DownloadLimit = tighter(o.Peer.DownloadLimit, o.Repeater.DownloadLimit)
 	dir := ""
 	if o.Cache.Backend == "file" {
 		dir = o.CacheDir
@@ -90,7 +145,7 @@ func (r *Repeater) Close() {
 	}
 	r.mu.Unlock()
 	for _, s := range swarms {
-		s.stop()
+		s.stop(LeftShutdown)
 	}
 	r.wg.Wait()
 	r.client.Close()
@@ -117,8 +172,13 @@ func (r *Repeater) Join(spec *torrent.TorrentSpec) (*Swarm, error) {
 		r.mu.Unlock()
 		return s, nil
 	}
+	if max := r.opts.Repeater.MaxSwarms; max > 0 && len(r.swarms) >= max {
+		r.mu.Unlock()
+		t.Drop()
+		return nil, fmt.Errorf("%w (%d); leave one first", ErrTooManySwarms, max)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Swarm{r: r, t: t, ih: ih, cancel: cancel, done: make(chan struct{}), pending: map[int]bool{}}
+	s := &Swarm{r: r, t: t, ih: ih, cancel: cancel, done: make(chan struct{}), pending: map[int]bool{}, joined: time.Now()}
 	s.partial.Store(true)
 	r.swarms[ih] = s
 	r.mu.Unlock()
@@ -136,7 +196,7 @@ func (r *Repeater) Leave(ih metainfo.Hash) {
 	s := r.swarms[ih]
 	r.mu.Unlock()
 	if s != nil {
-		s.stop()
+		s.stop(LeftByOwner)
 	}
 }
 

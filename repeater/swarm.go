@@ -23,9 +23,13 @@ type Swarm struct {
 
 	partial atomic.Bool // say upload_only in our handshake
 
+	joined time.Time
+
 	mu      sync.Mutex
 	pending map[int]bool // pieces we asked the client to fetch
 	stats   SwarmStats
+	samples []swarmSample // for the leave policy, oldest first
+	leaving bool
 }
 
 // SwarmStats counts what the repeater did in one swarm.
@@ -56,17 +60,62 @@ func (s *Swarm) SetPartialSeed(on bool) {
 	}
 }
 
-func (s *Swarm) stop() {
+func (s *Swarm) stop(reason string) {
 	s.once.Do(func() {
 		s.cancel()
 		<-s.done
 		s.r.mu.Lock()
 		delete(s.r.swarms, s.ih)
 		s.r.mu.Unlock()
+		tot := s.r.client.Wire.Totals(s.ih)
+		v := Visit{InfoHash: s.ih, Name: s.t.Name(), Joined: s.joined, Left: time.Now(),
+			Uploaded: tot.BytesUp, Downloaded: tot.BytesDown, PeersServed: tot.Served, Reason: reason}
 		s.t.Drop()
 		s.r.cache.DropTorrent(s.ih)
 		s.r.client.Wire.Forget(s.ih)
+		s.r.log.Info("left swarm", "infohash", s.ih.HexString(), "name", v.Name, "reason", reason,
+			"uploaded", v.Uploaded, "downloaded", v.Downloaded, "ratio", v.Ratio(), "peers_served", v.PeersServed,
+			"stayed", v.Left.Sub(v.Joined).Round(time.Second))
+		if s.r.opts.OnLeave != nil {
+			s.r.opts.OnLeave(v)
+		}
 	})
+}
+
+// judge samples the swarm and leaves it when the policy says so.
+func (s *Swarm) judge(d demand, held map[int]bool) {
+	now := time.Now()
+	s.mu.Lock()
+	if s.leaving || (len(s.samples) > 0 && now.Sub(s.samples[len(s.samples)-1].at) < s.r.opts.Leave.Sample) {
+		s.mu.Unlock()
+		return
+	}
+	smp := swarmSample{at: now}
+	for p, w := range d.want {
+		if w > 0 {
+			smp.downloader = true
+			if held[p] || d.have[p] > 0 {
+				smp.wanted = true
+				break
+			}
+		}
+	}
+	tot := s.r.client.Wire.Totals(s.ih)
+	smp.up, smp.down = tot.BytesUp, tot.BytesDown
+	s.samples = append(s.samples, smp)
+	// Keep what the longest rule looks back over.
+	keep := max(s.r.policy.window, s.r.policy.idleFor) + 2*s.r.opts.Leave.Sample
+	for len(s.samples) > 1 && now.Sub(s.samples[0].at) > keep {
+		s.samples = s.samples[1:]
+	}
+	reason := shouldLeave(s.r.policy, s.joined, s.samples)
+	if reason != "" {
+		s.leaving = true
+	}
+	s.mu.Unlock()
+	if reason != "" {
+		go s.stop(reason) // not from the loop stop waits for
+	}
 }
 
 // forget drops a piece from the pending set (it was evicted).
@@ -142,8 +191,10 @@ func (s *Swarm) round() {
 	}
 	s.mu.Unlock()
 
+	d := measureDemand(n, s.r.client.Wire.Peers(s.ih))
+	s.judge(d, held)
 	pl := makePlan(planInput{
-		demand:    measureDemand(n, s.r.client.Wire.Peers(s.ih)),
+		demand:    d,
 		held:      held,
 		pending:   pending,
 		capacity:  capacity,

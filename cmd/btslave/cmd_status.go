@@ -70,6 +70,17 @@ func printStatus(w io.Writer, st *api.Status) {
 		fmt.Fprintf(tw, ", compressed to %.0f%%", 100*r)
 	}
 	fmt.Fprintln(tw)
+	defer func() {
+		if len(st.Visits) == 0 {
+			return
+		}
+		fmt.Fprintf(tw, "recent visits\t%d\n", len(st.Visits))
+		for _, v := range st.Visits {
+			fmt.Fprintf(tw, "  %.8s\t%s: %s up, %s down (ratio %.1f), %d peers served, %s, left: %s\n",
+				v.InfoHash, v.Name, fmtBytes(v.Uploaded), fmtBytes(v.Downloaded), v.Ratio, v.PeersServed,
+				v.Left.Sub(v.Joined).Round(time.Second), v.Reason)
+		}
+	}()
 	if len(st.Torrents) == 0 {
 		fmt.Fprintf(tw, "torrents\tnone\n")
 		return

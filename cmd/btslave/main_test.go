@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -301,7 +302,15 @@ func TestRepeatLeave(t *testing.T) {
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	<-d.done
 	startDaemon(t, cfgPath, dataDir)
-	if code, out, _ := cli("status", "--json"); code != 0 || strings.Contains(out, ih) {
-		t.Fatalf("left swarm came back: %q", out)
+	code, out, _ := cli("status", "--json")
+	var st api.Status
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
+		t.Fatalf("status --json: %d %v", code, err)
+	}
+	if len(st.Torrents) != 0 {
+		t.Fatalf("left swarm came back: %+v", st.Torrents)
+	}
+	if len(st.Visits) != 2 || st.Visits[0].Reason != "left by owner" || st.Visits[1].Reason != "shutdown" {
+		t.Errorf("visits %+v", st.Visits)
 	}
 }

@@ -25,6 +25,21 @@ type Status struct {
 	Peer       PeerState `json:"peer"`
 	Cache      Cache     `json:"cache"`
 	Torrents   []Torrent `json:"torrents"`
+	// Visits are the most recent stays in swarms, newest first.
+	Visits []Visit `json:"visits"`
+}
+
+// Visit is one stay in a swarm.
+type Visit struct {
+	InfoHash    string    `json:"infohash"`
+	Name        string    `json:"name"`
+	Joined      time.Time `json:"joined"`
+	Left        time.Time `json:"left"`
+	Uploaded    int64     `json:"uploaded"`
+	Downloaded  int64     `json:"downloaded"`
+	Ratio       float64   `json:"ratio"`
+	PeersServed int       `json:"peers_served"`
+	Reason      string    `json:"reason"`
 }
 
 // PeerState describes the BitTorrent client.

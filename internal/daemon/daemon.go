@@ -40,6 +40,7 @@ type App struct {
 	client *repeater.Client
 	api    *api.Server
 	reg    *prometheus.Registry
+	visits *prometheus.CounterVec
 
 	closeOnce sync.Once
 }
@@ -50,7 +51,7 @@ func New(cfg *config.Config, log *slog.Logger) (_ *App, err error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("daemon: data dir not set")
 	}
-	a := &App{cfg: cfg, log: log, started: time.Now()}
+	a := &App{cfg: cfg, log: log, started: time.Now(), visits: newVisitsCounter()}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -76,6 +77,7 @@ func New(cfg *config.Config, log *slog.Logger) (_ *App, err error) {
 		CacheDir: filepath.Join(cfg.DataDir, "cache"),
 		Logger:   log,
 		Trackers: true,
+		OnLeave:  a.onLeave,
 	})
 	if err != nil {
 		return nil, err
@@ -181,6 +183,7 @@ func (a *App) Status(context.Context) api.Status {
 		API:        a.api.Addr().String(),
 		Cache:      a.cacheStatus(),
 		Torrents:   []api.Torrent{},
+		Visits:     a.recentVisits(10),
 	}
 	cs := a.client.Stats()
 	st.Peer = api.PeerState{

@@ -13,6 +13,7 @@ func (a *App) registerMetrics() error {
 		return float64(s.BytesWrittenData.Int64()), float64(s.BytesReadData.Int64()), float64(s.ActivePeers)
 	}
 	cs := []prometheus.Collector{
+		a.visits,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

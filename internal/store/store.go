@@ -59,6 +59,11 @@ var migrations = []Migration{
 		}
 		return nil
 	},
+	// 1 → 2: visits, one record per stay in a swarm.
+	func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists([]byte("visits"))
+		return err
+	},
 }
 
 // DB is the daemon's database.

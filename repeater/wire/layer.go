@@ -101,6 +101,7 @@ func (l *Layer) remove(c *Conn) {
 // Totals sums what a torrent's connections carried.
 type Totals struct {
 	Conns     int   // connections seen
+	Served    int   // connections that received at least one block
 	BytesUp   int64 // payload sent
 	BytesDown int64 // payload received
 	Dropped   int64
@@ -109,6 +110,9 @@ type Totals struct {
 
 func (t *Totals) add(p *PeerState) {
 	t.Conns++
+	if p.BytesUp > 0 {
+		t.Served++
+	}
 	t.BytesUp += p.BytesUp
 	t.BytesDown += p.BytesDown
 	t.Dropped += p.Dropped

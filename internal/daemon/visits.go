@@ -1,0 +1,74 @@
+package daemon
+
+import (
+	"encoding/binary"
+	"encoding/json"
+
+	"github.com/prometheus/client_golang/prometheus"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/btslave/btslave/internal/api"
+	"github.com/btslave/btslave/repeater"
+)
+
+var bucketVisits = []byte("visits")
+
+// maxVisits bounds the visits kept in the database.
+const maxVisits = 1000
+
+// onLeave records a finished visit. A swarm the repeater left by itself is
+// forgotten (it is not rejoined at start); one left for shutdown is kept.
+func (a *App) onLeave(v repeater.Visit) {
+	a.visits.WithLabelValues(v.Reason).Inc()
+	rec, _ := json.Marshal(toAPIVisit(v))
+	key := make([]byte, 8+20)
+	binary.BigEndian.PutUint64(key, uint64(v.Left.UnixNano()))
+	copy(key[8:], v.InfoHash[:])
+	err := a.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketVisits)
+		if err := b.Put(key, rec); err != nil {
+			return err
+		}
+		for b.Stats().KeyN > maxVisits {
+			k, _ := b.Cursor().First()
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		if v.Reason != repeater.LeftShutdown {
+			return tx.Bucket(bucketTorrents).Delete(v.InfoHash[:])
+		}
+		return nil
+	})
+	if err != nil {
+		a.log.Warn("record visit", "err", err)
+	}
+}
+
+func toAPIVisit(v repeater.Visit) api.Visit {
+	return api.Visit{InfoHash: v.InfoHash.HexString(), Name: v.Name, Joined: v.Joined, Left: v.Left,
+		Uploaded: v.Uploaded, Downloaded: v.Downloaded, Ratio: v.Ratio(), PeersServed: v.PeersServed, Reason: v.Reason}
+}
+
+// recentVisits returns up to n visits, newest first.
+func (a *App) recentVisits(n int) []api.Visit {
+	out := []api.Visit{}
+	_ = a.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketVisits).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < n; k, v = c.Prev() {
+			var vis api.Visit
+			if json.Unmarshal(v, &vis) == nil {
+				out = append(out, vis)
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+func newVisitsCounter() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "btslave_visits_total",
+		Help: "Swarms left, by reason.",
+	}, []string{"reason"})
+}

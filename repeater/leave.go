@@ -1,0 +1,103 @@
+package repeater
+
+import (
+	"time"
+
+	"github.com/anacrolix/torrent/metainfo"
+)
+
+// Why a swarm was left.
+const (
+	LeftIdle      = "nothing wanted"  // we hold or could fetch nothing peers want
+	LeftNoNeed    = "no downloaders"  // no connected peer is downloading
+	LeftLowRatio  = "ratio too low"   // uploaded/downloaded over the window fell under min_ratio
+	LeftTimeLimit = "visit time used" // repeater.visit_time passed
+	LeftByOwner   = "left by owner"   // btslave leave
+	LeftShutdown  = "shutdown"        // the daemon stopped; it rejoins on start
+)
+
+// Visit is one stay in a swarm, reported when the repeater leaves it.
+type Visit struct {
+	InfoHash    metainfo.Hash `json:"infohash"`
+	Name        string        `json:"name"`
+	Joined      time.Time     `json:"joined"`
+	Left        time.Time     `json:"left"`
+	Uploaded    int64         `json:"uploaded"`
+	Downloaded  int64         `json:"downloaded"`
+	PeersServed int           `json:"peers_served"`
+	Reason      string        `json:"reason"`
+}
+
+// Ratio is uploaded/downloaded (uploaded when nothing was downloaded).
+func (v Visit) Ratio() float64 {
+	if v.Downloaded == 0 {
+		return float64(v.Uploaded)
+	}
+	return float64(v.Uploaded) / float64(v.Downloaded)
+}
+
+// leavePolicy holds the thresholds of shouldLeave.
+type leavePolicy struct {
+	grace     time.Duration // no judgement before this much time in the swarm
+	idleFor   time.Duration // how long "nothing wanted" or "no downloaders" must last
+	window    time.Duration // ratio window
+	minRatio  float64
+	minMoved  int64 // bytes downloaded in the window before the ratio counts
+	visitTime time.Duration
+}
+
+// swarmSample is one observation of a swarm, taken every round.
+type swarmSample struct {
+	at         time.Time
+	up, down   int64 // totals so far
+	wanted     bool  // some connected peer wants a piece we hold or can fetch
+	downloader bool  // some connected peer is downloading
+}
+
+// shouldLeave judges a swarm from its samples (oldest first) and returns
+// the reason to leave, or "".
+func shouldLeave(p leavePolicy, joined time.Time, samples []swarmSample) string {
+	if len(samples) == 0 {
+		return ""
+	}
+	now := samples[len(samples)-1]
+	if p.visitTime > 0 && now.at.Sub(joined) >= p.visitTime {
+		return LeftTimeLimit
+	}
+	if now.at.Sub(joined) < p.grace {
+		return ""
+	}
+	// lastly reports whether cond held for every sample of the last d.
+	lastly := func(d time.Duration, cond func(swarmSample) bool) bool {
+		if now.at.Sub(joined) < d {
+			return false
+		}
+		for i := len(samples) - 1; i >= 0 && now.at.Sub(samples[i].at) <= d; i-- {
+			if !cond(samples[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	if lastly(p.idleFor, func(s swarmSample) bool { return !s.downloader }) {
+		return LeftNoNeed
+	}
+	if lastly(p.idleFor, func(s swarmSample) bool { return !s.wanted }) {
+		return LeftIdle
+	}
+	if p.minRatio > 0 && now.at.Sub(joined) >= p.window {
+		// The sample closest to one window ago.
+		old := samples[0]
+		for _, s := range samples {
+			if now.at.Sub(s.at) < p.window {
+				break
+			}
+			old = s
+		}
+		down, up := now.down-old.down, now.up-old.up
+		if down >= p.minMoved && float64(up) < p.minRatio*float64(down) {
+			return LeftLowRatio
+		}
+	}
+	return ""
+}
