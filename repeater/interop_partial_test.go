@@ -77,7 +77,7 @@ func TestInteropPartialSeedSmallCache(t *testing.T) {
 	cfg.Cache.Size, cfg.Repeater.SwarmCache = budget, budget
 	btAddr := lab.NextAddr()
 	r, err := repeater.New(repeater.Options{
-		Peer: peerConfig(btAddr), Cache: cfg.Cache, Repeater: cfg.Repeater, Trackers: true,
+		Peer: peerConfig(btAddr), Cache: cfg.Cache, Repeater: cfg.Repeater, Announce: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -150,6 +150,10 @@ func TestInteropPartialSeedSmallCache(t *testing.T) {
 	}
 	if d := missingPieceRequests() - missingBefore; d != 0 {
 		t.Errorf("anacrolix saw %d requests for pieces we lack, and closed a connection for each", d)
+	}
+	// btslave's own announcer put it on the tracker (aria2 found it there).
+	if ann := sw.Announcer(); ann == nil || len(ann.Status()) == 0 || ann.Status()[0].LastSuccess.IsZero() {
+		t.Errorf("btslave's announcer did not reach the tracker: %+v", ann)
 	}
 	if ws.Malformed != 0 {
 		t.Errorf("%d connections closed for malformed input", ws.Malformed)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/btslave/btslave/cache"
 	"github.com/btslave/btslave/config"
+	"github.com/btslave/btslave/repeater/announce"
 )
 
 // Options configures a Repeater.
@@ -24,7 +25,10 @@ type Options struct {
 	// CacheDir holds cached pieces when [cache] backend is "file".
 	CacheDir string
 	Logger   *slog.Logger
-	// Trackers lets the client announce by itself (tests, plain use).
+	// Announce runs the repeater's own BEP 21 announcer for each swarm
+	// (the client's built-in one stays off).
+	Announce bool
+	// Trackers lets the client announce by itself instead (tests).
 	Trackers bool
 	// Tick is how often each swarm re-plans; default 250ms.
 	Tick time.Duration
@@ -144,9 +148,17 @@ func (r *Repeater) Close() {
 		swarms = append(swarms, s)
 	}
 	r.mu.Unlock()
+	// In parallel: each sends "stopped" to its trackers within a bounded
+	// time, and shutdown must stay within the daemon's stop budget.
+	var wg sync.WaitGroup
 	for _, s := range swarms {
-		s.stop(LeftShutdown)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.stop(LeftShutdown)
+		}()
 	}
+	wg.Wait()
 	r.wg.Wait()
 	r.client.Close()
 	r.cache.Close()
@@ -180,12 +192,28 @@ func (r *Repeater) Join(spec *torrent.TorrentSpec) (*Swarm, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Swarm{r: r, t: t, ih: ih, cancel: cancel, done: make(chan struct{}), pending: map[int]bool{}, joined: time.Now()}
 	s.partial.Store(true)
+	var ann *announce.Announcer
+	if r.opts.Announce && len(spec.Trackers) > 0 {
+		ann, err = s.newAnnouncer(spec.Trackers)
+		if err != nil {
+			r.log.Warn("no announcer", "infohash", ih.HexString(), "err", err)
+		}
+	}
 	r.swarms[ih] = s
 	r.mu.Unlock()
-	r.wg.Add(1)
+	s.announcing = make(chan struct{})
+	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
 		s.run(ctx)
+	}()
+	go func() {
+		defer r.wg.Done()
+		defer close(s.announcing)
+		if ann != nil {
+			s.ann.Store(ann)
+			ann.Run(ctx) // announces until the swarm stops, then "stopped"
+		}
 	}()
 	return s, nil
 }

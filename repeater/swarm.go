@@ -3,6 +3,8 @@ package repeater
 import (
 	"context"
 	"math/rand/v2"
+	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,6 +12,9 @@ import (
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/types"
+
+	"github.com/btslave/btslave/internal/buildinfo"
+	"github.com/btslave/btslave/repeater/announce"
 )
 
 // Swarm is one torrent the repeater serves.
@@ -22,6 +27,9 @@ type Swarm struct {
 	once   sync.Once
 
 	partial atomic.Bool // say upload_only in our handshake
+
+	ann        atomic.Pointer[announce.Announcer] // nil without trackers
+	announcing chan struct{}                      // closed when the announcer has said "stopped"
 
 	joined time.Time
 
@@ -64,6 +72,7 @@ func (s *Swarm) stop(reason string) {
 	s.once.Do(func() {
 		s.cancel()
 		<-s.done
+		<-s.announcing
 		s.r.mu.Lock()
 		delete(s.r.swarms, s.ih)
 		s.r.mu.Unlock()
@@ -117,6 +126,49 @@ func (s *Swarm) judge(d demand, held map[int]bool) {
 		go s.stop(reason) // not from the loop stop waits for
 	}
 }
+
+// newAnnouncer makes the swarm's BEP 21 announcer.
+func (s *Swarm) newAnnouncer(trackers [][]string) (*announce.Announcer, error) {
+	var local netip.Addr
+	if host := s.r.opts.Peer.Listen.Host(); host != "" {
+		if ip, err := netip.ParseAddr(host); err == nil && !ip.IsUnspecified() {
+			local = ip
+		}
+	}
+	return announce.New(announce.Options{
+		InfoHash:    s.ih,
+		PeerID:      s.r.client.PeerID(),
+		Port:        s.r.client.LocalPort(),
+		Trackers:    trackers,
+		Stats:       s.announceStats,
+		PartialSeed: s.partial.Load,
+		OnPeers: func(addrs []netip.AddrPort) {
+			ps := make([]torrent.PeerInfo, len(addrs))
+			for i, a := range addrs {
+				ps[i] = torrent.PeerInfo{Addr: net.TCPAddrFromAddrPort(a), Source: "tracker"}
+			}
+			s.t.AddPeers(ps)
+		},
+		LocalIP:   local,
+		UserAgent: buildinfo.ClientName(),
+		Logger:    s.r.log.With("infohash", s.ih.HexString()),
+	})
+}
+
+// announceStats is what the swarm tells trackers: payload bytes each way,
+// and left as the bytes it does not hold (unknown size before the
+// metadata: 1, never 0, which would claim a seed).
+func (s *Swarm) announceStats() (up, down, left int64) {
+	tot := s.r.client.Wire.Totals(s.ih)
+	left = 1
+	if s.t.Info() != nil {
+		left = max(s.t.Length()-s.r.cache.Stats().Torrents[s.ih], 1)
+	}
+	return tot.BytesUp, tot.BytesDown, left
+}
+
+// Announcer is the swarm's announcer, nil when it has no trackers.
+func (s *Swarm) Announcer() *announce.Announcer { return s.ann.Load() }
 
 // forget drops a piece from the pending set (it was evicted).
 func (s *Swarm) forget(piece int) {

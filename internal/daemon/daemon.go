@@ -76,7 +76,7 @@ func New(cfg *config.Config, log *slog.Logger) (_ *App, err error) {
 		Repeater: cfg.Repeater,
 		CacheDir: filepath.Join(cfg.DataDir, "cache"),
 		Logger:   log,
-		Trackers: true,
+		Announce: true,
 		OnLeave:  a.onLeave,
 	})
 	if err != nil {
