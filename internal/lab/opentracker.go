@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/anacrolix/torrent/bencode"
+
+	"github.com/btslave/btslave/repeater/announce"
 )
 
 // Opentracker is a running opentracker (Debian's build: whitelist-only,
@@ -191,7 +193,7 @@ func (o *Opentracker) Announce(a Announce) (AnnounceReply, error) {
 		return AnnounceReply{}, fmt.Errorf("announce %q: not a 40-digit hex info-hash", a.InfoHash)
 	}
 	u := fmt.Sprintf("%s?info_hash=%s&peer_id=%s&port=%d&uploaded=0&downloaded=0&left=%d&compact=1",
-		o.HTTPAnnounce, escapeBytes(raw), escapeBytes([]byte(a.PeerID)), a.Port, a.Left)
+		o.HTTPAnnounce, announce.EscapeBytes(raw), announce.EscapeBytes([]byte(a.PeerID)), a.Port, a.Left)
 	if a.Event != "" {
 		u += "&event=" + a.Event
 	}
@@ -235,7 +237,7 @@ func (o *Opentracker) Scrape(infoHash string) (ScrapeResult, error) {
 		Files   map[string]ScrapeResult `bencode:"files"`
 		Failure string                  `bencode:"failure reason"`
 	}
-	if err := o.get(o.HTTPScrape+"?info_hash="+escapeBytes(raw), &reply); err != nil {
+	if err := o.get(o.HTTPScrape+"?info_hash="+announce.EscapeBytes(raw), &reply); err != nil {
 		return ScrapeResult{}, fmt.Errorf("scrape %s: %w", infoHash, err)
 	}
 	if reply.Failure != "" {
@@ -259,26 +261,6 @@ func (o *Opentracker) WaitScrape(ctx context.Context, infoHash string, ok func(S
 		return last, fmt.Errorf("scrape %s: last %+v: %w", infoHash, last, err)
 	}
 	return last, nil
-}
-
-// escapeBytes percent-encodes every byte of b but the unreserved ones.
-// url.QueryEscape turns a 0x20 byte into "+", which opentracker does not
-// decode: one info-hash in about 13 would then not match.
-func escapeBytes(b []byte) string {
-	const hexDigits = "0123456789ABCDEF"
-	var sb strings.Builder
-	for _, c := range b {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
-			c == '-', c == '.', c == '_', c == '~':
-			sb.WriteByte(c)
-		default:
-			sb.WriteByte('%')
-			sb.WriteByte(hexDigits[c>>4])
-			sb.WriteByte(hexDigits[c&15])
-		}
-	}
-	return sb.String()
 }
 
 // get fetches u and decodes its bencoded body into v.

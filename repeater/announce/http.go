@@ -56,8 +56,8 @@ func (a *Announcer) announceURL(base *url.URL, req request) string {
 		q.WriteByte('=')
 		q.WriteString(v)
 	}
-	add("info_hash", escapeBytes(a.o.InfoHash[:]))
-	add("peer_id", escapeBytes(a.o.PeerID[:]))
+	add("info_hash", EscapeBytes(a.o.InfoHash[:]))
+	add("peer_id", EscapeBytes(a.o.PeerID[:]))
 	add("port", strconv.Itoa(a.o.Port))
 	add("uploaded", strconv.FormatInt(req.uploaded, 10))
 	add("downloaded", strconv.FormatInt(req.downloaded, 10))
@@ -120,10 +120,10 @@ func truncate(b []byte, n int) []byte {
 	return b
 }
 
-// escapeBytes percent-encodes every byte of b but the unreserved ones.
-// url.QueryEscape turns a 0x20 byte into "+", which opentracker does not
-// decode.
-func escapeBytes(b []byte) string {
+// EscapeBytes percent-encodes every byte of b but the unreserved ones, for
+// info_hash and peer_id. url.QueryEscape turns a 0x20 byte into "+", which
+// opentracker does not decode.
+func EscapeBytes(b []byte) string {
 	const hexDigits = "0123456789ABCDEF"
 	var sb strings.Builder
 	for _, c := range b {
