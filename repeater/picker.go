@@ -8,9 +8,10 @@ import (
 
 // demand is what the connected peers say about each piece.
 type demand struct {
-	want  []int // peers that lack the piece and may download it
-	have  []int // peers that hold it: where we can fetch it from
-	peers int   // peers counted
+	want        []int // peers that lack the piece and may download it
+	have        []int // peers that hold it: where we can fetch it from
+	peers       int   // peers counted
+	downloaders int   // peers that lack something and may download it
 }
 
 // measureDemand tallies the peers' bitfields. Peers that told us they are
@@ -20,13 +21,18 @@ func measureDemand(n int, peers []wire.PeerState) demand {
 	for i := range peers {
 		p := &peers[i]
 		d.peers++
+		lacks := false
 		for j := 0; j < n; j++ {
 			switch {
 			case p.HasPiece(j):
 				d.have[j]++
 			case !p.PeerUploadOnly:
 				d.want[j]++
+				lacks = true
 			}
+		}
+		if lacks {
+			d.downloaders++
 		}
 	}
 	return d
@@ -134,4 +140,22 @@ func makePlan(in planInput) plan {
 	}
 	sort.Ints(out.evict)
 	return out
+}
+
+// adaptThreshold moves the fetch threshold — how many connected peers must
+// want a piece before we fetch it — one step per sample. Below the target
+// ratio with the upload busy, it rises: only pieces more peers want are
+// worth their download. With the upload idle it falls, so that capacity is
+// not wasted while demand exists. It stays within [1, downloaders]. cap 0
+// means unlimited, where the upload counts as busy whenever it moves.
+func adaptThreshold(cur int, ratio, target float64, rate, cap float64, downloaders int) int {
+	busy := rate > 0 && (cap <= 0 || rate >= 0.8*cap)
+	idle := cap > 0 && rate < 0.5*cap
+	switch {
+	case ratio < target && busy:
+		cur++
+	case idle:
+		cur--
+	}
+	return max(1, min(cur, max(downloaders, 1)))
 }

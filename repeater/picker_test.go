@@ -64,3 +64,26 @@ func TestMakePlan(t *testing.T) {
 		}
 	}
 }
+
+func TestAdaptThreshold(t *testing.T) {
+	cases := []struct {
+		name              string
+		cur               int
+		ratio, target     float64
+		rate, cap         float64
+		downloaders, want int
+	}{
+		{"under target, busy: rise", 1, 1.5, 4, 900, 1000, 5, 2},
+		{"under target, unlimited and moving: rise", 2, 1, 4, 5e6, 0, 5, 3},
+		{"capped by downloaders", 3, 1, 4, 1000, 1000, 3, 3},
+		{"idle: fall", 3, 1, 4, 100, 1000, 5, 2},
+		{"never below 1", 1, 0, 4, 0, 1000, 5, 1},
+		{"on target and busy: hold", 2, 5, 4, 900, 1000, 5, 2},
+		{"few downloaders pull it down", 4, 1, 4, 900, 1000, 2, 2},
+	}
+	for _, tc := range cases {
+		if got := adaptThreshold(tc.cur, tc.ratio, tc.target, tc.rate, tc.cap, tc.downloaders); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}

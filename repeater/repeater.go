@@ -80,6 +80,7 @@ type Repeater struct {
 	client *Client
 
 	policy leavePolicy
+	upCap  config.Rate // the client's upload cap (0: unlimited)
 
 	mu     sync.Mutex
 	swarms map[metainfo.Hash]*Swarm
@@ -111,6 +112,7 @@ func New(o Options) (*Repeater, error) {
 	// [peer] and [repeater].
 	o.Peer.UploadLimit = tighter(o.Peer.UploadLimit, o.Repeater.UploadLimit)
 	o.Peer.DownloadLimit = tighter(o.Peer.DownloadLimit, o.Repeater.DownloadLimit)
+	r.upCap = o.Peer.UploadLimit
 	dir := ""
 	if o.Cache.Backend == "file" {
 		dir = o.CacheDir

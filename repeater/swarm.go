@@ -38,6 +38,9 @@ type Swarm struct {
 	stats   SwarmStats
 	samples []swarmSample // for the leave policy, oldest first
 	leaving bool
+	// threshold is how many connected peers must want a piece before it
+	// is fetched (adaptThreshold).
+	threshold int
 }
 
 // SwarmStats counts what the repeater did in one swarm.
@@ -46,6 +49,7 @@ type SwarmStats struct {
 	Cancelled int // fetches cancelled for lack of demand
 	Evicted   int // pieces evicted because nobody wanted them
 	Rounds    int // planning rounds
+	Threshold int // peers that must want a piece before it is fetched, now
 }
 
 // InfoHash is the swarm's info hash.
@@ -111,6 +115,12 @@ func (s *Swarm) judge(d demand, held map[int]bool) {
 	}
 	tot := s.r.client.Wire.Totals(s.ih)
 	smp.up, smp.down = tot.BytesUp, tot.BytesDown
+	if len(s.samples) > 0 {
+		prev := s.samples[len(s.samples)-1]
+		rate := float64(smp.up-prev.up) / now.Sub(prev.at).Seconds()
+		ratio := float64(smp.up) / float64(max(smp.down, 1))
+		s.threshold = adaptThreshold(s.threshold, ratio, s.r.opts.Repeater.TargetRatio, rate, float64(s.r.upCap), d.downloaders)
+	}
 	s.samples = append(s.samples, smp)
 	// Keep what the longest rule looks back over.
 	keep := max(s.r.policy.window, s.r.policy.idleFor) + 2*s.r.opts.Leave.Sample
@@ -233,6 +243,7 @@ func (s *Swarm) round() {
 		capacity = c
 	}
 	s.mu.Lock()
+	threshold := max(s.threshold, 1)
 	pending := make(map[int]bool, len(s.pending))
 	for p := range s.pending {
 		if held[p] {
@@ -251,7 +262,7 @@ func (s *Swarm) round() {
 		pending:   pending,
 		capacity:  capacity,
 		inflight:  max(2, min(16, capacity/4)),
-		threshold: 1,
+		threshold: threshold,
 	})
 	if len(pl.fetch) == 0 && len(held) == 0 && len(pending) == 0 {
 		// Hold or want nothing and the client makes no connections, so
@@ -280,5 +291,6 @@ func (s *Swarm) round() {
 	}
 	s.stats.Cancelled += len(pl.cancel)
 	s.stats.Rounds++
+	s.stats.Threshold = threshold
 	s.mu.Unlock()
 }
