@@ -89,6 +89,9 @@ func BenchmarkTransfer(b *testing.B) {
 	}
 }
 
+// RSSChildEnv is exported for the external interop tests.
+const RSSChildEnv = rssChildEnv
+
 // rssChildEnv makes the test binary run as a repeater child process for
 // BenchmarkPartialSeedRSS.
 const rssChildEnv = "BTSLAVE_RSS_CHILD"
@@ -102,11 +105,14 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// rssChild serves a torrent (spec "TORRENT SEED_ADDR BUDGET") from a cache
-// of BUDGET bytes, prints its port, and on stdin EOF prints its peak RSS.
+// rssChild serves a torrent (spec "TORRENT SEED_ADDR BUDGET [LISTEN_IP
+// UPLOAD_CAP]") from a cache of BUDGET bytes, prints its port, and on stdin
+// EOF prints its traffic and peak RSS. With LISTEN_IP it also announces to
+// the torrent's trackers (the daemon's own announcer), capped at UPLOAD_CAP
+// bytes/s (0: none).
 func rssChild(spec string) int {
 	f := strings.Fields(spec)
-	if len(f) != 3 {
+	if len(f) != 3 && len(f) != 5 {
 		fmt.Fprintln(os.Stderr, "bad spec", spec)
 		return 2
 	}
@@ -120,8 +126,14 @@ func rssChild(spec string) int {
 	cfg.Cache.Size, cfg.Repeater.SwarmCache = config.Size(budget), config.Size(budget)
 	peer := cfg.Peer
 	peer.Listen, peer.IPv6 = "127.0.0.1:0", false
+	announce := len(f) == 5
+	if announce {
+		peer.Listen = config.Addr(f[3] + ":0")
+		up, _ := strconv.ParseInt(f[4], 10, 64)
+		peer.UploadLimit = config.Rate(up)
+	}
 	SetMemoryLimit(budget) // as the daemon does
-	r, err := New(Options{Peer: peer, Cache: cfg.Cache, Repeater: cfg.Repeater, Tick: 100 * time.Millisecond})
+	r, err := New(Options{Peer: peer, Cache: cfg.Cache, Repeater: cfg.Repeater, Tick: 100 * time.Millisecond, Announce: announce})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -131,9 +143,11 @@ func rssChild(spec string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	host, port, _ := strings.Cut(f[1], ":")
-	p, _ := strconv.Atoi(port)
-	sw.Torrent().AddPeers([]torrent.PeerInfo{{Addr: tcpAddr(host, p), Trusted: true}})
+	if f[1] != "-" {
+		host, port, _ := strings.Cut(f[1], ":")
+		p, _ := strconv.Atoi(port)
+		sw.Torrent().AddPeers([]torrent.PeerInfo{{Addr: tcpAddr(host, p), Trusted: true}})
+	}
 	startHWM := peakRSS()
 	fmt.Printf("port %d\n", r.Client().LocalPort())
 	io.Copy(io.Discard, os.Stdin)
@@ -142,6 +156,7 @@ func rssChild(spec string) int {
 	runtime.ReadMemStats(&ms)
 	fmt.Printf("up %d down %d evictions %d; RSS at start %d MiB; Go heap in use %d MiB, sys %d MiB\n", tot.BytesUp, tot.BytesDown,
 		r.Cache().Stats().Evictions, startHWM>>20, ms.HeapInuse>>20, ms.Sys>>20)
+	fmt.Printf("traffic %d %d %d\n", tot.BytesUp, tot.BytesDown, missingPieceRequests())
 	fmt.Printf("hwm %d\n", peakRSS())
 	r.Close()
 	return 0
