@@ -146,7 +146,7 @@ func rssChild(spec string) int {
 	if f[1] != "-" {
 		host, port, _ := strings.Cut(f[1], ":")
 		p, _ := strconv.Atoi(port)
-		sw.Torrent().AddPeers([]torrent.PeerInfo{{Addr: tcpAddr(host, p), Trusted: true}})
+		sw.AddPeers([]torrent.PeerInfo{{Addr: tcpAddr(host, p), Trusted: true}})
 	}
 	startHWM := peakRSS()
 	fmt.Printf("port %d\n", r.Client().LocalPort())

@@ -92,14 +92,14 @@ func TestInteropPartialSeedSmallCache(t *testing.T) {
 	btPort := r.Client().LocalPort()
 	// Transmission never dials loopback peers (LAB.md): btslave dials the
 	// seed and the Transmission leecher.
-	sw.Torrent().AddPeers([]torrent.PeerInfo{{Addr: tcp(seed.Addr, seed.PeerPort), Trusted: true}})
+	sw.AddPeers([]torrent.PeerInfo{{Addr: tcp(seed.Addr, seed.PeerPort), Trusted: true}})
 
 	trLeech := lab.StartTransmission(t, lab.TransmissionOptions{})
 	trID, err := trLeech.AddTorrent(torrentPath, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sw.Torrent().AddPeers([]torrent.PeerInfo{{Addr: tcp(trLeech.Addr, trLeech.PeerPort), Trusted: true}})
+	sw.AddPeers([]torrent.PeerInfo{{Addr: tcp(trLeech.Addr, trLeech.PeerPort), Trusted: true}})
 	aria := lab.StartAria2(t, lab.Aria2Options{Torrent: torrentPath})
 	lt := lab.StartLibtorrent(t, lab.LibtorrentOptions{
 		Torrent: torrentPath, Peers: []netip.AddrPort{netip.AddrPortFrom(btAddr, uint16(btPort))},

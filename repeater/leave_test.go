@@ -76,7 +76,7 @@ func TestRepeaterLeavesAndLimits(t *testing.T) {
 	if _, err := r.Join(torrent.TorrentSpecFromMetaInfo(other)); !errors.Is(err, ErrTooManySwarms) {
 		t.Errorf("second swarm with max_swarms 1: %v", err)
 	}
-	sw.Torrent().AddPeers([]torrent.PeerInfo{{Addr: seeder.listener.Addr(), Trusted: true}})
+	sw.AddPeers([]torrent.PeerInfo{{Addr: seeder.listener.Addr(), Trusted: true}})
 	lc, _ := NewClient(ClientOptions{Peer: testPeer(t, "127.0.0.1"), Storage: storage.NewFile(t.TempDir())})
 	defer lc.Close()
 	lt, _ := lc.AddTorrent(mi)

@@ -53,7 +53,7 @@ func TestRepeaterServesThroughSmallCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sw.Torrent().AddPeers([]torrent.PeerInfo{{Addr: seeder.listener.Addr(), Trusted: true}})
+	sw.AddPeers([]torrent.PeerInfo{{Addr: seeder.listener.Addr(), Trusted: true}})
 
 	var leechers []*torrent.Torrent
 	for i := 0; i < 2; i++ {

@@ -41,6 +41,20 @@ type Swarm struct {
 	// threshold is how many connected peers must want a piece before it
 	// is fetched (adaptThreshold).
 	threshold int
+	// explicit are peers given by AddPeers, dialled again when dropped
+	// (anacrolix never redials a peer); redialAt is when next to do so.
+	explicit []torrent.PeerInfo
+	redialAt time.Time
+}
+
+// AddPeers adds peers the swarm should stay connected to (a seed without a
+// tracker, a peer that never dials, the owner's client): anacrolix never
+// redials a dropped peer, so the swarm re-adds them now and then.
+func (s *Swarm) AddPeers(ps []torrent.PeerInfo) {
+	s.mu.Lock()
+	s.explicit = append(s.explicit, ps...)
+	s.mu.Unlock()
+	s.t.AddPeers(ps)
 }
 
 // SwarmStats counts what the repeater did in one swarm.
@@ -256,6 +270,15 @@ func (s *Swarm) round() {
 
 	d := measureDemand(n, s.r.client.Wire.Peers(s.ih))
 	s.judge(d, held)
+	s.mu.Lock()
+	var redial []torrent.PeerInfo
+	if now := time.Now(); now.After(s.redialAt) && len(s.explicit) > 0 {
+		redial, s.redialAt = append(redial, s.explicit...), now.Add(10*time.Second)
+	}
+	s.mu.Unlock()
+	if redial != nil {
+		s.t.AddPeers(redial) // connected or dialling ones are skipped
+	}
 	pl := makePlan(planInput{
 		demand:    d,
 		held:      held,

@@ -55,6 +55,10 @@ type Conn struct {
 	// libReadDeadline is the read deadline the library set (unix nanos, 0
 	// for none); the reader arms its own shorter one for a pending kick.
 	libReadDeadline atomic.Int64
+	// deferring is set while our extended handshake waits for the peer's
+	// bitfield (extHandshakeReady); deferUntil is when it stops waiting.
+	deferring  atomic.Bool
+	deferUntil atomic.Int64
 	// begun is set once we sent a message other than the extended
 	// handshake: from then on an injected HAVE cannot precede the
 	// library's BITFIELD.
@@ -82,6 +86,7 @@ type peerState struct {
 	amChoking    bool
 	amInterested bool
 	partialSeed  bool // our handshake carried upload_only: 1
+	peerShown    bool // the peer sent HAVE ALL, HAVE NONE or BITFIELD
 	bytesUp      int64
 	bytesDown    int64
 	dropped      int64 // requests for pieces we lack that the library never saw
@@ -183,6 +188,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 		}
 		wake := c.timers()
 		n, err := c.deliver(p)
+		if c.deferring.Load() {
+			c.tryRelease() // the peer's bitfield may have just arrived
+		}
 		if err != nil {
 			if !errors.Is(err, ErrEncrypted) {
 				c.layer.countMalformed()
@@ -239,13 +247,20 @@ func (c *Conn) timers() time.Time {
 		r.due = c.expireRequests()
 		r.scanAt = now.Add(min(time.Second, RequestTimeout/4))
 	}
+	if c.deferring.Load() {
+		c.tryRelease()
+	}
 	wake := r.kickAt
-	for _, t := range []time.Time{r.due, r.scanAt} {
+	var deferAt time.Time
+	if c.deferring.Load() {
+		deferAt = time.Unix(0, c.deferUntil.Load())
+	}
+	for _, t := range []time.Time{r.due, r.scanAt, deferAt} {
 		if !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
 			wake = t
 		}
 	}
-	if r.due.IsZero() && r.kickAt.IsZero() && !c.hasOutstanding() {
+	if r.due.IsZero() && r.kickAt.IsZero() && deferAt.IsZero() && !c.hasOutstanding() {
 		return time.Time{} // nothing to time: block as long as the library likes
 	}
 	return wake
@@ -654,9 +669,9 @@ func (c *Conn) onPeerMessage(id byte, body []byte) error {
 	case msgNotInterested:
 		s.peerInterest = false
 	case msgHaveAll:
-		s.haveAll = true
+		s.haveAll, s.peerShown = true, true
 	case msgHaveNone:
-		s.haveAll = false
+		s.haveAll, s.peerShown = false, true
 		s.have.Reset()
 	case msgHave:
 		if len(body) != 4 {
@@ -665,6 +680,7 @@ func (c *Conn) onPeerMessage(id byte, body []byte) error {
 		s.have.Set(int(be32(body)))
 	case msgBitfield:
 		s.have.setFromBitfield(body)
+		s.peerShown = true
 	case msgExtended:
 		if len(body) < 1 || body[0] != 0 {
 			return nil
@@ -796,6 +812,9 @@ type writer struct {
 	// dirty is set when this write's output differs from its input (bytes
 	// held from or to another write, rewritten or injected).
 	dirty bool
+	// ext is our extended handshake, held until we know whether the peer
+	// is a seed; deferred is everything the library wrote after it.
+	ext, deferred []byte
 
 	segs net.Buffers
 }
@@ -814,6 +833,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	n, err := c.writeLocked(p)
 	c.wmu.Unlock()
 	if err == nil {
+		c.tryRelease()
 		c.flushQueue()
 	}
 	return n, err
@@ -821,6 +841,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 
 func (c *Conn) writeLocked(p []byte) (int, error) {
 	w := &c.w
+	if err := c.releaseLocked(); err != nil {
+		return 0, err
+	}
 	w.segs = w.segs[:0]
 	payload := 0
 	for i := 0; i < len(p); {
@@ -851,7 +874,7 @@ func (c *Conn) writeLocked(p []byte) (int, error) {
 			w.holdLeft -= k
 			i += k
 			if w.holdLeft == 0 {
-				w.segs = append(w.segs, c.rewriteExtHandshake(w.hold))
+				c.extHandshakeReady(w.hold)
 				w.hold = nil
 			}
 			w.dirty = true
@@ -904,6 +927,16 @@ func (c *Conn) writeLocked(p []byte) (int, error) {
 		c.mu.Lock()
 		c.st.bytesUp += int64(payload)
 		c.mu.Unlock()
+	}
+	if c.deferring.Load() {
+		// Held behind our extended handshake until the peer shows what
+		// it has (releaseLocked).
+		for _, seg := range w.segs {
+			w.deferred = append(w.deferred, seg...)
+		}
+		clear(w.segs)
+		w.dirty = false
+		return len(p), nil
 	}
 	if err := c.pace(p); err != nil {
 		return 0, err
@@ -966,7 +999,7 @@ func (c *Conn) decideOutbound(hdr []byte) {
 			w.dirty = true
 			w.holdLeft = total - len(hdr)
 			if w.holdLeft == 0 {
-				w.segs = append(w.segs, c.rewriteExtHandshake(w.hold))
+				c.extHandshakeReady(w.hold)
 				w.hold = nil
 			}
 			return
@@ -1027,6 +1060,61 @@ func (c *Conn) onOurMessage(id byte, body []byte) {
 			}
 		}
 	}
+}
+
+// extDeferTimeout bounds how long our extended handshake waits for the
+// peer's bitfield (a variable for tests).
+var extDeferTimeout = time.Second
+
+// extHandshakeReady holds our complete extended handshake (partial-seed
+// mode) until we know whether the peer is a seed: seeds get no upload_only,
+// because Transmission and libtorrent seeds drop a peer that says it, as
+// seed-to-seed, and a repeater must fetch from seeds. Everything the
+// library writes meanwhile waits behind it, in order.
+func (c *Conn) extHandshakeReady(msg []byte) {
+	c.w.ext = append([]byte(nil), msg...)
+	c.deferUntil.Store(time.Now().Add(extDeferTimeout).UnixNano())
+	c.deferring.Store(true)
+	c.releaseLocked()
+}
+
+// releaseLocked sends the held extended handshake and what followed it
+// once the peer's bitfield (HAVE ALL, HAVE NONE, BITFIELD) was seen, or the
+// wait ran out. wmu must be held.
+func (c *Conn) releaseLocked() error {
+	if !c.deferring.Load() {
+		return nil
+	}
+	c.mu.Lock()
+	known, seed := c.st.peerShown, c.st.haveAll
+	if n := c.layer.pieces.NumPieces(c.st.infoHash); n > 0 && c.st.have.Count() >= n {
+		seed = true
+	}
+	c.mu.Unlock()
+	if !known && time.Now().UnixNano() < c.deferUntil.Load() {
+		return nil
+	}
+	w := &c.w
+	out := w.ext
+	if !seed {
+		out = c.rewriteExtHandshake(w.ext)
+	}
+	out = append(out, w.deferred...)
+	w.ext, w.deferred = nil, nil
+	c.deferring.Store(false)
+	_, err := c.Conn.Write(out)
+	return err
+}
+
+// tryRelease releases a held extended handshake when it is due, unless a
+// write is in progress (which releases it itself).
+func (c *Conn) tryRelease() {
+	if !c.deferring.Load() || !c.wmu.TryLock() {
+		return
+	}
+	c.releaseLocked()
+	c.wmu.Unlock()
+	c.flushQueue()
 }
 
 // rewriteExtHandshake adds upload_only: 1 to our extended handshake msg
@@ -1098,7 +1186,8 @@ func (c *Conn) flushQueue() {
 		c.qmu.Lock()
 		empty := len(c.queue) == 0
 		c.qmu.Unlock()
-		if empty || c.passthrough.Load() || !c.wmu.TryLock() {
+		// While our extended handshake is held, so is everything after it.
+		if empty || c.passthrough.Load() || c.deferring.Load() || !c.wmu.TryLock() {
 			return
 		}
 		w := &c.w

@@ -166,30 +166,68 @@ func TestRequestForMissingPiece(t *testing.T) {
 	}
 }
 
-// Ensure that our extended handshake gains upload_only: 1 in partial-seed
-// mode, even when the library writes it in pieces, and that nothing else changes.
+// Ensure the peer's advertised request queue is capped for the library and
+// everything else in its handshake is kept.
+func TestCapReqq(t *testing.T) {
+	in := cat(handshake(true), extMsg(map[string]any{"reqq": 512, "v": "Transmission 3.00", "m": map[string]any{"ut_metadata": 3}}), msg(msgHaveAll))
+	c := New(&fakePieces{}).Wrap(&fakeConn{in: bytes.NewReader(in), chunk: 7}, false)
+	got, err := readAll(c, 5)
+	want := cat(handshake(true), extMsg(map[string]any{"reqq": MaxPeerRequests, "v": "Transmission 3.00", "m": map[string]any{"ut_metadata": 3}}), msg(msgHaveAll))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("library saw\n%q\nwant\n%q (%v)", got, want, err)
+	}
+	if st := c.State(); st.ClientName != "Transmission 3.00" || !st.HaveAll {
+		t.Errorf("state %+v", st)
+	}
+	small := cat(handshake(true), extMsg(map[string]any{"reqq": 100}))
+	c = New(&fakePieces{}).Wrap(&fakeConn{in: bytes.NewReader(small)}, false)
+	if got, _ := readAll(c, 64); !bytes.Equal(got, small) {
+		t.Errorf("a small reqq was changed")
+	}
+}
+
+// Ensure our extended handshake gains upload_only: 1 in partial-seed mode
+// for peers that are not seeds, and not for seeds (Transmission and
+// libtorrent seeds drop a peer that says it); that it waits for the peer's
+// bitfield, with what the library writes after it kept in order, or for a
+// timeout; and that without partial-seed mode nothing changes.
 func TestExtHandshakeRewrite(t *testing.T) {
-	for _, partial := range []bool{true, false} {
-		fp := &fakePieces{partial: partial}
-		fc := &fakeConn{in: bytes.NewReader(nil)}
-		c := New(fp).Wrap(fc, true)
-		ours := extMsg(map[string]any{"m": map[string]any{"ut_metadata": 1}, "v": "btslave/test", "reqq": 250})
-		stream := cat(handshake(true), ours, msg(msgHaveNone), msg(msgUnchoke))
+	old := extDeferTimeout
+	extDeferTimeout = 100 * time.Millisecond
+	defer func() { extDeferTimeout = old }()
+	ours := extMsg(map[string]any{"m": map[string]any{"ut_metadata": 1}, "v": "btslave/test", "reqq": 250})
+	withUO := extMsg(map[string]any{"m": map[string]any{"ut_metadata": 1}, "v": "btslave/test", "reqq": 250, "upload_only": 1})
+	stream := cat(handshake(true), ours, msg(msgHaveNone), msg(msgUnchoke))
+	for _, tc := range []struct {
+		name    string
+		partial bool
+		peer    []byte // what the peer sent before our writes
+		want    []byte
+	}{
+		{"leecher", true, cat(handshake(true), msg(msgHaveNone)), cat(handshake(true), withUO, msg(msgHaveNone), msg(msgUnchoke))},
+		{"seed", true, cat(handshake(true), msg(msgHaveAll)), stream},
+		{"silent peer: timeout", true, handshake(true), cat(handshake(true), withUO, msg(msgHaveNone), msg(msgUnchoke))},
+		{"not partial", false, handshake(true), stream},
+	} {
+		fc := &fakeConn{in: bytes.NewReader(tc.peer)}
+		c := New(&fakePieces{partial: tc.partial, n: 8}).Wrap(fc, true)
 		for i := 0; i < len(stream); i += 5 {
 			if _, err := c.Write(stream[i:min(i+5, len(stream))]); err != nil {
 				t.Fatal(err)
 			}
+			if i == 0 {
+				readAll(c, 64) // the peer's handshake and bitfield arrive
+			}
 		}
-		got := fc.written()
-		want := stream
-		if partial {
-			want = cat(handshake(true), extMsg(map[string]any{"m": map[string]any{"ut_metadata": 1}, "v": "btslave/test", "reqq": 250, "upload_only": 1}), msg(msgHaveNone), msg(msgUnchoke))
+		if tc.name == "silent peer: timeout" {
+			if got := fc.written(); len(got) != handshakeLen {
+				t.Errorf("%s: sent %d bytes before the timeout", tc.name, len(got))
+			}
+			time.Sleep(150 * time.Millisecond)
+			c.Write(nil) // any write (or the reader's timer) releases it
 		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("partial=%v: peer got\n%q\nwant\n%q", partial, got, want)
-		}
-		if st := c.State(); st.AmChoking || st.PartialSeed != partial {
-			t.Errorf("state %+v", st)
+		if got := fc.written(); !bytes.Equal(got, tc.want) {
+			t.Errorf("%s: peer got\n%q\nwant\n%q", tc.name, got, tc.want)
 		}
 	}
 }
