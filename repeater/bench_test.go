@@ -23,27 +23,6 @@ import (
 	"github.com/btslave/btslave/config"
 )
 
-// benchSeed starts a client seeding a fresh torrent of size bytes from
-// plain files (in the page cache after the first hash check).
-func benchSeed(b *testing.B, size int64, bare bool) (*Client, *metainfo.MetaInfo) {
-	b.Helper()
-	dir := b.TempDir()
-	mi, _ := makeTorrent(b, dir, size, 256<<10)
-	seeder, err := NewClient(ClientOptions{Peer: testPeer(b, "127.0.0.1"), Storage: storage.NewFile(dir), BareTCP: bare})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(seeder.Close)
-	t, _ := seeder.AddTorrent(mi)
-	t.VerifyData()
-	select {
-	case <-t.Complete().On():
-	case <-time.After(60 * time.Second):
-		b.Fatal("seed data did not verify")
-	}
-	return seeder, mi
-}
-
 func peerAddr(c *Client) torrent.PeerInfo {
 	return torrent.PeerInfo{Addr: c.ListenAddrs()[0], Trusted: true}
 }
@@ -59,7 +38,7 @@ func BenchmarkTransfer(b *testing.B) {
 		bare bool
 	}{{"bare", true}, {"wire", false}} {
 		b.Run(mode.name, func(b *testing.B) {
-			seeder, mi := benchSeed(b, size, mode.bare)
+			seeder, mi, _ := seeding(b, size, mode.bare)
 			b.SetBytes(size)
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -182,7 +161,7 @@ func peakRSS() int64 {
 // that process's peak RSS. Goal: <= budget + 48 MiB.
 func BenchmarkPartialSeedRSS(b *testing.B) {
 	const size, budget = 64 << 20, 16 << 20
-	seeder, mi := benchSeed(b, size, false)
+	seeder, mi, _ := seeding(b, size, false)
 	tfile := filepath.Join(b.TempDir(), "t.torrent")
 	f, _ := os.Create(tfile)
 	mi.Write(f)

@@ -47,16 +47,7 @@ func TestShouldLeave(t *testing.T) {
 // Ensure a swarm whose downloaders are all done is left by itself, with
 // an honest visit, and that max_swarms is enforced.
 func TestRepeaterLeavesAndLimits(t *testing.T) {
-	seedDir := t.TempDir()
-	mi, _ := makeTorrent(t, seedDir, 4<<20, 256<<10)
-	seeder, err := NewClient(ClientOptions{Peer: testPeer(t, "127.0.0.1"), Storage: storage.NewFile(seedDir)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seeder.Close()
-	st, _ := seeder.AddTorrent(mi)
-	st.VerifyData()
-	<-st.Complete().On()
+	seeder, mi, _ := seeding(t, 4<<20, false)
 
 	cfg := config.Default()
 	cfg.Cache.Size, cfg.Repeater.SwarmCache, cfg.Repeater.MaxSwarms = 8<<20, 8<<20, 1

@@ -11,10 +11,32 @@ import (
 	"time"
 
 	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/storage"
 
 	"github.com/btslave/btslave/config"
 )
+
+// seeding starts a client seeding a fresh torrent of size random bytes
+// from plain files, and waits until its data verified.
+func seeding(t testing.TB, size int64, bare bool) (*Client, *metainfo.MetaInfo, []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	mi, data := makeTorrent(t, dir, size, 256<<10)
+	seeder, err := NewClient(ClientOptions{Peer: testPeer(t, "127.0.0.1"), Storage: storage.NewFile(dir), BareTCP: bare})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(seeder.Close)
+	st, _ := seeder.AddTorrent(mi)
+	st.VerifyData()
+	select {
+	case <-st.Complete().On():
+	case <-time.After(60 * time.Second):
+		t.Fatal("seed data did not verify")
+	}
+	return seeder, mi, data
+}
 
 func missingPieceRequests() int64 {
 	v, _ := expvar.Get("requestsReceivedForMissingPieces").(*expvar.Int)
@@ -29,16 +51,7 @@ func missingPieceRequests() int64 {
 // torrent. Every leecher gets correct data, the cache evicts, stays in its
 // budget, and the library never sees a request for a piece we lack.
 func TestRepeaterServesThroughSmallCache(t *testing.T) {
-	seedDir := t.TempDir()
-	mi, data := makeTorrent(t, seedDir, 16<<20, 256<<10)
-	seeder, err := NewClient(ClientOptions{Peer: testPeer(t, "127.0.0.1"), Storage: storage.NewFile(seedDir)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seeder.Close()
-	st, _ := seeder.AddTorrent(mi)
-	st.VerifyData()
-	<-st.Complete().On()
+	seeder, mi, data := seeding(t, 16<<20, false)
 
 	cfg := config.Default()
 	cfg.Cache.Size = 4 << 20
