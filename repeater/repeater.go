@@ -230,6 +230,17 @@ func (r *Repeater) Leave(ih metainfo.Hash) {
 	}
 }
 
+// Swarms returns the swarms being served.
+func (r *Repeater) Swarms() []*Swarm {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*Swarm, 0, len(r.swarms))
+	for _, s := range r.swarms {
+		out = append(out, s)
+	}
+	return out
+}
+
 // Swarm returns the swarm for ih, or nil.
 func (r *Repeater) Swarm(ih metainfo.Hash) *Swarm {
 	r.mu.Lock()

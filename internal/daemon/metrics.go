@@ -14,6 +14,7 @@ func (a *App) registerMetrics() error {
 	}
 	cs := []prometheus.Collector{
 		a.visits,
+		newSwarmCollector(a),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -1,0 +1,89 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/btslave/btslave/config"
+	"github.com/btslave/btslave/internal/api"
+	"github.com/btslave/btslave/internal/lab"
+)
+
+func testApp(t *testing.T) *App {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Peer.Listen, cfg.Peer.IPv6 = "127.0.0.1:0", false
+	cfg.API.Listen = "127.0.0.1:0"
+	cfg.Cache.Size = 8 << 20
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return a
+}
+
+// Ensure a swarm handed to the daemon shows in status and in per-swarm
+// metrics, behind the token, and that bad requests are bad requests.
+func TestRepeatStatusMetrics(t *testing.T) {
+	a := testApp(t)
+	torrentPath, _, ih, _ := lab.MakeTorrent(t, lab.TorrentOptions{Size: 1 << 20})
+	raw, _ := os.ReadFile(torrentPath)
+	if _, err := a.Repeat(context.Background(), api.RepeatRequest{Torrent: raw}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []api.RepeatRequest{{}, {Torrent: []byte("nope")}, {InfoHash: "xyz"}, {Torrent: raw, Magnet: "magnet:?xt=urn:btih:" + ih}} {
+		if _, err := a.Repeat(context.Background(), bad); !errors.Is(err, api.ErrBadRequest) {
+			t.Errorf("%+v: %v, want a bad request", bad, err)
+		}
+	}
+	st := a.Status(context.Background())
+	if len(st.Torrents) != 1 || st.Torrents[0].InfoHash != ih {
+		t.Fatalf("status torrents %+v", st.Torrents)
+	}
+	tok, err := api.ReadToken(a.cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", "http://"+a.APIAddr()+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"btslave_swarms 1", `btslave_swarm_uploaded_bytes{infohash="` + ih + `"`, "btslave_cache_budget_bytes 8.388608e+06"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if err := a.Leave(context.Background(), ih); err != nil {
+		t.Fatal(err)
+	}
+	if v := a.recentVisits(5); len(v) != 1 || v[0].Reason != "left by owner" || v[0].InfoHash != ih {
+		t.Errorf("visits %+v", v)
+	}
+	if _, err := os.Stat(filepath.Join(a.cfg.DataDir, api.AddrFile)); err != nil {
+		t.Errorf("api.addr: %v", err)
+	}
+}
