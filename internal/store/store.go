@@ -52,7 +52,9 @@ type Migration func(tx *bolt.Tx) error
 var migrations = []Migration{
 	// 0 → 1: the first layout.
 	func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketCompletion, []byte("torrents")} {
+		// "completion" held anacrolix piece completion for file storage;
+		// the cache keeps none now, but a shipped migration stays as it was.
+		for _, b := range [][]byte{bucketMeta, []byte("completion"), []byte("torrents")} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 	"os"
 	"os/exec"
@@ -9,9 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anacrolix/torrent/metainfo"
 	bolt "go.etcd.io/bbolt"
 )
+
+func key(i int) []byte { return binary.BigEndian.AppendUint64(nil, uint64(i)) }
 
 func openT(t testing.TB, dir string) *DB {
 	t.Helper()
@@ -86,38 +88,6 @@ func TestMigrations(t *testing.T) {
 	}
 }
 
-func TestPieceCompletion(t *testing.T) {
-	dir := t.TempDir()
-	db := openT(t, dir)
-	pc := db.NewPieceCompletion()
-	var ih, other metainfo.Hash
-	ih[0], other[0] = 1, 2
-	if c, _ := pc.Get(metainfo.PieceKey{InfoHash: ih, Index: 3}); c.Ok {
-		t.Fatal("unknown piece reported known")
-	}
-	for i := 0; i < 5; i++ {
-		if err := pc.Set(metainfo.PieceKey{InfoHash: ih, Index: i}, i%2 == 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pc.Set(metainfo.PieceKey{InfoHash: other, Index: 0}, true)
-	for i := 0; i < 5; i++ {
-		c, err := pc.Get(metainfo.PieceKey{InfoHash: ih, Index: i})
-		if err != nil || !c.Ok || c.Complete != (i%2 == 0) {
-			t.Errorf("piece %d: %+v %v", i, c, err)
-		}
-	}
-	if err := pc.Forget(ih); err != nil {
-		t.Fatal(err)
-	}
-	if c, _ := pc.Get(metainfo.PieceKey{InfoHash: ih, Index: 0}); c.Ok {
-		t.Error("Forget left a record")
-	}
-	if c, _ := pc.Get(metainfo.PieceKey{InfoHash: other, Index: 0}); !c.Ok || !c.Complete {
-		t.Error("Forget removed another torrent's record")
-	}
-}
-
 // Ensure that a process killed with SIGKILL while writing leaves a database
 // the next Open accepts, with every committed write intact.
 func TestKill9WhileWriting(t *testing.T) {
@@ -126,10 +96,8 @@ func TestKill9WhileWriting(t *testing.T) {
 		if err != nil {
 			os.Exit(3)
 		}
-		pc := db.NewPieceCompletion()
-		var ih metainfo.Hash
 		for i := 0; ; i++ {
-			pc.Set(metainfo.PieceKey{InfoHash: ih, Index: i}, true)
+			db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("torrents")).Put(key(i), []byte{1}) })
 			os.WriteFile(filepath.Join(db.Dir(), "committed"), []byte{byte(i), byte(i >> 8), byte(i >> 16)}, 0o600)
 		}
 	}
@@ -152,10 +120,11 @@ func TestKill9WhileWriting(t *testing.T) {
 		if len(b) == 3 {
 			n = int(b[0]) | int(b[1])<<8 | int(b[2])<<16
 		}
-		var ih metainfo.Hash
 		for i := 0; i <= n; i += 1 + n/50 {
-			if c, err := db.NewPieceCompletion().Get(metainfo.PieceKey{InfoHash: ih, Index: i}); err != nil || !c.Complete {
-				t.Errorf("round %d: committed piece %d lost (%+v %v)", round, i, c, err)
+			var v []byte
+			db.View(func(tx *bolt.Tx) error { v = tx.Bucket([]byte("torrents")).Get(key(i)); return nil })
+			if len(v) != 1 {
+				t.Errorf("round %d: committed record %d lost", round, i)
 				break
 			}
 		}

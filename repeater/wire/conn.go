@@ -148,7 +148,6 @@ type reader struct {
 	pass    int    // bytes of the current message still to hand over
 	capture []byte // body of the current message, when we parse it
 	capID   byte
-	capLen  int
 	// inject holds messages we add to what the library reads, delivered
 	// at the next message boundary; kickAt is when a pending
 	// CHOKE+UNCHOKE (kickAfterReject) becomes due.
@@ -497,7 +496,7 @@ func (c *Conn) readHeader(avail []byte) (more bool, err error) {
 		c.onPeerMessage(id, nil)
 		c.kickAfterReject()
 	case msgHave, msgBitfield:
-		r.capture, r.capID, r.capLen = captureBuf(r.small[:0], total), id, total
+		r.capture, r.capID = captureBuf(r.small[:0], total), id
 	case msgExtended:
 		if n < 2 {
 			return false, fmt.Errorf("%w: extended message with length %d", ErrBadMessage, n)
@@ -521,7 +520,7 @@ func (c *Conn) readHeader(avail []byte) (more bool, err error) {
 				r.off += total
 				return false, nil
 			}
-			r.capture, r.capID, r.capLen = make([]byte, 0, total), id, total
+			r.capture, r.capID = make([]byte, 0, total), id
 		}
 	}
 	r.pass = total
