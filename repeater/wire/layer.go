@@ -78,24 +78,24 @@ func (l *Layer) register(c *Conn) {
 }
 
 func (l *Layer) remove(c *Conn) {
-	st := c.State()
+	ih := c.infoHash()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.all, c)
-	m := l.conns[st.InfoHash]
+	m := l.conns[ih]
 	if _, ok := m[c]; !ok {
 		return
 	}
 	delete(m, c)
 	if len(m) == 0 {
-		delete(l.conns, st.InfoHash)
+		delete(l.conns, ih)
 	}
-	t := l.closed[st.InfoHash]
+	t := l.closed[ih]
 	if t == nil {
 		t = &Totals{}
-		l.closed[st.InfoHash] = t
+		l.closed[ih] = t
 	}
-	t.add(&st)
+	c.addTo(t)
 }
 
 // Totals sums what a torrent's connections carried.
@@ -108,15 +108,20 @@ type Totals struct {
 	Rejected  int64
 }
 
-func (t *Totals) add(p *PeerState) {
+// addTo adds the connection's counters to t (without copying its
+// bitfields, as State would).
+func (c *Conn) addTo(t *Totals) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := &c.st
 	t.Conns++
-	if p.BytesUp > 0 {
+	if s.bytesUp > 0 {
 		t.Served++
 	}
-	t.BytesUp += p.BytesUp
-	t.BytesDown += p.BytesDown
-	t.Dropped += p.Dropped
-	t.Rejected += p.Rejected
+	t.BytesUp += s.bytesUp
+	t.BytesDown += s.bytesDown
+	t.Dropped += s.dropped
+	t.Rejected += s.rejected
 }
 
 // Totals returns the torrent's totals over open and closed connections.
@@ -127,8 +132,8 @@ func (l *Layer) Totals(ih metainfo.Hash) Totals {
 		t = *c
 	}
 	l.mu.Unlock()
-	for _, p := range l.Peers(ih) {
-		t.add(&p)
+	for _, c := range l.connsOf(ih) {
+		c.addTo(&t)
 	}
 	return t
 }
