@@ -3,6 +3,7 @@ package cache
 import (
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 
@@ -169,19 +170,12 @@ func (p *piece) ReadAt(b []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	want := min(int64(len(b)), p.length-off)
-	c := p.t.c
-	c.mu.Lock()
-	h, src, err := c.acquireRead(p)
-	if err != nil {
-		c.unlock()
-		return 0, err
-	}
-	f := h.f
-	c.unlock()
 	var n int
-	if src != nil {
-		n = copy(b[:want], src[off:])
-	} else {
+	err := p.withData(func(src []byte, f *os.File) (err error) {
+		if src != nil {
+			n = copy(b[:want], src[off:])
+			return nil
+		}
 		n, err = f.ReadAt(b[:want], off)
 		if err == io.EOF && int64(n) == want {
 			err = nil
@@ -189,10 +183,8 @@ func (p *piece) ReadAt(b []byte, off int64) (int, error) {
 		if err != nil {
 			err = fmt.Errorf("%v: %w", p, err)
 		}
-	}
-	c.mu.Lock()
-	c.unref(h)
-	c.unlock()
+		return err
+	})
 	if err == nil && want < int64(len(b)) {
 		err = io.EOF
 	}
@@ -201,27 +193,37 @@ func (p *piece) ReadAt(b []byte, off int64) (int, error) {
 
 // WriteTo writes the whole piece to w; anacrolix hashes pieces this way.
 func (p *piece) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	err := p.withData(func(src []byte, f *os.File) (err error) {
+		if src != nil {
+			n1, err := w.Write(src)
+			n = int64(n1)
+			return err
+		}
+		n, err = io.Copy(w, io.NewSectionReader(f, 0, p.length))
+		return err
+	})
+	return n, err
+}
+
+// withData runs fn on p's data — bytes in memory, or its open file — with
+// a reference held so that it is not evicted meanwhile, and the lock
+// released during fn.
+func (p *piece) withData(fn func(src []byte, f *os.File) error) error {
 	c := p.t.c
 	c.mu.Lock()
 	h, src, err := c.acquireRead(p)
 	if err != nil {
 		c.unlock()
-		return 0, err
+		return err
 	}
 	f := h.f
 	c.unlock()
-	var n int64
-	if src != nil {
-		var n1 int
-		n1, err = w.Write(src)
-		n = int64(n1)
-	} else {
-		n, err = io.Copy(w, io.NewSectionReader(f, 0, p.length))
-	}
+	err = fn(src, f)
 	c.mu.Lock()
 	c.unref(h)
 	c.unlock()
-	return n, err
+	return err
 }
 
 // acquireRead returns p's data for reading with a reference taken: plain
