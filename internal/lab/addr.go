@@ -81,3 +81,19 @@ func checkLoopback(ip netip.Addr) error {
 	}
 	return nil
 }
+
+// peerAddr fills in a program's peer address (a fresh loopback address
+// unless set) and port (a free one unless set), failing the test for an
+// address outside loopback.
+func peerAddr(t testing.TB, program string, addr *netip.Addr, port *int) {
+	t.Helper()
+	if !addr.IsValid() {
+		*addr = NextAddr()
+	}
+	if err := checkLoopback(*addr); err != nil {
+		t.Fatalf("lab: %s: %v", program, err)
+	}
+	if *port == 0 {
+		*port = FreePort(t, *addr)
+	}
+}

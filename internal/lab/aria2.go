@@ -77,15 +77,7 @@ func StartAria2(t testing.TB, opts Aria2Options) *Aria2 {
 			}
 		}
 	}
-	if !opts.Addr.IsValid() {
-		opts.Addr = NextAddr()
-	}
-	if err := checkLoopback(opts.Addr); err != nil {
-		t.Fatalf("lab: aria2: %v", err)
-	}
-	if opts.Port == 0 {
-		opts.Port = FreePort(t, opts.Addr)
-	}
+	peerAddr(t, "aria2", &opts.Addr, &opts.Port)
 	dir := t.TempDir()
 	if opts.Dir == "" {
 		opts.Dir = filepath.Join(dir, "downloads")

@@ -116,15 +116,7 @@ func StartLibtorrent(t testing.TB, opts LibtorrentOptions) *Libtorrent {
 	if opts.Torrent == "" {
 		t.Fatal("lab: libtorrent: LibtorrentOptions.Torrent is required")
 	}
-	if !opts.Addr.IsValid() {
-		opts.Addr = NextAddr()
-	}
-	if err := checkLoopback(opts.Addr); err != nil {
-		t.Fatalf("lab: libtorrent: %v", err)
-	}
-	if opts.Port == 0 {
-		opts.Port = FreePort(t, opts.Addr)
-	}
+	peerAddr(t, "libtorrent", &opts.Addr, &opts.Port)
 	dir := t.TempDir()
 	if opts.SavePath == "" {
 		opts.SavePath = filepath.Join(dir, "downloads")

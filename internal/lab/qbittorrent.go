@@ -61,15 +61,7 @@ func StartQBittorrent(t testing.TB, opts QBittorrentOptions) *QBittorrent {
 	t.Helper()
 	Require(t, "qbittorrent-nox")
 	labFor(t)
-	if !opts.Addr.IsValid() {
-		opts.Addr = NextAddr()
-	}
-	if err := checkLoopback(opts.Addr); err != nil {
-		t.Fatalf("lab: qbittorrent: %v", err)
-	}
-	if opts.Port == 0 {
-		opts.Port = FreePort(t, opts.Addr)
-	}
+	peerAddr(t, "qbittorrent", &opts.Addr, &opts.Port)
 	if opts.WebUIPort == 0 {
 		opts.WebUIPort = FreePort(t, Loopback)
 	}

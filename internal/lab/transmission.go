@@ -60,15 +60,7 @@ func StartTransmission(t testing.TB, opts TransmissionOptions) *Transmission {
 	t.Helper()
 	Require(t, "transmission-daemon")
 	labFor(t)
-	if !opts.Addr.IsValid() {
-		opts.Addr = NextAddr()
-	}
-	if err := checkLoopback(opts.Addr); err != nil {
-		t.Fatalf("lab: transmission: %v", err)
-	}
-	if opts.PeerPort == 0 {
-		opts.PeerPort = FreePort(t, opts.Addr)
-	}
+	peerAddr(t, "transmission", &opts.Addr, &opts.PeerPort)
 	dir := t.TempDir()
 	if opts.DownloadDir == "" {
 		opts.DownloadDir = filepath.Join(dir, "downloads")
