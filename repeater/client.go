@@ -94,12 +94,14 @@ func ClientConfig(o ClientOptions) (*torrent.ClientConfig, error) {
 	// A partial seed may hold nothing for a while and still wants to hear
 	// who needs what.
 	cc.AlwaysWantConns = true
+	// With "allow" and "prefer" the wire layer does incoming MSE itself
+	// (see NewClient), so the library sees every incoming stream as
+	// plaintext and must accept it. Outgoing, the library encrypts only
+	// when told to prefer it; such connections are opaque to the wire
+	// layer, as is everything under "require", which the library alone
+	// can enforce both ways.
 	switch p.Encryption {
-	case "off":
-		// Plaintext only: the wire layer refuses MSE (see NewClient).
-		cc.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{Preferred: false}
-	case "allow":
-		// Plaintext first: the wire layer can only read unencrypted streams.
+	case "off", "allow":
 		cc.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{Preferred: false}
 	case "prefer":
 		cc.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{Preferred: true}
@@ -151,7 +153,19 @@ func NewClient(o ClientOptions) (*Client, error) {
 		pieces = clientPieces{c}
 	}
 	c.Wire = wire.New(pieces)
-	c.Wire.RefuseEncrypted(o.Peer.Encryption == "off")
+	switch o.Peer.Encryption {
+	case "off":
+		c.Wire.RefuseEncrypted(true)
+	case "allow", "prefer":
+		c.Wire.Decrypt(func(yield func(skey []byte) bool) {
+			for _, t := range c.Client.Torrents() {
+				ih := t.InfoHash()
+				if !yield(ih[:]) {
+					return
+				}
+			}
+		})
+	}
 
 	host := cc.ListenHost("tcp")
 	network := "tcp"

@@ -19,9 +19,11 @@
 //
 // # What it leaves alone
 //
-// MSE-encrypted connections are passed through untouched: the library puts
-// encryption on top of this conn, so it sees ciphertext. The client is set
-// to prefer plaintext, so most connections are readable.
+// MSE (encrypted) connections: with Layer.Decrypt the layer does the
+// handshake of incoming ones itself and parses the decrypted stream, so the
+// library sees plaintext. Connections it cannot read (the library's own
+// outgoing MSE, when the client prefers encryption) are passed through
+// untouched, or refused with Layer.RefuseEncrypted.
 //
 // # Framing and injection
 //

@@ -31,6 +31,9 @@ type Layer struct {
 	// refuseEncrypted closes connections that start with an MSE handshake
 	// instead of passing them through unread.
 	refuseEncrypted bool
+	// secretKeys, when set, makes the layer decrypt incoming MSE itself
+	// (Decrypt).
+	secretKeys SecretKeys
 
 	mu     sync.Mutex
 	conns  map[metainfo.Hash]map[*Conn]struct{}
@@ -38,7 +41,7 @@ type Layer struct {
 	closed map[metainfo.Hash]*Totals // what closed connections carried
 
 	stats struct {
-		conns, malformed, dropped, rejected, donthaves, haves, uploadOnly, kicks, timedOut, refused atomic.Int64
+		conns, malformed, dropped, rejected, donthaves, haves, uploadOnly, kicks, timedOut, refused, decrypted atomic.Int64
 	}
 }
 
@@ -304,7 +307,8 @@ type Stats struct {
 	UploadOnlySent int64 // upload_only extension messages sent
 	RejectKicks    int64 // CHOKE+UNCHOKE pairs added after a REJECT (see kickAfterReject)
 	TimedOut       int64 // requests the peer never answered (see RequestTimeout)
-	Encrypted      int64 // connections that started with MSE (passed through, or refused)
+	Encrypted      int64 // connections that started with MSE the layer could not read (passed through, or refused)
+	Decrypted      int64 // incoming MSE connections the layer decrypted itself (Decrypt)
 }
 
 // Stats returns the layer's counters.
@@ -315,6 +319,7 @@ func (l *Layer) Stats() Stats {
 		Donthaves: l.stats.donthaves.Load(), HavesInjected: l.stats.haves.Load(),
 		UploadOnlySent: l.stats.uploadOnly.Load(), RejectKicks: l.stats.kicks.Load(),
 		TimedOut: l.stats.timedOut.Load(), Encrypted: l.stats.refused.Load(),
+		Decrypted: l.stats.decrypted.Load(),
 	}
 }
 
@@ -349,7 +354,7 @@ func (ln *Listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ln.layer.Wrap(c, false), nil
+	return ln.layer.Wrap(ln.layer.wrapDecrypt(c), false), nil
 }
 
 // Dialer dials TCP connections and wraps them. It satisfies anacrolix's

@@ -12,6 +12,7 @@ import (
 
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/mse"
 )
 
 // fakePieces is a Pieces with a fixed answer.
@@ -547,4 +548,91 @@ func TestUploadPacing(t *testing.T) {
 	if el := time.Since(start); el > time.Second {
 		t.Errorf("unpaced writes took %v", el)
 	}
+}
+
+// Ensure that with Decrypt the layer does an incoming MSE handshake
+// itself: the library reads the peer's plaintext handshake and a REQUEST
+// for a missing piece is still kept from it (answered with REJECT, which
+// the peer reads decrypted); an unknown info-hash fails the handshake; a
+// plaintext peer passes untouched.
+func TestDecryptIncoming(t *testing.T) {
+	ih := metainfo.Hash{1, 2, 3}
+	keys := func(yield func([]byte) bool) { yield(ih[:]) }
+	hs := handshake(true)
+	copy(hs[28:48], ih[:])
+
+	for _, tc := range []struct {
+		name    string
+		key     metainfo.Hash
+		method  mse.CryptoMethod
+		wantErr bool
+	}{
+		{"rc4", ih, mse.CryptoMethodRC4, false},
+		{"plaintext after handshake", ih, mse.CryptoMethodPlaintext, false},
+		{"unknown torrent", metainfo.Hash{9}, mse.CryptoMethodRC4, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := New(&fakePieces{n: 4})
+			l.Decrypt(keys)
+			peer, ours := tcpPair(t)
+			c := l.Wrap(l.wrapDecrypt(ours), false)
+			type result struct {
+				rw  io.ReadWriter
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				rw, _, err := mse.InitiateHandshake(peer, tc.key[:], hs, tc.method)
+				if err == nil {
+					_, err = rw.Write(request(2, 0, 16<<10))
+				}
+				done <- result{rw, err}
+			}()
+			got := make([]byte, len(hs))
+			_, err := io.ReadFull(c, got)
+			if tc.wantErr {
+				if !errors.Is(err, ErrMSEHandshake) {
+					t.Fatalf("read: %v, want ErrMSEHandshake", err)
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(got, hs) {
+				t.Fatalf("library read %x (%v), want the plaintext handshake", got, err)
+			}
+			res := <-done
+			if res.err != nil {
+				t.Fatal(res.err)
+			}
+			// Our handshake back, then the REQUEST for piece 2 (missing)
+			// must come back as a REJECT, through the cipher.
+			if _, err := c.Write(hs); err != nil {
+				t.Fatal(err)
+			}
+			go c.Read(make([]byte, 64)) // drives the parser; nothing reaches the library
+			back := make([]byte, len(hs)+17)
+			if _, err := io.ReadFull(res.rw, back); err != nil {
+				t.Fatal(err)
+			}
+			if want := append(hs, msg(msgReject, request(2, 0, 16<<10)[5:]...)...); !bytes.Equal(back, want) {
+				t.Errorf("peer read %x, want %x", back, want)
+			}
+			if st := l.Stats(); st.Decrypted != 1 || st.Rejected != 1 {
+				t.Errorf("stats %+v", st)
+			}
+		})
+	}
+	t.Run("plaintext", func(t *testing.T) {
+		l := New(&fakePieces{n: 4})
+		l.Decrypt(keys)
+		peer, ours := tcpPair(t)
+		c := l.Wrap(l.wrapDecrypt(ours), false)
+		go peer.Write(hs)
+		got := make([]byte, len(hs))
+		if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, hs) {
+			t.Fatalf("read %x (%v)", got, err)
+		}
+		if st := l.Stats(); st.Decrypted != 0 {
+			t.Errorf("stats %+v", st)
+		}
+	})
 }
