@@ -66,6 +66,21 @@ var migrations = []Migration{
 		_, err := tx.CreateBucketIfNotExists([]byte("visits"))
 		return err
 	},
+	// 2 → 3: the feeds catalog ("catalog": "entries" by info hash, "alias"
+	// from v2 to v1 hash) and the feeds ("feeds": "added" at run time,
+	// per-feed fetch "state").
+	func(tx *bolt.Tx) error {
+		for _, p := range [][2]string{{"catalog", "entries"}, {"catalog", "alias"}, {"feeds", "added"}, {"feeds", "state"}} {
+			b, err := tx.CreateBucketIfNotExists([]byte(p[0]))
+			if err != nil {
+				return err
+			}
+			if _, err := b.CreateBucketIfNotExists([]byte(p[1])); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
 }
 
 // DB is the daemon's database.

@@ -1,0 +1,626 @@
+package feeds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/btslave/btslave/config"
+)
+
+// Options configures a Service, and Test.
+type Options struct {
+	// Feeds is the [feeds] configuration: default schedule, jitter, caps,
+	// timeout and the configured feeds. Zero caps, timeout and schedule
+	// take the embedded defaults.
+	Feeds config.Feeds
+	// DB is the daemon's database, opened by store.Open. New needs it;
+	// Test does not use it.
+	DB *bolt.DB
+	// Version goes into the User-Agent, "btslave/<version>".
+	Version string
+	// Logger receives fetch results and failures; nil discards them.
+	Logger *slog.Logger
+	// OnNew is called with each entry new to the catalog, after it is
+	// committed, from the goroutine that fetched it; it must not block
+	// for long.
+	OnNew func(Entry)
+	// Client makes the HTTP requests; nil means a client of our own. Its
+	// redirect policy is replaced (http(s) only, at most 5).
+	Client *http.Client
+	// Clock is the time source; nil means the system clock.
+	Clock Clock
+	// Jitter returns a random delay in [0, max]; nil means uniform random.
+	// Tests pass one that returns 0.
+	Jitter func(max time.Duration) time.Duration
+	// BackoffBase is the first retry delay of a failing feed, doubled on
+	// each further failure; default 1 minute.
+	BackoffBase time.Duration
+	// MaxBackoff caps the retry delay (as does the feed's schedule
+	// interval); default 1 hour.
+	MaxBackoff time.Duration
+}
+
+// withDefaults fills in what the caller left zero.
+func (o Options) withDefaults() Options {
+	o.Feeds = feedDefaults(o.Feeds)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = systemClock{}
+	}
+	if o.Jitter == nil {
+		o.Jitter = func(max time.Duration) time.Duration {
+			if max <= 0 {
+				return 0
+			}
+			return rand.N(max + 1)
+		}
+	}
+	if o.BackoffBase <= 0 {
+		o.BackoffBase = time.Minute
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = time.Hour
+	}
+	o.Client = newHTTPClient(o.Client)
+	return o
+}
+
+// feedDefaults fills in the schedule, caps and timeout left zero.
+func feedDefaults(f config.Feeds) config.Feeds {
+	def := config.Default().Feeds
+	if f.Schedule == "" {
+		f.Schedule = def.Schedule
+	}
+	if f.MaxFeedSize <= 0 {
+		f.MaxFeedSize = def.MaxFeedSize
+	}
+	if f.MaxTorrentSize <= 0 {
+		f.MaxTorrentSize = def.MaxTorrentSize
+	}
+	if f.Timeout <= 0 {
+		f.Timeout = def.Timeout
+	}
+	return f
+}
+
+// newFetcher returns a fetcher with o's caps.
+func (o *Options) newFetcher(feeds config.Feeds) *fetcher {
+	ua := "btslave"
+	if o.Version != "" {
+		ua += "/" + strings.TrimPrefix(o.Version, "v")
+	}
+	return &fetcher{
+		client:     o.Client,
+		userAgent:  ua,
+		timeout:    feeds.Timeout.Std(),
+		maxFeed:    int64(feeds.MaxFeedSize),
+		maxTorrent: int64(feeds.MaxTorrentSize),
+	}
+}
+
+// Test fetches a feed once, as "btslave feeds test" does, and reports for
+// every item whether it would be kept and why. It touches no database:
+// nothing is stored, no conditional GET is made, and every .torrent is
+// downloaded (up to 100).
+func Test(ctx context.Context, opts Options, feed config.Feed) (*Result, error) {
+	opts = opts.withDefaults()
+	if err := CheckFeed(&feed, opts.Feeds); err != nil {
+		return nil, err
+	}
+	flt, err := newFilter(&feed)
+	if err != nil {
+		return nil, err
+	}
+	r := &run{feed: feed, filter: flt, fetch: opts.newFetcher(opts.Feeds), now: opts.Clock.Now()}
+	return r.do(ctx)
+}
+
+// Status is one feed's state, for the daemon's status and API.
+type Status struct {
+	// Name and Kind are the feed's; Kind "" means sniffed.
+	Name string `json:"name"`
+	Kind string `json:"kind,omitempty"`
+	// Source is the feed's URL (credentials hidden) or watch folder.
+	Source string `json:"source"`
+	// Added is set for a feed added at run time rather than configured.
+	Added bool `json:"added,omitempty"`
+	// Running is set while a fetch is under way.
+	Running bool `json:"running,omitempty"`
+	// Fetches counts the fetches ended since the service started.
+	Fetches int `json:"fetches"`
+	// LastFetch is when the last fetch ended; LastSuccess the last one
+	// that did not fail.
+	LastFetch   time.Time `json:"last_fetch,omitzero"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	// NotModified is set when the last fetch was answered 304.
+	NotModified bool `json:"not_modified,omitempty"`
+	// Items, Kept, New and ItemErrors count the last successful fetch's
+	// items: listed, kept by the filters, new to the catalog, failed.
+	Items      int `json:"items"`
+	Kept       int `json:"kept"`
+	New        int `json:"new"`
+	ItemErrors int `json:"item_errors,omitempty"`
+	// LastError is why the last fetch failed; empty after a success.
+	LastError string `json:"last_error,omitempty"`
+	// Failures counts fetches failed in a row.
+	Failures int `json:"failures,omitempty"`
+	// NextRun is when the feed is fetched next.
+	NextRun time.Time `json:"next_run,omitzero"`
+}
+
+// Service fetches every feed on its schedule and keeps the catalog. Create
+// it with New and run it with Run; Add, Remove, Reload, RunNow and Status
+// may be called at any time, from any goroutine.
+type Service struct {
+	opts    Options
+	log     *slog.Logger
+	clock   Clock
+	catalog *Catalog
+	store   *Store
+
+	wake chan struct{}
+
+	mu      sync.Mutex // guards opts.Feeds too, which Reload replaces
+	feeds   map[string]*feedRun
+	started bool
+}
+
+// feedRun is one feed in the scheduler.
+type feedRun struct {
+	cfg    config.Feed
+	filter *filter
+	sched  cron.Schedule
+	added  bool
+
+	next   time.Time
+	busy   bool
+	cancel context.CancelFunc
+	state  FeedState
+	status Status
+}
+
+// New returns a Service for the configured feeds and those added at run
+// time (kept in the database). A configured feed that cannot run is an
+// error; a bad stored one is logged and skipped.
+func New(opts Options) (*Service, error) {
+	if opts.DB == nil {
+		return nil, errors.New("feeds: Options.DB is nil")
+	}
+	opts = opts.withDefaults()
+	cat, err := NewCatalog(opts.DB)
+	if err != nil {
+		return nil, err
+	}
+	st, err := NewStore(opts.DB)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		opts:    opts,
+		log:     opts.Logger,
+		clock:   opts.Clock,
+		catalog: cat,
+		store:   st,
+		wake:    make(chan struct{}, 1),
+		feeds:   map[string]*feedRun{},
+	}
+	runs, err := s.configured(opts.Feeds)
+	if err != nil {
+		return nil, err
+	}
+	for _, fr := range runs {
+		s.feeds[fr.cfg.Name] = fr
+	}
+	added, err := st.ListFeeds()
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range added {
+		if _, taken := s.feeds[f.Name]; taken {
+			s.log.Warn("feed added at run time has the name of a configured feed; the configured one runs", "feed", f.Name)
+			continue
+		}
+		fr, err := s.newRun(f, true)
+		if err != nil {
+			s.log.Warn("stored feed cannot run; skipped", "feed", f.Name, "err", err)
+			continue
+		}
+		s.feeds[f.Name] = fr
+	}
+	return s, nil
+}
+
+// configured checks and builds the configured feeds of cfg.
+func (s *Service) configured(cfg config.Feeds) ([]*feedRun, error) {
+	var errs []error
+	var runs []*feedRun
+	names := map[string]bool{}
+	for _, f := range cfg.Feed {
+		if err := CheckFeed(&f, cfg); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if names[f.Name] {
+			errs = append(errs, fmt.Errorf("feed %q: %w: the name is used twice", f.Name, ErrBadFeed))
+			continue
+		}
+		names[f.Name] = true
+		fr, err := s.newRun(f, false)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		runs = append(runs, fr)
+	}
+	return runs, errors.Join(errs...)
+}
+
+// newRun builds a scheduler entry for a checked feed, with its stored
+// state.
+func (s *Service) newRun(f config.Feed, added bool) (*feedRun, error) {
+	if err := CheckFeed(&f, s.opts.Feeds); err != nil {
+		return nil, err
+	}
+	flt, err := newFilter(&f)
+	if err != nil {
+		return nil, err
+	}
+	sched, err := f.Schedule.Schedule()
+	if err != nil {
+		return nil, fmt.Errorf("feed %q: %w: schedule: %v", f.Name, ErrBadFeed, err)
+	}
+	st, err := s.store.State(f.Name)
+	if err != nil {
+		return nil, err
+	}
+	if st.URL != f.URL {
+		st.ETag, st.LastModified, st.Seen = "", "", nil
+	}
+	fr := &feedRun{cfg: f, filter: flt, sched: sched, added: added, state: st}
+	fr.status = Status{
+		Name: f.Name, Kind: f.Kind, Source: f.Dir, Added: added,
+		LastFetch: st.LastFetch, LastSuccess: st.LastSuccess, LastError: st.LastError, Failures: st.Failures,
+	}
+	if f.URL != "" {
+		fr.status.Source = redactURL(f.URL)
+	}
+	return fr, nil
+}
+
+// Catalog returns the catalog the service fills.
+func (s *Service) Catalog() *Catalog { return s.catalog }
+
+// Store returns the store of added feeds and feed state.
+func (s *Service) Store() *Store { return s.store }
+
+// Add adds a feed at run time: it is checked (CheckFeed), stored so that it
+// survives restarts, and fetched at once. ErrFeedExists when a configured
+// or added feed has its name.
+func (s *Service) Add(f config.Feed) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := CheckFeed(&f, s.opts.Feeds); err != nil {
+		return err
+	}
+	if _, taken := s.feeds[f.Name]; taken {
+		return fmt.Errorf("add feed %q: %w", f.Name, ErrFeedExists)
+	}
+	fr, err := s.newRun(f, true)
+	if err != nil {
+		return err
+	}
+	if err := s.store.AddFeed(fr.cfg); err != nil {
+		return err
+	}
+	fr.next = s.clock.Now()
+	fr.status.NextRun = fr.next
+	s.feeds[f.Name] = fr
+	s.log.Info("feed added", "feed", f.Name, "source", fr.status.Source)
+	s.poke()
+	return nil
+}
+
+// Remove removes a feed added at run time, with its state; a fetch under
+// way is cancelled. The catalog keeps what the feed found.
+// ErrConfigFeed for a configured feed, ErrFeedNotFound for an unknown name.
+func (s *Service) Remove(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fr, ok := s.feeds[name]
+	if !ok {
+		return fmt.Errorf("remove feed %q: %w", name, ErrFeedNotFound)
+	}
+	if !fr.added {
+		return fmt.Errorf("remove feed %q: %w; remove it there", name, ErrConfigFeed)
+	}
+	if err := s.store.RemoveFeed(name); err != nil {
+		return err
+	}
+	s.drop(fr)
+	s.log.Info("feed removed", "feed", name)
+	s.poke()
+	return nil
+}
+
+// drop takes fr out of the scheduler, cancelling its fetch.
+func (s *Service) drop(fr *feedRun) {
+	if fr.cancel != nil {
+		fr.cancel()
+	}
+	delete(s.feeds, fr.cfg.Name)
+}
+
+// Reload applies a new [feeds] configuration: caps and defaults, and the
+// configured feeds. Unchanged feeds keep their schedule and state; changed
+// and new ones are fetched within the jitter; feeds gone from the
+// configuration stop and their state is dropped. Added feeds are kept. On
+// error nothing changes.
+func (s *Service) Reload(cfg config.Feeds) error {
+	cfg = feedDefaults(cfg)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.opts.Feeds
+	s.opts.Feeds = cfg // newRun checks against the new defaults
+	runs, err := s.configured(cfg)
+	if err != nil {
+		s.opts.Feeds = old
+		return err
+	}
+	now := s.clock.Now()
+	want := map[string]bool{}
+	for _, fr := range runs {
+		name := fr.cfg.Name
+		want[name] = true
+		cur, ok := s.feeds[name]
+		if ok && !cur.added && feedEqual(cur.cfg, fr.cfg) {
+			continue
+		}
+		if ok {
+			if cur.added {
+				s.log.Warn("configured feed has the name of a feed added at run time; the configured one runs", "feed", name)
+			}
+			s.drop(cur)
+		}
+		if s.started {
+			fr.next = now.Add(s.opts.Jitter(cfg.Jitter.Std()))
+			fr.status.NextRun = fr.next
+		}
+		s.feeds[name] = fr
+	}
+	for name, fr := range s.feeds {
+		if !fr.added && !want[name] {
+			s.drop(fr)
+			if err := s.store.deleteState(name); err != nil {
+				s.log.Warn("drop feed state", "feed", name, "err", err)
+			}
+		}
+	}
+	s.poke()
+	return nil
+}
+
+func feedEqual(a, b config.Feed) bool { return recordOf(a) == recordOf(b) }
+
+// RunNow fetches a feed as soon as possible (unless a fetch is under way).
+func (s *Service) RunNow(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fr, ok := s.feeds[name]
+	if !ok {
+		return fmt.Errorf("run feed %q: %w", name, ErrFeedNotFound)
+	}
+	fr.next = s.clock.Now()
+	fr.status.NextRun = fr.next
+	s.poke()
+	return nil
+}
+
+// Status returns every feed's status, sorted by name.
+func (s *Service) Status() []Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Status, 0, len(s.feeds))
+	for _, fr := range s.feeds {
+		out = append(out, fr.status)
+	}
+	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// poke wakes the scheduler loop.
+func (s *Service) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run fetches each feed on its schedule until ctx is done, then waits for
+// the fetches under way to stop. Each feed is first fetched within the
+// jitter after the start, then at its schedule's times plus a random
+// jitter. A failing feed is logged and retried after 1, 2, 4, ... minutes
+// (Options.BackoffBase), at most its schedule interval or an hour, while
+// the other feeds go on. Run returns nil when ctx is done.
+func (s *Service) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return errors.New("feeds: Run called twice")
+	}
+	s.started = true
+	now := s.clock.Now()
+	for _, fr := range s.feeds {
+		if fr.next.IsZero() {
+			fr.next = now.Add(s.opts.Jitter(s.opts.Feeds.Jitter.Std()))
+			fr.status.NextRun = fr.next
+		}
+	}
+	s.mu.Unlock()
+	s.log.Info("feeds running", "feeds", len(s.Status()))
+
+	var wg sync.WaitGroup
+	defer func() {
+		s.mu.Lock()
+		for _, fr := range s.feeds {
+			if fr.cancel != nil {
+				fr.cancel()
+			}
+		}
+		s.mu.Unlock()
+		wg.Wait()
+	}()
+	for {
+		s.mu.Lock()
+		now := s.clock.Now()
+		var earliest time.Time
+		for _, fr := range s.feeds {
+			if fr.busy {
+				continue
+			}
+			if !fr.next.After(now) {
+				s.start(ctx, &wg, fr)
+				continue
+			}
+			if earliest.IsZero() || fr.next.Before(earliest) {
+				earliest = fr.next
+			}
+		}
+		s.mu.Unlock()
+
+		var timer Timer
+		var fire <-chan time.Time
+		if !earliest.IsZero() {
+			timer = s.clock.TimerAt(earliest)
+			fire = timer.C()
+		}
+		select {
+		case <-ctx.Done():
+		case <-fire:
+		case <-s.wake:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// start launches a fetch of fr; s.mu is held.
+func (s *Service) start(ctx context.Context, wg *sync.WaitGroup, fr *feedRun) {
+	fctx, cancel := context.WithCancel(ctx)
+	fr.busy, fr.cancel, fr.status.Running = true, cancel, true
+	r := &run{
+		feed:    fr.cfg,
+		filter:  fr.filter,
+		fetch:   s.opts.newFetcher(s.opts.Feeds),
+		now:     s.clock.Now(),
+		catalog: s.catalog,
+		state:   new(fr.state),
+	}
+	wg.Go(func() {
+		defer cancel()
+		begin := time.Now()
+		res, err := r.do(fctx)
+		s.finish(ctx, fr, r.state, res, err, time.Since(begin))
+	})
+}
+
+// finish reports a fetch's new entries, records its outcome and schedules
+// the next fetch.
+func (s *Service) finish(ctx context.Context, fr *feedRun, st *FeedState, res *Result, err error, took time.Duration) {
+	name := fr.cfg.Name
+	if err == nil {
+		// The entries are committed whatever becomes of the feed now.
+		for i := range res.Items {
+			ir := &res.Items[i]
+			if ir.Err != nil {
+				level := slog.LevelInfo
+				if errors.Is(ir.Err, ErrNoLink) {
+					level = slog.LevelDebug // a feed's news item, not a torrent
+				}
+				s.log.Log(ctx, level, "feed item skipped", "feed", name, "item", clip(redactURL(ir.Item.label()), 120), "err", ir.Err)
+			}
+			if ir.New && ir.Entry != nil && s.opts.OnNew != nil {
+				s.opts.OnNew(*ir.Entry)
+			}
+		}
+		kept, isNew, errs := res.Counts()
+		s.log.Info("feed fetched", "feed", name, "items", len(res.Items), "kept", kept, "new", isNew, "item_errors", errs, "not_modified", res.NotModified, "took", took.Round(time.Millisecond))
+	}
+
+	s.mu.Lock()
+	defer s.poke()
+	defer s.mu.Unlock()
+	fr.busy, fr.cancel, fr.status.Running = false, nil, false
+	if s.feeds[name] != fr || ctx.Err() != nil {
+		// Removed, replaced or shutting down: nothing to schedule.
+		return
+	}
+	now := s.clock.Now()
+	if err != nil {
+		// Keep the validators and Seen of the last good fetch: adopting
+		// an ETag whose items were not stored would hide them for good.
+		fs := fr.state
+		fs.Failures++
+		fs.LastError = err.Error()
+		fs.LastFetch = now
+		delay := s.backoff(fr.sched, now, fs.Failures)
+		fr.next = now.Add(delay)
+		fs.NextRetry = fr.next
+		fr.state = fs
+		fr.status.LastError, fr.status.Failures = fs.LastError, fs.Failures
+		s.log.Warn("feed failed", "feed", name, "err", err, "failures", fs.Failures, "retry_in", delay)
+	} else {
+		st.Failures, st.LastError, st.NextRetry = 0, "", time.Time{}
+		st.LastFetch, st.LastSuccess = now, now
+		fr.state = *st
+		fr.next = fr.sched.Next(now).Add(s.opts.Jitter(s.opts.Feeds.Jitter.Std()))
+		fr.status.LastError, fr.status.Failures = "", 0
+		fr.status.LastSuccess = now
+		fr.status.NotModified = res.NotModified
+		if res.NotModified {
+			fr.status.New = 0
+		} else {
+			fr.status.Items = len(res.Items)
+			fr.status.Kept, fr.status.New, fr.status.ItemErrors = res.Counts()
+		}
+	}
+	if perr := s.store.PutState(name, fr.state); perr != nil {
+		s.log.Warn("store feed state", "feed", name, "err", perr)
+	}
+	fr.status.LastFetch = now
+	fr.status.NextRun = fr.next
+	fr.status.Fetches++
+}
+
+// backoff is the retry delay after failures failed fetches in a row:
+// BackoffBase doubled per failure, at most MaxBackoff and the schedule's
+// interval.
+func (s *Service) backoff(sched cron.Schedule, now time.Time, failures int) time.Duration {
+	limit := s.opts.MaxBackoff
+	if t1 := sched.Next(now); !t1.IsZero() {
+		if iv := sched.Next(t1).Sub(t1); iv > 0 && iv < limit {
+			limit = iv
+		}
+	}
+	d := s.opts.BackoffBase
+	for i := 1; i < failures && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
