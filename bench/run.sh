@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints btslave's benchmark figures next to their references and goals.
-# Usage: bench/run.sh [cache|transfer|rss|all]   (default all)
+# Usage: bench/run.sh [cache|transfer|rss|scrape|all]   (default all)
 # Figures are noisy on a busy machine: run it on an idle one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,4 +26,11 @@ if [[ $what == all || $what == rss ]]; then
   echo "== peak RSS of a repeater serving 64 MiB through a 16 MiB cache to 2 leechers (goal <= 64 MiB) =="
   go test ./repeater -run '^$' -bench 'BenchmarkPartialSeedRSS' -benchtime 3x -v > "$out/rss"
   grep -o 'peak RSS [0-9.]* MiB' "$out/rss" | awk '{printf "  run %d: %s MiB\n", NR, $3}'
+fi
+
+if [[ $what == all || $what == scrape ]]; then
+  echo "== scrape 10,000 info-hashes from a loopback opentracker, fresh scraper each run (goal: udp <= 1 s, http <= 2 s) =="
+  go test ./repeater/scrape -run '^$' -bench 'BenchmarkScrape10k' -benchtime 5x > "$out/scrape"
+  awk '/^BenchmarkScrape10k\// {split($1, a, "/"); sub(/-[0-9]+$/, "", a[2]); goal = (a[2] == "udp") ? 1 : 2;
+       for (i = 1; i <= NF; i++) if ($i == "s/10k") printf "  %s: %.3f s / 10k hashes (goal <= %d s)\n", a[2], $(i-1), goal}' "$out/scrape"
 fi
