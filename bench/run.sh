@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Prints btslave's benchmark figures next to their references and goals.
-# Usage: bench/run.sh [cache|transfer|rss|scrape|all]   (default all)
+# Usage: bench/run.sh [cache|transfer|rss|scrape|crowd|all]   (default all;
+# crowd, issue #4's 20-minute swarm scenario with real programs, runs only
+# when named)
 # Figures are noisy on a busy machine: run it on an idle one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,4 +35,13 @@ if [[ $what == all || $what == scrape ]]; then
   go test ./repeater/scrape -run '^$' -bench 'BenchmarkScrape10k' -benchtime 5x > "$out/scrape"
   awk '/^BenchmarkScrape10k\// {split($1, a, "/"); sub(/-[0-9]+$/, "", a[2]); goal = (a[2] == "udp") ? 1 : 2;
        for (i = 1; i <= NF; i++) if ($i == "s/10k") printf "  %s: %.3f s / 10k hashes (goal <= %d s)\n", a[2], $(i-1), goal}' "$out/scrape"
+fi
+
+if [[ $what == crowd ]]; then
+  echo "== crowd: 128 MiB, Transmission seed 1 MiB/s, 6 leechers (3 aria2, 3 libtorrent) at 256 KiB/s =="
+  echo "   helpers: none | btslave (2 MiB/s, 32 MiB cache) | libtorrent share mode (target 3, 2 MiB/s)"
+  echo "   goal: btslave ratio >= 4 (moonshot 6), crowd mean >= 30% faster than none, ahead of share mode"
+  go test ./repeater -run '^$' -bench 'BenchmarkCrowd' -benchtime 1x -timeout 60m -v > "$out/crowd" 2>&1 || { tail -50 "$out/crowd"; exit 1; }
+  grep -E 'leechers mean' "$out/crowd" | sed -E 's/^ *[a-z_]+\.go:[0-9]+: /  /'
+  awk '/^BenchmarkCrowd/ {for (i = 3; i < NF; i += 2) printf "  %-28s %8.2f\n", $(i+1), $i}' "$out/crowd"
 fi

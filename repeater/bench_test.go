@@ -106,6 +106,9 @@ func rssChild(spec string) int {
 	peer := cfg.Peer
 	peer.Listen, peer.IPv6 = "127.0.0.1:0", false
 	announce := len(f) == 5
+	if enc := os.Getenv("BTSLAVE_CHILD_ENC"); enc != "" {
+		peer.Encryption = enc
+	}
 	if announce {
 		peer.Listen = config.Addr(f[3] + ":0")
 		up, _ := strconv.ParseInt(f[4], 10, 64)
@@ -128,6 +131,17 @@ func rssChild(spec string) int {
 		sw.AddPeers([]torrent.PeerInfo{{Addr: tcpAddr(host, p), Trusted: true}})
 	}
 	startHWM := peakRSS()
+	if os.Getenv("BTSLAVE_CHILD_TRACE") != "" {
+		go func() {
+			for range time.Tick(5 * time.Second) {
+				fmt.Fprintf(os.Stderr, "TRACE swarm %+v cache held %d pieces %d\n", sw.Stats(), r.Cache().Stats().Held, r.Cache().Stats().Pieces)
+				for _, p := range r.Client().Wire.Peers(sw.InfoHash()) {
+					fmt.Fprintf(os.Stderr, "TRACE   %v %-22s up %8d down %8d has %3d all %v peerInt %v amChoke %v peerChoke %v amInt %v rejected %d\n",
+						p.Remote, p.ClientName, p.BytesUp, p.BytesDown, p.Have.Count(), p.HaveAll, p.PeerInterested, p.AmChoking, p.PeerChoking, p.AmInterested, p.Rejected)
+				}
+			}
+		}()
+	}
 	fmt.Printf("port %d\n", r.Client().LocalPort())
 	io.Copy(io.Discard, os.Stdin)
 	tot := r.Client().Wire.Totals(sw.InfoHash())

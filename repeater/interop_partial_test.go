@@ -50,7 +50,9 @@ func trackerless(t *testing.T, mi *metainfo.MetaInfo) string {
 // torrent (256 KiB pieces) in a 16 MiB cache and serves Transmission, aria2
 // and libtorrent leechers at once, fetching from a seed only it can reach.
 // Evictions happen; every leecher's file verifies; no connection is closed
-// for a piece we evicted; libtorrent sees upload_only=1 in our handshake.
+// for a piece we evicted; leechers other than libtorrent hear upload_only,
+// while libtorrent, which drops an uninteresting upload-only peer, sees our
+// extended handshake without it.
 func TestInteropPartialSeedSmallCache(t *testing.T) {
 	lab.Require(t, "opentracker", "transmission-daemon", "aria2c", lab.PythonLibtorrent)
 	ot := lab.StartOpentracker(t)
@@ -107,12 +109,18 @@ func TestInteropPartialSeedSmallCache(t *testing.T) {
 
 	// Watch the budget while the leechers work.
 	var peakHeld int64
+	toldUploadOnly := map[string]bool{} // client name → we said upload_only to it
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
 		for ctx.Err() == nil && !(aria.Done() && trDone(trLeech, trID) && ltDone(lt)) {
 			if h := r.Cache().Stats().Held; h > peakHeld {
 				peakHeld = h
+			}
+			for _, p := range r.Client().Wire.Peers(sw.InfoHash()) {
+				if p.ClientName != "" && !p.HaveAll {
+					toldUploadOnly[p.ClientName] = toldUploadOnly[p.ClientName] || p.PartialSeed
+				}
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -164,15 +172,28 @@ func TestInteropPartialSeedSmallCache(t *testing.T) {
 	// libtorrent logs each extended handshake it receives ("<==").
 	btPeer := netip.AddrPortFrom(btAddr, uint16(btPort)).String()
 	var saw []string
-	found := false
 	for _, h := range lt.ExtendedHandshakes() {
 		if strings.Contains(h.Message, "<==") && strings.HasPrefix(h.Peer, btAddr.String()+":") {
 			saw = append(saw, h.Message)
-			found = found || strings.Contains(h.Message, "'upload_only': 1")
+			if strings.Contains(h.Message, "'upload_only': 1") {
+				t.Errorf("libtorrent heard upload_only: 1 from btslave (%s): %s", btPeer, h.Message)
+			}
 		}
 	}
-	if !found {
-		t.Errorf("libtorrent never saw upload_only: 1 from btslave (%s); its handshakes from us: %q", btPeer, saw)
+	if len(saw) == 0 {
+		t.Errorf("libtorrent logged no extended handshake from btslave (%s)", btPeer)
+	}
+	// The others did hear it.
+	told := 0
+	for name, said := range toldUploadOnly {
+		if said {
+			told++
+		} else if !strings.Contains(name, "libtorrent") {
+			t.Errorf("btslave never said upload_only to leecher %q", name)
+		}
+	}
+	if told == 0 {
+		t.Errorf("btslave said upload_only to no leecher: %v", toldUploadOnly)
 	}
 }
 

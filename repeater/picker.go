@@ -50,9 +50,12 @@ type planInput struct {
 
 // plan is what to change this round.
 type plan struct {
-	fetch  []int // start fetching
-	cancel []int // stop fetching: nobody wants them any more
-	evict  []int // drop from the cache: nobody connected wants them
+	fetch []int // start fetching
+	// starved is set when qualifying pieces were left for want of a fetch
+	// slot: intake, not demand, is what limits us.
+	starved bool
+	cancel  []int // stop fetching: nobody wants them any more
+	evict   []int // drop from the cache: nobody connected wants them
 }
 
 func wantOf(d demand, p int) int {
@@ -68,8 +71,11 @@ func wantOf(d demand, p int) int {
 func makePlan(in planInput) plan {
 	var out plan
 	d := in.demand
+	// A piece under way is cancelled only when nobody wants it any more:
+	// its bytes are already paid for, and one peer served still returns
+	// them, while a cancelled half-piece returns nothing.
 	for p := range in.pending {
-		if p < len(d.want) && d.want[p] < in.threshold {
+		if p < len(d.want) && d.want[p] == 0 {
 			out.cancel = append(out.cancel, p)
 		}
 	}
@@ -118,6 +124,7 @@ func makePlan(in planInput) plan {
 	slots := in.inflight - pending
 	for _, c := range cands {
 		if slots <= 0 {
+			out.starved = true
 			break
 		}
 		if free > 0 {
@@ -144,17 +151,19 @@ func makePlan(in planInput) plan {
 
 // adaptThreshold moves the fetch threshold — how many connected peers must
 // want a piece before we fetch it — one step per sample. Below the target
-// ratio with the upload busy, it rises: only pieces more peers want are
-// worth their download. With the upload idle it falls, so that capacity is
-// not wasted while demand exists. It stays within [1, downloaders]. cap 0
+// ratio it rises when the upload is busy, or when intake is what limits us
+// (starved: every fetch slot was taken while more pieces qualified), since
+// then only the pieces more peers want are worth their download. With the
+// upload idle and fetch slots to spare it falls, so that capacity is not
+// wasted while demand exists. It stays within [1, downloaders]. cap 0
 // means unlimited, where the upload counts as busy whenever it moves.
-func adaptThreshold(cur int, ratio, target float64, rate, cap float64, downloaders int) int {
+func adaptThreshold(cur int, ratio, target float64, rate, cap float64, downloaders int, starved bool) int {
 	busy := rate > 0 && (cap <= 0 || rate >= 0.8*cap)
 	idle := cap > 0 && rate < 0.5*cap
 	switch {
-	case ratio < target && busy:
+	case ratio < target && (busy || starved):
 		cur++
-	case idle:
+	case idle && !starved:
 		cur--
 	}
 	return max(1, min(cur, max(downloaders, 1)))

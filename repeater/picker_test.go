@@ -37,16 +37,19 @@ func TestMakePlan(t *testing.T) {
 	}{
 		{"most wanted then rarest; never unfetchable",
 			planInput{demand: d, held: map[int]bool{}, pending: map[int]bool{}, capacity: 10, inflight: 3, threshold: 1},
-			plan{fetch: []int{0, 4, 3}}},
+			plan{fetch: []int{0, 4, 3}, starved: true}},
 		{"threshold",
 			planInput{demand: d, held: map[int]bool{}, pending: map[int]bool{}, capacity: 10, inflight: 9, threshold: 3},
 			plan{fetch: []int{0}}},
 		{"pending counts against inflight; lost demand cancels",
 			planInput{demand: d, held: map[int]bool{}, pending: map[int]bool{0: true, 2: true}, capacity: 10, inflight: 2, threshold: 1},
-			plan{fetch: []int{4}, cancel: []int{2}}},
+			plan{fetch: []int{4}, cancel: []int{2}, starved: true}},
+		{"a piece under way is kept while anyone wants it",
+			planInput{demand: d, held: map[int]bool{}, pending: map[int]bool{1: true}, capacity: 10, inflight: 1, threshold: 3},
+			plan{starved: true}},
 		{"evict unwanted to make room, least first",
 			planInput{demand: d, held: map[int]bool{2: true, 5: true, 1: true}, pending: map[int]bool{}, capacity: 3, inflight: 2, threshold: 1},
-			plan{fetch: []int{0, 4}, evict: []int{2, 5}}},
+			plan{fetch: []int{0, 4}, evict: []int{2, 5}, starved: true}},
 		{"replace a less wanted piece, never an equally wanted one",
 			planInput{demand: d, held: map[int]bool{1: true, 3: true}, pending: map[int]bool{}, capacity: 2, inflight: 2, threshold: 1},
 			plan{fetch: []int{0}, evict: []int{1}}},
@@ -55,7 +58,7 @@ func TestMakePlan(t *testing.T) {
 			plan{}},
 		{"over the share: drop unwanted, keep one",
 			planInput{demand: d, held: map[int]bool{2: true, 5: true}, pending: map[int]bool{}, capacity: 0, inflight: 0, threshold: 1},
-			plan{evict: []int{2}}},
+			plan{evict: []int{2}, starved: true}},
 	}
 	for _, tc := range cases {
 		got := makePlan(tc.in)
@@ -72,17 +75,20 @@ func TestAdaptThreshold(t *testing.T) {
 		ratio, target     float64
 		rate, cap         float64
 		downloaders, want int
+		starved           bool
 	}{
-		{"under target, busy: rise", 1, 1.5, 4, 900, 1000, 5, 2},
-		{"under target, unlimited and moving: rise", 2, 1, 4, 5e6, 0, 5, 3},
-		{"capped by downloaders", 3, 1, 4, 1000, 1000, 3, 3},
-		{"idle: fall", 3, 1, 4, 100, 1000, 5, 2},
-		{"never below 1", 1, 0, 4, 0, 1000, 5, 1},
-		{"on target and busy: hold", 2, 5, 4, 900, 1000, 5, 2},
-		{"few downloaders pull it down", 4, 1, 4, 900, 1000, 2, 2},
+		{"under target, busy: rise", 1, 1.5, 4, 900, 1000, 5, 2, false},
+		{"under target, unlimited and moving: rise", 2, 1, 4, 5e6, 0, 5, 3, false},
+		{"capped by downloaders", 3, 1, 4, 1000, 1000, 3, 3, false},
+		{"idle: fall", 3, 1, 4, 100, 1000, 5, 2, false},
+		{"never below 1", 1, 0, 4, 0, 1000, 5, 1, false},
+		{"on target and busy: hold", 2, 5, 4, 900, 1000, 5, 2, false},
+		{"few downloaders pull it down", 4, 1, 4, 900, 1000, 2, 2, false},
+		{"idle but starved for intake: rise", 2, 1, 4, 100, 1000, 5, 3, true},
+		{"idle, starved, on target: hold", 2, 5, 4, 100, 1000, 5, 2, true},
 	}
 	for _, tc := range cases {
-		if got := adaptThreshold(tc.cur, tc.ratio, tc.target, tc.rate, tc.cap, tc.downloaders); got != tc.want {
+		if got := adaptThreshold(tc.cur, tc.ratio, tc.target, tc.rate, tc.cap, tc.downloaders, tc.starved); got != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
 		}
 	}

@@ -17,6 +17,10 @@ import (
 	"github.com/btslave/btslave/repeater/announce"
 )
 
+// inflightHorizon is how much download time the pieces in flight may
+// take at the measured rate.
+const inflightHorizon = 4 * time.Second
+
 // Swarm is one torrent the repeater serves.
 type Swarm struct {
 	r      *Repeater
@@ -41,6 +45,10 @@ type Swarm struct {
 	// threshold is how many connected peers must want a piece before it
 	// is fetched (adaptThreshold).
 	threshold int
+	// starved: the last plan left qualifying pieces for want of a fetch
+	// slot. downRate is the download rate over the last sample (bytes/s).
+	starved  bool
+	downRate float64
 	// explicit are peers given by AddPeers, dialled again when dropped
 	// (anacrolix never redials a peer); redialAt is when next to do so.
 	explicit []torrent.PeerInfo
@@ -133,7 +141,8 @@ func (s *Swarm) judge(d demand, held map[int]bool) {
 		prev := s.samples[len(s.samples)-1]
 		rate := float64(smp.up-prev.up) / now.Sub(prev.at).Seconds()
 		ratio := float64(smp.up) / float64(max(smp.down, 1))
-		s.threshold = adaptThreshold(s.threshold, ratio, s.r.opts.Repeater.TargetRatio, rate, float64(s.r.upCap), d.downloaders)
+		s.threshold = adaptThreshold(s.threshold, ratio, s.r.opts.Repeater.TargetRatio, rate, float64(s.r.upCap), d.downloaders, s.starved)
+		s.downRate = float64(smp.down-prev.down) / now.Sub(prev.at).Seconds()
 	}
 	s.samples = append(s.samples, smp)
 	// Keep what the longest rule looks back over.
@@ -258,6 +267,10 @@ func (s *Swarm) round() {
 	}
 	s.mu.Lock()
 	threshold := max(s.threshold, 1)
+	// Fetch only what arrives within a few seconds: a piece that trickles
+	// in for half a minute is fetched by the peers elsewhere meanwhile,
+	// and then nobody wants it from us.
+	inflight := max(2, min(16, capacity/4, 1+int(s.downRate*inflightHorizon.Seconds()/float64(pieceLen))))
 	pending := make(map[int]bool, len(s.pending))
 	for p := range s.pending {
 		if held[p] {
@@ -284,7 +297,7 @@ func (s *Swarm) round() {
 		held:      held,
 		pending:   pending,
 		capacity:  capacity,
-		inflight:  max(2, min(16, capacity/4)),
+		inflight:  inflight,
 		threshold: threshold,
 	})
 	if len(pl.fetch) == 0 && len(held) == 0 && len(pending) == 0 {
@@ -312,6 +325,7 @@ func (s *Swarm) round() {
 	for _, p := range pl.fetch {
 		s.pending[p] = true
 	}
+	s.starved = pl.starved
 	s.stats.Cancelled += len(pl.cancel)
 	s.stats.Rounds++
 	s.stats.Threshold = threshold

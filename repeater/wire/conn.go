@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,18 +88,23 @@ type peerState struct {
 	amInterested bool
 	partialSeed  bool // our handshake carried upload_only: 1
 	peerShown    bool // the peer sent HAVE ALL, HAVE NONE or BITFIELD
-	bytesUp      int64
-	bytesDown    int64
-	dropped      int64 // requests for pieces we lack that the library never saw
-	rejected     int64 // of those, answered with REJECT
-	donthaves    int64
-	havesSent    int64
-	requestsOut  int64 // REQUESTs we sent
-	piecesIn     int64 // PIECEs received
-	rejectsIn    int64 // REJECTs received
-	chokesIn     int64 // CHOKEs received
-	kicks        int64 // CHOKE+UNCHOKE pairs added after a REJECT
-	timedOut     int64 // our requests the peer never answered (REJECT synthesized)
+	extShown     bool // the peer sent its extended handshake
+	// dropsUploadOnly is set for peers that close the connection to an
+	// upload-only peer they are not interested in (libtorrent's
+	// close_redundant_connections): they never hear upload_only from us.
+	dropsUploadOnly bool
+	bytesUp         int64
+	bytesDown       int64
+	dropped         int64 // requests for pieces we lack that the library never saw
+	rejected        int64 // of those, answered with REJECT
+	donthaves       int64
+	havesSent       int64
+	requestsOut     int64 // REQUESTs we sent
+	piecesIn        int64 // PIECEs received
+	rejectsIn       int64 // REJECTs received
+	chokesIn        int64 // CHOKEs received
+	kicks           int64 // CHOKE+UNCHOKE pairs added after a REJECT
+	timedOut        int64 // our requests the peer never answered (REJECT synthesized)
 	// outstanding are our requests (index, begin, length) not yet answered,
 	// with when we sent them.
 	outstanding map[[12]byte]time.Time
@@ -767,6 +773,9 @@ func (c *Conn) onPeerExtHandshakeLocked(payload []byte) error {
 		s.clientName = h.V
 	}
 	s.peerUpload = h.UploadOnly != 0
+	s.extShown = true
+	_, shareMode := h.M["share_mode"] // an extension only libtorrent has
+	s.dropsUploadOnly = shareMode || strings.Contains(strings.ToLower(s.clientName), "libtorrent")
 	return nil
 }
 
@@ -1085,17 +1094,20 @@ func (c *Conn) releaseLocked() error {
 		return nil
 	}
 	c.mu.Lock()
-	known, seed := c.st.peerShown, c.st.haveAll
+	seed, drops := c.st.haveAll, c.st.dropsUploadOnly
 	if n := c.layer.pieces.NumPieces(c.st.infoHash); n > 0 && c.st.have.Count() >= n {
 		seed = true
 	}
+	// A seed gets no upload_only; a leecher's extended handshake tells
+	// whether it drops upload-only peers.
+	known := c.st.peerShown && (seed || c.st.extShown || !c.st.peerExt)
 	c.mu.Unlock()
 	if !known && time.Now().UnixNano() < c.deferUntil.Load() {
 		return nil
 	}
 	w := &c.w
 	out := w.ext
-	if !seed {
+	if !seed && !drops {
 		out = c.rewriteExtHandshake(w.ext)
 	}
 	out = append(out, w.deferred...)

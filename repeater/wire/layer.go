@@ -206,7 +206,8 @@ func (l *Layer) PieceAvailable(ih metainfo.Hash, piece int) {
 }
 
 // PartialSeedChanged sends the BEP 21 upload_only extension message to
-// every peer of the torrent that supports it.
+// every peer of the torrent that supports it, except those that drop
+// uninteresting upload-only peers (see the package doc).
 func (l *Layer) PartialSeedChanged(ih metainfo.Hash, uploadOnly bool) {
 	flag := byte(0)
 	if uploadOnly {
@@ -215,7 +216,8 @@ func (l *Layer) PartialSeedChanged(ih metainfo.Hash, uploadOnly bool) {
 	for _, c := range l.connsOf(ih) {
 		c.mu.Lock()
 		id, ok := c.st.extIDs["upload_only"]
-		c.st.partialSeed = uploadOnly
+		ok = ok && !c.st.dropsUploadOnly
+		c.st.partialSeed = uploadOnly && !c.st.dropsUploadOnly
 		c.mu.Unlock()
 		if ok {
 			l.stats.uploadOnly.Add(1)

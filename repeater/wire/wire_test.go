@@ -189,9 +189,11 @@ func TestCapReqq(t *testing.T) {
 
 // Ensure our extended handshake gains upload_only: 1 in partial-seed mode
 // for peers that are not seeds, and not for seeds (Transmission and
-// libtorrent seeds drop a peer that says it); that it waits for the peer's
-// bitfield, with what the library writes after it kept in order, or for a
-// timeout; and that without partial-seed mode nothing changes.
+// libtorrent seeds drop a peer that says it) nor libtorrent leechers (they
+// drop an upload-only peer they are not interested in); that it waits for
+// the peer's bitfield and extended handshake, with what the library writes
+// after it kept in order, or for a timeout; and that without partial-seed
+// mode nothing changes.
 func TestExtHandshakeRewrite(t *testing.T) {
 	old := extDeferTimeout
 	extDeferTimeout = 100 * time.Millisecond
@@ -199,13 +201,16 @@ func TestExtHandshakeRewrite(t *testing.T) {
 	ours := extMsg(map[string]any{"m": map[string]any{"ut_metadata": 1}, "v": "btslave/test", "reqq": 250})
 	withUO := extMsg(map[string]any{"m": map[string]any{"ut_metadata": 1}, "v": "btslave/test", "reqq": 250, "upload_only": 1})
 	stream := cat(handshake(true), ours, msg(msgHaveNone), msg(msgUnchoke))
+	peerExt := extMsg(map[string]any{"m": map[string]any{"ut_metadata": 3}, "v": "aria2/1.36.0"})
+	ltExt := extMsg(map[string]any{"m": map[string]any{"share_mode": 8, "upload_only": 3}, "v": "qBittorrent/4.6.0"})
 	for _, tc := range []struct {
 		name    string
 		partial bool
 		peer    []byte // what the peer sent before our writes
 		want    []byte
 	}{
-		{"leecher", true, cat(handshake(true), msg(msgHaveNone)), cat(handshake(true), withUO, msg(msgHaveNone), msg(msgUnchoke))},
+		{"leecher", true, cat(handshake(true), msg(msgHaveNone), peerExt), cat(handshake(true), withUO, msg(msgHaveNone), msg(msgUnchoke))},
+		{"libtorrent leecher", true, cat(handshake(true), msg(msgHaveNone), ltExt), stream},
 		{"seed", true, cat(handshake(true), msg(msgHaveAll)), stream},
 		{"silent peer: timeout", true, handshake(true), cat(handshake(true), withUO, msg(msgHaveNone), msg(msgUnchoke))},
 		{"not partial", false, handshake(true), stream},

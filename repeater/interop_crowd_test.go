@@ -1,0 +1,286 @@
+package repeater_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/btslave/btslave/internal/lab"
+	"github.com/btslave/btslave/repeater"
+)
+
+// crowd describes one swarm-help scenario: a capped Transmission seed,
+// capped leechers (aria2 and libtorrent), and maybe a helper.
+type crowd struct {
+	size           int64
+	seedUp         int64 // bytes/s
+	leechUp        int64 // bytes/s, each leecher
+	aria, lt       int   // leechers of each kind
+	helper         string
+	helperUp       int64 // bytes/s
+	helperCache    int64
+	shareTarget    int
+	timeout        time.Duration
+	torrentPath    string
+	dataPath, hash string
+	ot             *lab.Opentracker
+}
+
+const (
+	helperNone    = "none"
+	helperBtslave = "btslave"
+	helperShare   = "libtorrent share mode"
+)
+
+// crowdResult is what one run measured.
+type crowdResult struct {
+	helper               string
+	times                []time.Duration // per leecher, sorted
+	helperUp, helperDown int64
+	helperRSS            int64 // peak, bytes
+	missing              int64 // requests the helper's library saw for pieces it lacked
+}
+
+func (r crowdResult) mean() time.Duration {
+	var sum time.Duration
+	for _, d := range r.times {
+		sum += d
+	}
+	return sum / time.Duration(max(len(r.times), 1))
+}
+
+func (r crowdResult) ratio() float64 { return float64(r.helperUp) / float64(max(r.helperDown, 1)) }
+
+func (r crowdResult) String() string {
+	if len(r.times) == 0 {
+		return r.helper + ": not run"
+	}
+	s := fmt.Sprintf("%-22s leechers mean %6.1fs max %6.1fs", r.helper, r.mean().Seconds(), r.times[len(r.times)-1].Seconds())
+	if r.helper != helperNone {
+		s += fmt.Sprintf("; helper up %.1f MiB down %.1f MiB ratio %.2f, peak RSS %.1f MiB",
+			float64(r.helperUp)/(1<<20), float64(r.helperDown)/(1<<20), r.ratio(), float64(r.helperRSS)/(1<<20))
+	}
+	return s
+}
+
+// setup makes a fresh torrent (and, once, the tracker).
+func (c *crowd) setup(t testing.TB) {
+	if c.ot == nil {
+		c.ot = lab.StartOpentracker(t)
+	}
+	c.torrentPath, c.dataPath, c.hash, _ = lab.MakeTorrent(t, lab.TorrentOptions{
+		Size: c.size, PieceLength: 256 << 10, Announce: []string{c.ot.HTTPAnnounce},
+	})
+	if err := c.ot.Whitelist(c.hash); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// run plays the scenario once with the given helper, on a fresh torrent so
+// that no peer of an earlier run is in the swarm.
+func (c *crowd) run(t testing.TB, helper string) crowdResult {
+	c.setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	res := crowdResult{helper: helper}
+	var procs []*lab.Process
+	defer func() {
+		for _, p := range procs {
+			p.Stop()
+		}
+	}()
+
+	seed := lab.StartTransmission(t, lab.TransmissionOptions{UploadLimit: c.seedUp, DownloadDir: filepath.Dir(c.dataPath)})
+	id, err := seed.AddTorrent(c.torrentPath, filepath.Dir(c.dataPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := seed.WaitComplete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	procs = append(procs, seed.Process)
+	// Leechers that announce before the seed never hear of it (the next
+	// announce is half an hour away).
+	if _, err := c.ot.WaitScrape(ctx, c.hash, func(s lab.ScrapeResult) bool { return s.Complete >= 1 }); err != nil {
+		t.Fatalf("the seed never announced: %v", err)
+	}
+	seedAddr := netip.AddrPortFrom(seed.Addr, uint16(seed.PeerPort))
+
+	var finish func()
+	switch helper {
+	case helperBtslave:
+		finish = c.startBtslave(t, &res, seedAddr)
+	case helperShare:
+		h := lab.StartLibtorrent(t, lab.LibtorrentOptions{Torrent: c.torrentPath, UploadLimit: c.helperUp,
+			ShareMode: true, ShareModeTarget: c.shareTarget, Peers: []netip.AddrPort{seedAddr}})
+		procs = append(procs, h.Process)
+		finish = func() {
+			if st, ok := h.Status(); ok {
+				res.helperUp, res.helperDown = st.TotalPayloadUpload, st.TotalPayloadDownload
+			}
+			res.helperRSS = processHWM(h.PID())
+		}
+	}
+
+	// Start every leecher at once, then time each.
+	start := time.Now()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	record := func(wait func(context.Context) error, file string) {
+		defer wg.Done()
+		if err := wait(ctx); err != nil {
+			t.Errorf("%s: leecher did not finish: %v", helper, err)
+			return
+		}
+		mu.Lock()
+		res.times = append(res.times, time.Since(start))
+		mu.Unlock()
+		if !lab.VerifyFile(t, file, c.dataPath) {
+			t.Errorf("%s: a leecher's copy differs", helper)
+		}
+	}
+	name := filepath.Base(c.dataPath)
+	for i := 0; i < c.aria; i++ {
+		a := lab.StartAria2(t, lab.Aria2Options{Torrent: c.torrentPath, UploadLimit: c.leechUp, SeedTime: lab.SeedForever})
+		procs = append(procs, a.Process)
+		wg.Add(1)
+		go record(func(ctx context.Context) error { return waitFunc(ctx, a.Done) }, filepath.Join(a.Dir, name))
+	}
+	for i := 0; i < c.lt; i++ {
+		l := lab.StartLibtorrent(t, lab.LibtorrentOptions{Torrent: c.torrentPath, UploadLimit: c.leechUp})
+		procs = append(procs, l.Process)
+		wg.Add(1)
+		go record(l.WaitDone, filepath.Join(l.SavePath, name))
+	}
+	wg.Wait()
+	if finish != nil {
+		finish()
+	}
+	sort.Slice(res.times, func(i, j int) bool { return res.times[i] < res.times[j] })
+	if len(res.times) != c.aria+c.lt {
+		t.Fatalf("%s: only %d of %d leechers finished", helper, len(res.times), c.aria+c.lt)
+	}
+	return res
+}
+
+// startBtslave runs the repeater as a child process (so that its peak RSS
+// is its own) that announces to the tracker; finish collects its figures.
+func (c *crowd) startBtslave(t testing.TB, res *crowdResult, seed netip.AddrPort) (finish func()) {
+	addr := lab.NextAddr()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d %s %d", repeater.RSSChildEnv, c.torrentPath, seed, c.helperCache, addr, c.helperUp))
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	out := bufio.NewScanner(stdout)
+	if !out.Scan() || !strings.HasPrefix(out.Text(), "port ") {
+		t.Fatalf("btslave child: %q", out.Text())
+	}
+	return func() {
+		stdin.Close()
+		for out.Scan() {
+			f := strings.Fields(out.Text())
+			switch {
+			case len(f) == 2 && f[0] == "hwm":
+				res.helperRSS, _ = strconv.ParseInt(f[1], 10, 64)
+			case len(f) == 4 && f[0] == "traffic":
+				res.helperUp, _ = strconv.ParseInt(f[1], 10, 64)
+				res.helperDown, _ = strconv.ParseInt(f[2], 10, 64)
+				res.missing, _ = strconv.ParseInt(f[3], 10, 64)
+			}
+		}
+		cmd.Wait()
+	}
+}
+
+func waitFunc(ctx context.Context, done func() bool) error {
+	for !done() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// processHWM reads a process's peak RSS (bytes) from /proc.
+func processHWM(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// Ensure the direction of the repeater's help with real clients: with
+// btslave helping a seed-starved crowd, the crowd finishes sooner than
+// without, btslave uploads more than it downloads, every copy verifies,
+// and btslave's library never saw a request for a piece it lacked (each
+// would have closed a connection).
+func TestInteropHelperSpeedsCrowd(t *testing.T) {
+	lab.Require(t, "opentracker", "transmission-daemon", "aria2c", lab.PythonLibtorrent)
+	c := &crowd{size: 8 << 20, seedUp: 256 << 10, leechUp: 16 << 10, aria: 1, lt: 2,
+		helperUp: 768 << 10, helperCache: 8 << 20, timeout: 4 * time.Minute}
+	without := c.run(t, helperNone)
+	with := c.run(t, helperBtslave)
+	t.Log(without)
+	t.Log(with)
+	if with.mean() >= without.mean() {
+		t.Errorf("the crowd was not faster with btslave: mean %v with, %v without", with.mean(), without.mean())
+	}
+	if with.ratio() <= 1 {
+		t.Errorf("btslave's ratio %.2f, want > 1", with.ratio())
+	}
+	if with.missing != 0 {
+		t.Errorf("btslave's library saw %d requests for pieces it lacked", with.missing)
+	}
+}
+
+// BenchmarkCrowd is issue #4's scenario: a 128 MiB torrent, a Transmission
+// seed at 1 MiB/s, six leechers (aria2 and libtorrent) at 256 KiB/s each,
+// and no helper, btslave (2 MiB/s, 32 MiB cache) or libtorrent share mode
+// (target 3, 2 MiB/s). Goal: btslave ratio >= 4 with the crowd's mean
+// completion >= 30% faster than without, and ahead of share mode on ratio
+// at equal or better crowd speed. About 12 minutes: run it alone, with
+// -benchtime 1x (bench/run.sh crowd).
+func BenchmarkCrowd(b *testing.B) {
+	lab.Require(b, "opentracker", "transmission-daemon", "aria2c", lab.PythonLibtorrent)
+	c := &crowd{size: 128 << 20, seedUp: 1 << 20, leechUp: 256 << 10, aria: 3, lt: 3,
+		helperUp: 2 << 20, helperCache: 32 << 20, shareTarget: 3, timeout: 15 * time.Minute}
+	for i := 0; i < b.N; i++ {
+		var base time.Duration
+		for _, h := range []string{helperNone, helperBtslave, helperShare} {
+			r := c.run(b, h)
+			b.Log(r)
+			if h == helperNone {
+				base = r.mean()
+				continue
+			}
+			key := strings.ReplaceAll(strings.SplitN(h, " ", 2)[0], " ", "-")
+			b.ReportMetric(r.ratio(), key+"-ratio")
+			b.ReportMetric(100*(1-r.mean().Seconds()/base.Seconds()), key+"-crowd-faster-%")
+			b.ReportMetric(float64(r.helperRSS)/(1<<20), key+"-peak-RSS-MiB")
+		}
+	}
+}
