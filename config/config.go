@@ -4,12 +4,14 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -31,6 +33,7 @@ type Config struct {
 	Cache    Cache    `toml:"cache"`
 	Feeds    Feeds    `toml:"feeds"`
 	Repeater Repeater `toml:"repeater"`
+	Auto     Auto     `toml:"auto"`
 	Master   Master   `toml:"master"`
 	Friends  Friends  `toml:"friends"`
 	API      API      `toml:"api"`
@@ -102,6 +105,37 @@ type Repeater struct {
 	TargetRatio   float64  `toml:"target_ratio"`
 	MinRatio      float64  `toml:"min_ratio"`
 	VisitTime     Duration `toml:"visit_time"`
+}
+
+// Auto configures the autopilot: which swarms the daemon serves by itself,
+// chosen by need from the feeds' catalog (docs/design.md, "Need score").
+type Auto struct {
+	Enabled bool `toml:"enabled"`
+	// Interval is how often the catalog is scraped and ranked again.
+	Interval Duration `toml:"interval"`
+	// MinScore is the least need score worth joining.
+	MinScore float64 `toml:"min_score"`
+	// Hysteresis is how many times its score a newcomer must beat a swarm
+	// the autopilot serves by before it takes its place (1 = none).
+	Hysteresis float64 `toml:"hysteresis"`
+	// MinStay is how long a swarm the autopilot joined is kept before it
+	// may be left for a needier one.
+	MinStay Duration `toml:"min_stay"`
+	// Cooldown is how long a swarm left with nothing to do (or by the
+	// owner) is not joined again.
+	Cooldown Duration `toml:"cooldown"`
+	// Settle is how long a catalog entry takes to reach full weight.
+	Settle Duration `toml:"settle"`
+	// Candidates is how many catalog entries, newest first, are ranked.
+	Candidates int `toml:"candidates"`
+	// ScrapeMaxAge is how long a scrape result is reused; 0 = never.
+	ScrapeMaxAge Duration `toml:"scrape_max_age"`
+	// ScrapeTimeout bounds one scrape request to one tracker.
+	ScrapeTimeout Duration `toml:"scrape_timeout"`
+	// ScrapeConcurrency is how many requests may be in flight to one
+	// tracker; ScrapeRate how many may start per second (0 = no limit).
+	ScrapeConcurrency int     `toml:"scrape_concurrency"`
+	ScrapeRate        float64 `toml:"scrape_rate"`
 }
 
 // Master names the owner's own client.
@@ -325,6 +359,8 @@ func (c *Config) prepare() Errors {
 		bad("repeater.visit_time", "must be positive, e.g. \"6h\"")
 	}
 
+	c.prepareAuto(bad)
+
 	oneOf("master.kind", c.Master.Kind, "", "transmission", "qbittorrent", "btslave")
 	if c.Master.Kind != "" {
 		if u, err := url.Parse(c.Master.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -341,6 +377,32 @@ func (c *Config) prepare() Errors {
 		bad("api.token", "is %d characters; use at least 16", len(c.API.Token))
 	}
 	return errs
+}
+
+// prepareAuto checks [auto].
+func (c *Config) prepareAuto(bad func(key, format string, args ...any)) {
+	a := &c.Auto
+	if a.Interval.Std() < time.Second {
+		bad("auto.interval", "%v is below the minimum of 1s; e.g. \"5m\"", a.Interval)
+	}
+	if a.MinScore < 0 || math.IsNaN(a.MinScore) {
+		bad("auto.min_score", "must not be negative, e.g. 0.5")
+	}
+	if a.Hysteresis < 1 || math.IsNaN(a.Hysteresis) {
+		bad("auto.hysteresis", "%v is below 1; 1 switches on any better score, 1.5 needs a newcomer 50%% needier", a.Hysteresis)
+	}
+	if a.Candidates < 1 || a.Candidates > 100000 {
+		bad("auto.candidates", "%d is outside 1..100000", a.Candidates)
+	}
+	if a.ScrapeTimeout <= 0 {
+		bad("auto.scrape_timeout", "must be positive, e.g. \"15s\"")
+	}
+	if a.ScrapeConcurrency < 1 || a.ScrapeConcurrency > 64 {
+		bad("auto.scrape_concurrency", "%d is outside 1..64", a.ScrapeConcurrency)
+	}
+	if a.ScrapeRate < 0 || math.IsNaN(a.ScrapeRate) || math.IsInf(a.ScrapeRate, 0) {
+		bad("auto.scrape_rate", "must be a number of requests per second, 0 for no limit")
+	}
 }
 
 // Redacted returns a copy with secrets replaced, for printing.

@@ -27,6 +27,11 @@ func TestDefault(t *testing.T) {
 	if c.Feeds.Schedule != "@every 15m" || c.Repeater.VisitTime.Std() != 6*time.Hour {
 		t.Errorf("feeds.schedule %q visit_time %v", c.Feeds.Schedule, c.Repeater.VisitTime)
 	}
+	a := c.Auto
+	if !a.Enabled || a.Interval.Std() != 5*time.Minute || a.Hysteresis != 1.5 || a.Cooldown.Std() != time.Hour ||
+		a.MinScore != 0.5 || a.ScrapeMaxAge >= a.Interval || a.Candidates != 1000 {
+		t.Errorf("auto defaults %+v", a)
+	}
 }
 
 // Ensure that parsing the default file itself gives the defaults.
@@ -104,6 +109,12 @@ func TestParseErrors(t *testing.T) {
 		{"short token", "[api]\ntoken = \"abc\"\n", 2, "api.token", "at least 16"},
 		{"feed without url", "[[feeds.feed]]\nname = \"x\"\n\n[[feeds.feed]]\nname = \"y\"\n", 1, "feeds.feed[0].url", "needs url"},
 		{"second feed bad regex", "[[feeds.feed]]\nurl = \"http://a/\"\n[[feeds.feed]]\nurl = \"http://b/\"\ninclude = \"(\"\n", 5, "feeds.feed[1].include", "regular expression"},
+		{"auto interval", "[auto]\ninterval = \"10ms\"\n", 2, "auto.interval", "minimum of 1s"},
+		{"auto hysteresis", "\n[auto]\nhysteresis = 0.9\n", 3, "auto.hysteresis", "below 1"},
+		{"auto min_score", "[auto]\nmin_score = -1.0\n", 2, "auto.min_score", "negative"},
+		{"auto scrape rate", "[auto]\nscrape_rate = -2.0\n", 2, "auto.scrape_rate", "per second"},
+		{"auto candidates", "[auto]\ncandidates = 0\n", 2, "auto.candidates", "outside"},
+		{"auto unknown", "[auto]\ncooldwn = \"1h\"\n", 2, "auto.cooldwn", `did you mean "auto.cooldown"`},
 		{"master no url", "[master]\nkind = \"transmission\"\n", 1, "master.url", "http(s) URL"},
 		{"wrong type", "[peer]\ndht = \"yes\"\n", 2, "peer.dht", "incompatible"},
 		{"syntax", "[peer\n", 2, "", "expected"},
