@@ -29,6 +29,11 @@ fuzz:
 	$(GO) test ./repeater/wire -run '^$$' -fuzz FuzzWrite -fuzztime 60s
 	$(GO) test ./cache -run '^$$' -fuzz FuzzCache -fuzztime 60s
 	$(GO) test ./internal/daemon -run '^$$' -fuzz FuzzSwarmRecord -fuzztime 60s
+	$(GO) test ./feeds -run '^$$' -fuzz FuzzParseFeed -fuzztime 60s
+	$(GO) test ./feeds -run '^$$' -fuzz FuzzParseList -fuzztime 60s
+	$(GO) test ./feeds -run '^$$' -fuzz FuzzParseTorrent -fuzztime 60s
+	$(GO) test ./repeater/scrape -run '^$$' -fuzz FuzzHTTPScrapeReply -fuzztime 60s
+	$(GO) test ./repeater/scrape -run '^$$' -fuzz FuzzUDPScrapeReply -fuzztime 60s
 
 bench:
 	bench/run.sh

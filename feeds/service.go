@@ -139,8 +139,10 @@ type Status struct {
 	Added bool `json:"added,omitempty"`
 	// Running is set while a fetch is under way.
 	Running bool `json:"running,omitempty"`
-	// Fetches counts the fetches ended since the service started.
-	Fetches int `json:"fetches"`
+	// Fetches counts the fetches ended since the service started, and
+	// FetchErrors those that failed.
+	Fetches     int `json:"fetches"`
+	FetchErrors int `json:"fetch_errors"`
 	// LastFetch is when the last fetch ended; LastSuccess the last one
 	// that did not fail.
 	LastFetch   time.Time `json:"last_fetch,omitzero"`
@@ -584,6 +586,7 @@ func (s *Service) finish(ctx context.Context, fr *feedRun, st *FeedState, res *R
 		fs.NextRetry = fr.next
 		fr.state = fs
 		fr.status.LastError, fr.status.Failures = fs.LastError, fs.Failures
+		fr.status.FetchErrors++
 		s.log.Warn("feed failed", "feed", name, "err", err, "failures", fs.Failures, "retry_in", delay)
 	} else {
 		st.Failures, st.LastError, st.NextRetry = 0, "", time.Time{}

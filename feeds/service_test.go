@@ -105,7 +105,7 @@ func TestService_Backoff(t *testing.T) {
 		}
 		next = min(s.nextBad, s.nextGood)
 	}
-	if b := status(svc, "bad"); b.Failures != 0 || b.LastError != "" || b.Kept != 1 || b.New != 1 {
+	if b := status(svc, "bad"); b.Failures != 0 || b.LastError != "" || b.Kept != 1 || b.New != 1 || b.FetchErrors != 6 {
 		t.Errorf("bad feed after repair: %+v", b)
 	}
 	jmu.Lock()

@@ -70,6 +70,7 @@ func printStatus(w io.Writer, st *api.Status) {
 		fmt.Fprintf(tw, ", compressed to %.0f%%", 100*r)
 	}
 	fmt.Fprintln(tw)
+	printFeedsAuto(tw, st)
 	defer func() {
 		if len(st.Visits) == 0 {
 			return
@@ -87,8 +88,46 @@ func printStatus(w io.Writer, st *api.Status) {
 	}
 	fmt.Fprintf(tw, "torrents\t%d\n", len(st.Torrents))
 	for _, t := range st.Torrents {
-		fmt.Fprintf(tw, "  %.8s\t%s: %d/%d pieces, %d peers, %s up, %s down\n",
-			t.InfoHash, t.Name, t.PiecesHeld, t.Pieces, t.Peers, fmtBytes(t.BytesUploaded), fmtBytes(t.BytesDownloaded))
+		origin := ""
+		if t.Origin != "" {
+			origin = " (" + t.Origin + ")"
+		}
+		fmt.Fprintf(tw, "  %.8s\t%s%s: %d/%d pieces, %d peers, %s up, %s down\n",
+			t.InfoHash, t.Name, origin, t.PiecesHeld, t.Pieces, t.Peers, fmtBytes(t.BytesUploaded), fmtBytes(t.BytesDownloaded))
+	}
+}
+
+// printFeedsAuto prints the feeds and the autopilot lines of the status.
+func printFeedsAuto(w io.Writer, st *api.Status) {
+	failing := 0
+	for _, f := range st.Feeds {
+		if f.LastError != "" {
+			failing++
+		}
+	}
+	fmt.Fprintf(w, "feeds\t%d", len(st.Feeds))
+	if failing > 0 {
+		fmt.Fprintf(w, " (%d failing: see 'btslave feeds list')", failing)
+	}
+	fmt.Fprintf(w, ", %d torrents in the catalog\n", st.Catalog)
+	ap := st.Autopilot
+	if !ap.Enabled {
+		fmt.Fprintf(w, "autopilot\t%s\n", ap.Note)
+		return
+	}
+	fmt.Fprintf(w, "autopilot\ton: %d of %d slots used (%d by the owner, %d by the autopilot), %d joins, %d leaves",
+		ap.OwnerSwarms+ap.AutoSwarms, ap.Slots, ap.OwnerSwarms, ap.AutoSwarms, ap.Joins, ap.Leaves)
+	now := time.Now()
+	if ap.LastRank.IsZero() {
+		fmt.Fprintf(w, "; not ranked yet\n")
+	} else {
+		fmt.Fprintf(w, "; ranked %d swarms (%d with figures) %s ago, next in %s; %d trackers (%d failing)\n",
+			ap.Ranked, ap.Scored, ago(now, ap.LastRank), until(now, ap.NextRank), ap.Trackers, ap.Failing)
+	}
+	for _, n := range []string{ap.Note, ap.Error} {
+		if n != "" {
+			fmt.Fprintf(w, "\t%s\n", n)
+		}
 	}
 }
 

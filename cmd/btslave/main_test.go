@@ -65,7 +65,8 @@ func TestHelpEverywhere(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{{}, {"nope"}, {"run", "--nope"}, {"version", "x"}, {"config"}, {"config", "check", "a", "b"}} {
+	for _, args := range [][]string{{}, {"nope"}, {"run", "--nope"}, {"version", "x"}, {"config"}, {"config", "check", "a", "b"},
+		{"feeds"}, {"feeds", "nope"}, {"feeds", "add"}, {"feeds", "remove"}, {"feeds", "list", "x"}, {"swarms", "x"}, {"swarms", "--limit", "-1"}} {
 		if code, _, _ := run(t, testEnv(t), args...); code != exitUsage {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}

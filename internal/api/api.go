@@ -7,8 +7,17 @@
 //
 // # Endpoints
 //
-//	GET /api/v1/status   the daemon's state as JSON (Status)
-//	GET /metrics         Prometheus metrics
+//	GET    /api/v1/status          the daemon's state as JSON (Status)
+//	POST   /api/v1/swarms          join a swarm (RepeatRequest → Torrent)
+//	DELETE /api/v1/swarms/{hash}   leave a swarm
+//	GET    /api/v1/ranking         the autopilot's ranking (Ranking)
+//	GET    /api/v1/feeds           the feeds ([]Feed)
+//	POST   /api/v1/feeds           add a feed (FeedRequest → Feed)
+//	DELETE /api/v1/feeds/{name}    remove a feed added at run time
+//	GET    /metrics                Prometheus metrics
+//
+// A request the daemon refuses as the caller's fault (bad input, a feed
+// from the configuration file) is answered 400 with {"error": "..."}.
 package api
 
 import "time"
@@ -27,6 +36,11 @@ type Status struct {
 	Torrents   []Torrent `json:"torrents"`
 	// Visits are the most recent stays in swarms, newest first.
 	Visits []Visit `json:"visits"`
+	// Feeds are the feeds' states; Catalog counts the torrents they found.
+	Feeds   []Feed `json:"feeds"`
+	Catalog int    `json:"catalog_entries"`
+	// Autopilot is what the autopilot did.
+	Autopilot Autopilot `json:"autopilot"`
 }
 
 // Visit is one stay in a swarm.
@@ -76,6 +90,8 @@ type Torrent struct {
 	Peers           int    `json:"peers"`
 	BytesUploaded   int64  `json:"bytes_uploaded"`
 	BytesDownloaded int64  `json:"bytes_downloaded"`
+	// Origin says who had the swarm joined: "owner" or "auto".
+	Origin string `json:"origin,omitempty"`
 }
 
 // Seconds is a duration that marshals as a number of seconds.

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -131,5 +132,71 @@ func TestDialAddr(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, AddrFile), []byte("127.0.0.1:5555\n"), 0o600)
 	if got := DialAddr(dir, "127.0.0.1:7979"); got != "127.0.0.1:5555" {
 		t.Errorf("addr file ignored: %q", got)
+	}
+}
+
+// Ensure the ranking and feeds endpoints through the client: answers
+// decode, a refusal is ErrBadRequest without a doubled prefix, and a feed
+// name with slashes (the default name is the URL) survives the path.
+func TestRankingAndFeeds(t *testing.T) {
+	const tok = "0123456789abcdef0123456789abcdef"
+	var removed []string
+	feeds := []Feed{{Name: "a", Source: "http://x/rss", Added: true}}
+	s, err := Listen(ServerOptions{
+		Listen: "127.0.0.1:0",
+		Token:  tok,
+		Status: func(context.Context) Status { return Status{} },
+		Ranking: func(context.Context) Ranking {
+			return Ranking{Enabled: true, Slots: 1, Swarms: []RankedSwarm{{Rank: 1, InfoHash: "ab", Score: 1.125, Need: 1.5, Reach: 0.75, Age: 1, Source: "incomplete", Serving: true, Origin: "auto"}}}
+		},
+		Feeds: func(context.Context) []Feed { return feeds },
+		AddFeed: func(_ context.Context, r FeedRequest) (Feed, error) {
+			if r.URL == "" {
+				return Feed{}, fmt.Errorf("%w: feed needs a url", ErrBadRequest)
+			}
+			return Feed{Name: r.Name, Source: r.URL, Added: true}, nil
+		},
+		RemoveFeed: func(_ context.Context, name string) error {
+			if name == "conf" {
+				return fmt.Errorf("%w: feed %q comes from the configuration file", ErrBadRequest, name)
+			}
+			removed = append(removed, name)
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	c := NewClient(s.Addr().String(), tok)
+
+	rk, err := c.Ranking(ctx)
+	if err != nil || len(rk.Swarms) != 1 || rk.Swarms[0].Score != 1.125 || rk.Swarms[0].Source != "incomplete" {
+		t.Fatalf("ranking %+v %v", rk, err)
+	}
+	fs, err := c.Feeds(ctx)
+	if err != nil || len(fs) != 1 || fs[0].Name != "a" {
+		t.Fatalf("feeds %+v %v", fs, err)
+	}
+	f, err := c.AddFeed(ctx, FeedRequest{Name: "b", URL: "http://y/rss"})
+	if err != nil || f.Name != "b" || !f.Added {
+		t.Fatalf("add %+v %v", f, err)
+	}
+	if _, err := c.AddFeed(ctx, FeedRequest{Name: "c"}); !errors.Is(err, ErrBadRequest) || strings.Count(err.Error(), "bad request") != 1 {
+		t.Errorf("bad add: %v", err)
+	}
+	for _, name := range []string{"b", "http://x/rss?a=1&b=2", "with space/and%percent"} {
+		if err := c.RemoveFeed(ctx, name); err != nil {
+			t.Errorf("remove %q: %v", name, err)
+		}
+	}
+	if want := []string{"b", "http://x/rss?a=1&b=2", "with space/and%percent"}; strings.Join(removed, "|") != strings.Join(want, "|") {
+		t.Errorf("removed %q, want %q", removed, want)
+	}
+	if err := c.RemoveFeed(ctx, "conf"); !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "configuration file") {
+		t.Errorf("remove a configured feed: %v", err)
 	}
 }

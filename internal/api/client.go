@@ -83,6 +83,42 @@ func (c *Client) Leave(ctx context.Context, infoHash string) error {
 	return c.do(ctx, http.MethodDelete, "/api/v1/swarms/"+url.PathEscape(infoHash), nil, nil)
 }
 
+// Ranking fetches the autopilot's ranking.
+func (c *Client) Ranking(ctx context.Context) (*Ranking, error) {
+	var r Ranking
+	if err := c.get(ctx, "/api/v1/ranking", &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Feeds lists the feeds.
+func (c *Client) Feeds(ctx context.Context) ([]Feed, error) {
+	var fs []Feed
+	if err := c.get(ctx, "/api/v1/feeds", &fs); err != nil {
+		return nil, err
+	}
+	return fs, nil
+}
+
+// AddFeed adds a feed at run time.
+func (c *Client) AddFeed(ctx context.Context, req FeedRequest) (*Feed, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	var f Feed
+	if err := c.do(ctx, http.MethodPost, "/api/v1/feeds", body, &f); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// RemoveFeed removes a feed added at run time.
+func (c *Client) RemoveFeed(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/feeds/"+url.PathEscape(name), nil, nil)
+}
+
 func (c *Client) get(ctx context.Context, path string, v any) error {
 	return c.do(ctx, http.MethodGet, path, nil, v)
 }
@@ -121,7 +157,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, v any
 		if json.Unmarshal(respBody, &e) == nil && e.Error != "" {
 			err := fmt.Errorf("%s", e.Error)
 			if resp.StatusCode == http.StatusBadRequest {
-				err = fmt.Errorf("%w: %s", ErrBadRequest, e.Error)
+				err = fmt.Errorf("%w: %s", ErrBadRequest, strings.TrimPrefix(e.Error, ErrBadRequest.Error()+": "))
 			}
 			return err
 		}

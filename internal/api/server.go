@@ -25,10 +25,17 @@ type ServerOptions struct {
 	Status StatusFunc
 	// Repeat joins a swarm; Leave leaves one (hex info hash). Errors
 	// wrapping ErrBadRequest are the caller's fault (400).
-	Repeat   func(ctx context.Context, req RepeatRequest) (Torrent, error)
-	Leave    func(ctx context.Context, infoHash string) error
-	Registry *prometheus.Registry
-	Logger   *slog.Logger
+	Repeat func(ctx context.Context, req RepeatRequest) (Torrent, error)
+	Leave  func(ctx context.Context, infoHash string) error
+	// Ranking answers GET /api/v1/ranking.
+	Ranking func(ctx context.Context) Ranking
+	// Feeds lists the feeds; AddFeed and RemoveFeed change those added at
+	// run time. Errors wrapping ErrBadRequest are the caller's fault.
+	Feeds      func(ctx context.Context) []Feed
+	AddFeed    func(ctx context.Context, req FeedRequest) (Feed, error)
+	RemoveFeed func(ctx context.Context, name string) error
+	Registry   *prometheus.Registry
+	Logger     *slog.Logger
 }
 
 // Server is the local API server.
@@ -58,6 +65,28 @@ func Listen(opts ServerOptions) (*Server, error) {
 	}
 	if opts.Leave != nil {
 		mux.HandleFunc("DELETE /api/v1/swarms/{infohash}", s.handleLeave)
+	}
+	if opts.Ranking != nil {
+		mux.HandleFunc("GET /api/v1/ranking", func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, opts.Ranking(r.Context()))
+		})
+	}
+	if opts.Feeds != nil {
+		mux.HandleFunc("GET /api/v1/feeds", func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, opts.Feeds(r.Context()))
+		})
+	}
+	if opts.AddFeed != nil {
+		mux.HandleFunc("POST /api/v1/feeds", s.handleAddFeed)
+	}
+	if opts.RemoveFeed != nil {
+		mux.HandleFunc("DELETE /api/v1/feeds/{name}", func(w http.ResponseWriter, r *http.Request) {
+			if err := opts.RemoveFeed(r.Context(), r.PathValue("name")); err != nil {
+				writeErr(w, err)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		})
 	}
 	if opts.Registry != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
@@ -139,14 +168,33 @@ func (s *Server) handleRepeat(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleLeave(w http.ResponseWriter, r *http.Request) {
 	if err := s.opts.Leave(r.Context(), r.PathValue("infohash")); err != nil {
-		code := http.StatusInternalServerError
-		if errors.Is(err, ErrBadRequest) {
-			code = http.StatusBadRequest
-		}
-		writeError(w, code, err.Error())
+		writeErr(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleAddFeed(w http.ResponseWriter, r *http.Request) {
+	var req FeedRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad JSON body: "+err.Error())
+		return
+	}
+	f, err := s.opts.AddFeed(r.Context(), req)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, f)
+}
+
+// writeErr answers err: 400 when it wraps ErrBadRequest, else 500.
+func writeErr(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	if errors.Is(err, ErrBadRequest) {
+		code = http.StatusBadRequest
+	}
+	writeError(w, code, err.Error())
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -1,28 +1,45 @@
 // Package daemon wires btslave's parts into one running daemon and owns its
-// lifecycle: open the state, start the BitTorrent client and the local API,
-// run until the context ends, then stop everything in order within a
-// bounded time.
+// lifecycle: open the state, start the BitTorrent client, the feeds, the
+// autopilot and the local API, run until the context ends, then stop
+// everything in order within a bounded time.
+//
+// # Autopilot
+//
+// With auto.enabled the daemon chooses swarms by itself: every
+// auto.interval (and soon after a feed finds a new torrent or a swarm is
+// left) it scrapes the trackers of the newest catalog entries, scores each
+// swarm by need (package rank) and serves the neediest within
+// repeater.max_swarms, leaving those that fell behind. Swarms the owner
+// gave with "btslave repeat" are recorded with their origin and never left
+// by the autopilot; a swarm left with nothing to do is not rejoined for
+// auto.cooldown (the visits say why each swarm was left).
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/anacrolix/torrent/metainfo"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/btslave/btslave/config"
+	"github.com/btslave/btslave/feeds"
 	"github.com/btslave/btslave/internal/api"
 	"github.com/btslave/btslave/internal/buildinfo"
 	"github.com/btslave/btslave/internal/store"
 	"github.com/btslave/btslave/repeater"
+	"github.com/btslave/btslave/repeater/scrape"
 )
 
 // StopTimeout bounds a graceful stop: announce stopped, flush state, close
@@ -42,6 +59,19 @@ type App struct {
 	reg    *prometheus.Registry
 	visits *prometheus.CounterVec
 
+	feeds   *feeds.Service
+	scraper *scrape.Scraper // nil when the autopilot is off
+	auto    *autopilot      // nil when the autopilot is off
+	bg      sync.WaitGroup  // feeds and autopilot loops
+
+	// joinMu serialises joins, so that the owner's join that makes room
+	// and the autopilot's joins do not take each other's slots.
+	joinMu sync.Mutex
+
+	mu      sync.Mutex
+	origins map[metainfo.Hash]swarmOrigin // who had each served swarm joined
+	leaving map[metainfo.Hash]string      // the daemon's reason for a leave under way
+
 	closeOnce sync.Once
 }
 
@@ -51,7 +81,8 @@ func New(cfg *config.Config, log *slog.Logger) (_ *App, err error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("daemon: data dir not set")
 	}
-	a := &App{cfg: cfg, log: log, started: time.Now(), visits: newVisitsCounter()}
+	a := &App{cfg: cfg, log: log, started: time.Now(), visits: newVisitsCounter(),
+		origins: map[metainfo.Hash]swarmOrigin{}, leaving: map[metainfo.Hash]string{}}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -84,18 +115,42 @@ func New(cfg *config.Config, log *slog.Logger) (_ *App, err error) {
 	}
 	a.client = a.rep.Client()
 
+	a.feeds, err = feeds.New(feeds.Options{
+		Feeds:   cfg.Feeds,
+		DB:      a.db.DB,
+		Version: buildinfo.String(),
+		Logger:  log.With("component", "feeds"),
+		OnNew: func(feeds.Entry) {
+			if a.auto != nil {
+				a.auto.poke()
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Auto.Enabled {
+		if err := a.startAutopilot(); err != nil {
+			return nil, err
+		}
+	}
+
 	a.reg = prometheus.NewRegistry()
 	if err := a.registerMetrics(); err != nil {
 		return nil, err
 	}
 	a.api, err = api.Listen(api.ServerOptions{
-		Listen:   string(cfg.API.Listen),
-		Token:    token,
-		Status:   a.Status,
-		Repeat:   a.Repeat,
-		Leave:    a.Leave,
-		Registry: a.reg,
-		Logger:   log.With("component", "api"),
+		Listen:     string(cfg.API.Listen),
+		Token:      token,
+		Status:     a.Status,
+		Repeat:     a.Repeat,
+		Leave:      a.Leave,
+		Ranking:    a.Ranking,
+		Feeds:      a.Feeds,
+		AddFeed:    a.AddFeed,
+		RemoveFeed: a.RemoveFeed,
+		Registry:   a.reg,
+		Logger:     log.With("component", "api"),
 	})
 	if err != nil {
 		return nil, err
@@ -105,6 +160,52 @@ func New(cfg *config.Config, log *slog.Logger) (_ *App, err error) {
 		return nil, fmt.Errorf("write API address: %w", err)
 	}
 	return a, nil
+}
+
+// startAutopilot makes the scraper and the autopilot, which learns of the
+// swarms left within the last cooldown from the recorded visits.
+func (a *App) startAutopilot() error {
+	ac := a.cfg.Auto
+	so := scrape.Options{
+		LocalIP:     listenIP(a.cfg.Peer.Listen),
+		UserAgent:   buildinfo.ClientName(),
+		Logger:      a.log.With("component", "scrape"),
+		Timeout:     ac.ScrapeTimeout.Std(),
+		Concurrency: ac.ScrapeConcurrency,
+		Rate:        rate.Limit(ac.ScrapeRate),
+		MaxAge:      ac.ScrapeMaxAge.Std(),
+	}
+	if so.MaxAge <= 0 {
+		so.MaxAge = -1 // no cache
+	}
+	var err error
+	if a.scraper, err = scrape.New(so); err != nil {
+		return err
+	}
+	a.auto = newAutopilot(autopilotOptions{
+		Auto:        ac,
+		Slots:       a.cfg.Repeater.MaxSwarms,
+		TargetRatio: a.cfg.Repeater.TargetRatio,
+		Scraper:     a.scraper,
+		Catalog:     a.feeds.Catalog(),
+		Host:        a,
+		Logger:      a.log,
+	})
+	for ih, v := range a.lastVisits(time.Now().Add(-ac.Cooldown.Std())) {
+		if v.Reason != repeater.LeftShutdown {
+			a.auto.noteLeft(ih, v.Reason, v.Left)
+		}
+	}
+	return nil
+}
+
+// listenIP is the IP of a listen address, invalid when it names none.
+func listenIP(l config.Addr) netip.Addr {
+	ip, err := netip.ParseAddr(l.Host())
+	if err != nil || ip.IsUnspecified() {
+		return netip.Addr{}
+	}
+	return ip
 }
 
 // Repeater is the daemon's repeater.
@@ -122,7 +223,7 @@ func (a *App) Run(ctx context.Context) error {
 	a.log.Info("btslave running",
 		"version", buildinfo.String(),
 		"data_dir", a.cfg.DataDir,
-		"config", cmp(a.cfg.File, "(embedded defaults)"),
+		"config", cmp.Or(a.cfg.File, "(embedded defaults)"),
 		"peer_listen", a.client.LocalPort(),
 		"api", a.api.Addr().String())
 
@@ -130,6 +231,14 @@ func (a *App) Run(ctx context.Context) error {
 	defer cancel()
 	apiErr := make(chan error, 1)
 	go func() { apiErr <- a.api.Serve(ctx) }()
+	a.bg.Go(func() {
+		if err := a.feeds.Run(ctx); err != nil {
+			a.log.Error("feeds stopped", "err", err)
+		}
+	})
+	if a.auto != nil {
+		a.bg.Go(func() { a.auto.Run(ctx) })
+	}
 
 	var runErr error
 	select {
@@ -143,6 +252,7 @@ func (a *App) Run(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		<-apiErr
+		a.bg.Wait()
 		a.close()
 		close(done)
 	}()
@@ -155,10 +265,14 @@ func (a *App) Run(ctx context.Context) error {
 	}
 }
 
-// close stops the parts in reverse order of start: the client (which
-// announces "stopped" to its trackers), the storage, then the database.
+// close stops the parts in reverse order of start: the scraper, the
+// client (which announces "stopped" to its trackers), the storage, then
+// the database.
 func (a *App) close() {
 	a.closeOnce.Do(func() {
+		if a.scraper != nil {
+			a.scraper.Close()
+		}
 		if a.rep != nil {
 			a.rep.Close() // leaves swarms, stops the client, flushes the cache
 		}
@@ -184,6 +298,12 @@ func (a *App) Status(context.Context) api.Status {
 		Cache:      a.cacheStatus(),
 		Torrents:   []api.Torrent{},
 		Visits:     a.recentVisits(10),
+		Feeds:      a.Feeds(context.Background()),
+		Autopilot:  api.Autopilot{Note: "off (auto.enabled = false)"},
+	}
+	st.Catalog, _ = a.feeds.Catalog().Len()
+	if a.auto != nil {
+		st.Autopilot = a.auto.status()
 	}
 	cs := a.client.Stats()
 	st.Peer = api.PeerState{
@@ -207,6 +327,9 @@ func (a *App) Status(context.Context) api.Status {
 			BytesUploaded:   ts.BytesWrittenData.Int64(),
 			BytesDownloaded: ts.BytesReadData.Int64(),
 		}
+		if a.rep.Swarm(t.InfoHash()) != nil {
+			tt.Origin = string(a.origin(t.InfoHash()).origin)
+		}
 		if t.Info() != nil {
 			tt.Size, tt.Pieces = t.Length(), t.NumPieces()
 		}
@@ -229,11 +352,4 @@ func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-func cmp(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

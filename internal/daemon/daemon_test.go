@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/btslave/btslave/config"
@@ -18,11 +19,22 @@ import (
 
 func testApp(t *testing.T) *App {
 	t.Helper()
+	a, _ := testAppWith(t, nil)
+	return a
+}
+
+// testAppWith runs an App on loopback with a small cache, the config
+// changed by mutate; stop stops it (also done at cleanup).
+func testAppWith(t *testing.T, mutate func(*config.Config)) (_ *App, stop func()) {
+	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.Peer.Listen, cfg.Peer.IPv6 = "127.0.0.1:0", false
 	cfg.API.Listen = "127.0.0.1:0"
 	cfg.Cache.Size = 8 << 20
+	if mutate != nil {
+		mutate(cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -33,13 +45,17 @@ func testApp(t *testing.T) *App {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return a
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return a, stop
 }
 
 // Ensure a swarm handed to the daemon shows in status and in per-swarm

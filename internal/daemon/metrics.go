@@ -50,6 +50,14 @@ func (a *App) registerMetrics() error {
 			Name: "btslave_cache_evictions_total",
 			Help: "Pieces evicted from the cache.",
 		}, func() float64 { return float64(a.rep.Cache().Stats().Evictions) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "btslave_catalog_entries",
+			Help: "Torrents in the feeds' catalog.",
+		}, func() float64 { n, _ := a.feeds.Catalog().Len(); return float64(n) }),
+		newFeedCollector(a),
+	}
+	if a.auto != nil {
+		cs = append(cs, a.auto.collectors()...)
 	}
 	for _, c := range cs {
 		if err := a.reg.Register(c); err != nil {

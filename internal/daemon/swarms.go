@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/btslave/btslave/internal/api"
+	"github.com/btslave/btslave/internal/rank"
 	"github.com/btslave/btslave/repeater"
 )
 
@@ -62,7 +64,10 @@ func (r swarmRecord) spec() (*torrent.TorrentSpec, error) {
 	return nil, fmt.Errorf("%w: give a .torrent, a magnet link or an info hash", api.ErrBadRequest)
 }
 
-// Repeat joins the swarm of req and records it.
+// Repeat joins the swarm of req for the owner and records it, so that it
+// is rejoined after a restart and never left by the autopilot. A swarm the
+// autopilot serves becomes the owner's. When max_swarms are served, the
+// autopilot's weakest swarm makes room.
 func (a *App) Repeat(_ context.Context, req api.RepeatRequest) (api.Torrent, error) {
 	rec := swarmRecord{Torrent: req.Torrent, Magnet: req.Magnet, Added: time.Now()}
 	if h := strings.TrimSpace(req.InfoHash); h != "" {
@@ -79,7 +84,18 @@ func (a *App) Repeat(_ context.Context, req api.RepeatRequest) (api.Torrent, err
 	if err != nil {
 		return api.Torrent{}, err
 	}
+	a.joinMu.Lock()
 	sw, err := a.rep.Join(spec)
+	if errors.Is(err, repeater.ErrTooManySwarms) && a.auto != nil {
+		if ih, ok := a.auto.weakest(); ok {
+			a.leaveFor(ih, leftForOwner)
+			sw, err = a.rep.Join(spec)
+		}
+	}
+	if err == nil {
+		a.setOrigin(sw.InfoHash(), rank.OriginOwner)
+	}
+	a.joinMu.Unlock()
 	if err != nil {
 		return api.Torrent{}, err
 	}
@@ -90,8 +106,8 @@ func (a *App) Repeat(_ context.Context, req api.RepeatRequest) (api.Torrent, err
 	}); err != nil {
 		return api.Torrent{}, fmt.Errorf("record swarm: %w", err)
 	}
-	a.log.Info("joined swarm", "infohash", ih.HexString(), "name", sw.Torrent().Name())
-	return api.Torrent{InfoHash: ih.HexString(), Name: sw.Torrent().Name()}, nil
+	a.log.Info("joined swarm", "infohash", ih.HexString(), "name", sw.Torrent().Name(), "origin", rank.OriginOwner)
+	return api.Torrent{InfoHash: ih.HexString(), Name: sw.Torrent().Name(), Origin: string(rank.OriginOwner)}, nil
 }
 
 // Leave leaves a swarm and forgets it.
@@ -107,6 +123,55 @@ func (a *App) Leave(_ context.Context, infoHash string) error {
 	return a.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketTorrents).Delete(ih[:]) })
 }
 
+// Why the daemon (rather than the repeater or the owner) left a swarm; the
+// visit records it in place of the repeater's "left by owner".
+const (
+	leftForOwner = rank.LeftForOwner // btslave repeat needed the slot
+)
+
+// leaveFor leaves a swarm, recording reason as the visit's.
+func (a *App) leaveFor(ih metainfo.Hash, reason string) {
+	a.mu.Lock()
+	a.leaving[ih] = reason
+	a.mu.Unlock()
+	a.rep.Leave(ih) // calls onLeave before it returns
+	a.mu.Lock()
+	delete(a.leaving, ih)
+	a.mu.Unlock()
+}
+
+// swarmOrigin is who had a served swarm joined, and when.
+type swarmOrigin struct {
+	origin rank.Origin
+	joined time.Time
+}
+
+// setOrigin records who had ih joined; joining again for the owner makes
+// an autopilot swarm the owner's.
+func (a *App) setOrigin(ih metainfo.Hash, o rank.Origin) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	cur, ok := a.origins[ih]
+	if ok && (cur.origin == o || o == rank.OriginAuto) {
+		return
+	}
+	if !ok {
+		cur.joined = time.Now()
+	}
+	cur.origin = o
+	a.origins[ih] = cur
+}
+
+// origin says who had ih joined; a swarm of unknown origin is the owner's.
+func (a *App) origin(ih metainfo.Hash) swarmOrigin {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if o, ok := a.origins[ih]; ok {
+		return o
+	}
+	return swarmOrigin{origin: rank.OriginOwner}
+}
+
 // rejoin joins every recorded swarm; a record that no longer parses is
 // logged and kept (nothing is lost on a bad entry).
 func (a *App) rejoin() {
@@ -118,8 +183,12 @@ func (a *App) rejoin() {
 				return nil
 			}
 			spec, err := rec.spec()
+			var sw *repeater.Swarm
 			if err == nil {
-				_, err = a.rep.Join(spec)
+				sw, err = a.rep.Join(spec)
+			}
+			if err == nil {
+				a.setOrigin(sw.InfoHash(), rank.OriginOwner)
 			}
 			if err != nil {
 				a.log.Warn("rejoin swarm", "infohash", fmt.Sprintf("%x", k), "err", err)

@@ -3,6 +3,9 @@ package daemon
 import (
 	"encoding/binary"
 	"encoding/json"
+	"time"
+
+	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
@@ -18,7 +21,18 @@ const maxVisits = 1000
 
 // onLeave records a finished visit. A swarm the repeater left by itself is
 // forgotten (it is not rejoined at start); one left for shutdown is kept.
+// The autopilot learns of every leave but a shutdown: it may not rejoin
+// the swarm for a while (cooldown) and has a slot to fill.
 func (a *App) onLeave(v repeater.Visit) {
+	a.mu.Lock()
+	if r, ok := a.leaving[v.InfoHash]; ok {
+		v.Reason = r // the daemon's reason, not the repeater's "left by owner"
+	}
+	delete(a.origins, v.InfoHash)
+	a.mu.Unlock()
+	if a.auto != nil && v.Reason != repeater.LeftShutdown {
+		a.auto.noteLeft(v.InfoHash, v.Reason, v.Left)
+	}
 	a.visits.WithLabelValues(v.Reason).Inc()
 	rec, _ := json.Marshal(toAPIVisit(v))
 	key := make([]byte, 8+20)
@@ -48,6 +62,33 @@ func (a *App) onLeave(v repeater.Visit) {
 func toAPIVisit(v repeater.Visit) api.Visit {
 	return api.Visit{InfoHash: v.InfoHash.HexString(), Name: v.Name, Joined: v.Joined, Left: v.Left,
 		Uploaded: v.Uploaded, Downloaded: v.Downloaded, Ratio: v.Ratio(), PeersServed: v.PeersServed, Reason: v.Reason}
+}
+
+// lastVisits returns the last visit to each swarm among the recorded
+// visits that ended after since.
+func (a *App) lastVisits(since time.Time) map[metainfo.Hash]api.Visit {
+	out := map[metainfo.Hash]api.Visit{}
+	_ = a.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketVisits).Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			if len(k) != 8+20 {
+				continue
+			}
+			if time.Unix(0, int64(binary.BigEndian.Uint64(k))).Before(since) {
+				break
+			}
+			ih := metainfo.Hash(k[8:])
+			if _, ok := out[ih]; ok {
+				continue
+			}
+			var vis api.Visit
+			if json.Unmarshal(v, &vis) == nil {
+				out[ih] = vis
+			}
+		}
+		return nil
+	})
+	return out
 }
 
 // recentVisits returns up to n visits, newest first.
