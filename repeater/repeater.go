@@ -221,12 +221,16 @@ func (r *Repeater) Join(spec *torrent.TorrentSpec) (*Swarm, error) {
 }
 
 // Leave stops serving a swarm, drops the torrent and frees its cache share.
-func (r *Repeater) Leave(ih metainfo.Hash) {
+func (r *Repeater) Leave(ih metainfo.Hash) { r.LeaveFor(ih, LeftByOwner) }
+
+// LeaveFor leaves the swarm for ih, if served, recording reason as the
+// visit's; it returns once the swarm is gone and OnLeave has run.
+func (r *Repeater) LeaveFor(ih metainfo.Hash, reason string) {
 	r.mu.Lock()
 	s := r.swarms[ih]
 	r.mu.Unlock()
 	if s != nil {
-		s.stop(LeftByOwner)
+		s.stop(reason)
 	}
 }
 

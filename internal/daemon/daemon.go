@@ -70,7 +70,6 @@ type App struct {
 
 	mu      sync.Mutex
 	origins map[metainfo.Hash]swarmOrigin // who had each served swarm joined
-	leaving map[metainfo.Hash]string      // the daemon's reason for a leave under way
 
 	closeOnce sync.Once
 }
@@ -82,7 +81,7 @@ func New(cfg *config.Config, log *slog.Logger) (_ *App, err error) {
 		return nil, errors.New("daemon: data dir not set")
 	}
 	a := &App{cfg: cfg, log: log, started: time.Now(), visits: newVisitsCounter(),
-		origins: map[metainfo.Hash]swarmOrigin{}, leaving: map[metainfo.Hash]string{}}
+		origins: map[metainfo.Hash]swarmOrigin{}}
 	defer func() {
 		if err != nil {
 			a.close()

@@ -131,13 +131,7 @@ const (
 
 // leaveFor leaves a swarm, recording reason as the visit's.
 func (a *App) leaveFor(ih metainfo.Hash, reason string) {
-	a.mu.Lock()
-	a.leaving[ih] = reason
-	a.mu.Unlock()
-	a.rep.Leave(ih) // calls onLeave before it returns
-	a.mu.Lock()
-	delete(a.leaving, ih)
-	a.mu.Unlock()
+	a.rep.LeaveFor(ih, reason) // calls onLeave before it returns
 }
 
 // swarmOrigin is who had a served swarm joined, and when.

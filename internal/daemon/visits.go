@@ -25,9 +25,6 @@ const maxVisits = 1000
 // the swarm for a while (cooldown) and has a slot to fill.
 func (a *App) onLeave(v repeater.Visit) {
 	a.mu.Lock()
-	if r, ok := a.leaving[v.InfoHash]; ok {
-		v.Reason = r // the daemon's reason, not the repeater's "left by owner"
-	}
 	delete(a.origins, v.InfoHash)
 	a.mu.Unlock()
 	if a.auto != nil && v.Reason != repeater.LeftShutdown {
