@@ -12,6 +12,7 @@ type demand struct {
 	have        []int // peers that hold it: where we can fetch it from
 	peers       int   // peers counted
 	downloaders int   // peers that lack something and may download it
+	sources     int   // peers that unchoke us and hold something
 }
 
 // measureDemand tallies the peers' bitfields. Peers that told us they are
@@ -21,6 +22,9 @@ func measureDemand(n int, peers []wire.PeerState) demand {
 	for i := range peers {
 		p := &peers[i]
 		d.peers++
+		if !p.PeerChoking && (p.HaveAll || p.Have.Count() > 0) {
+			d.sources++
+		}
 		lacks := false
 		for j := 0; j < n; j++ {
 			switch {
@@ -151,17 +155,16 @@ func makePlan(in planInput) plan {
 
 // adaptThreshold moves the fetch threshold — how many connected peers must
 // want a piece before we fetch it — one step per sample. Below the target
-// ratio it rises when the upload is busy, or when intake is what limits us
-// (starved: every fetch slot was taken while more pieces qualified), since
-// then only the pieces more peers want are worth their download. With the
-// upload idle and fetch slots to spare it falls, so that capacity is not
-// wasted while demand exists. It stays within [1, downloaders]. cap 0
-// means unlimited, where the upload counts as busy whenever it moves.
+// ratio it rises: only pieces more peers want can lift the ratio, since a
+// piece fetched for n peers returns at most n. At or above the target,
+// with the upload idle and fetch slots to spare (not starved), it falls,
+// so that upload capacity is not wasted while demand exists. It stays
+// within [1, downloaders]. cap 0 means unlimited, where the upload is
+// never idle.
 func adaptThreshold(cur int, ratio, target float64, rate, cap float64, downloaders int, starved bool) int {
-	busy := rate > 0 && (cap <= 0 || rate >= 0.8*cap)
 	idle := cap > 0 && rate < 0.5*cap
 	switch {
-	case ratio < target && (busy || starved):
+	case ratio < target:
 		cur++
 	case idle && !starved:
 		cur--

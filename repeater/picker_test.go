@@ -1,8 +1,10 @@
 package repeater
 
 import (
+	"math"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/btslave/btslave/repeater/wire"
 )
@@ -19,8 +21,13 @@ func TestMeasureDemand(t *testing.T) {
 	seed := wire.PeerState{HaveAll: true}
 	partial := peerWith(4, 0)
 	partial.PeerUploadOnly = true
-	d := measureDemand(4, []wire.PeerState{seed, peerWith(4, 0, 1), peerWith(4, 1), partial})
-	if want := []int{1, 0, 2, 2}; !reflect.DeepEqual(d.want, want) {
+	choking := peerWith(4, 1)
+	choking.PeerChoking = true
+	d := measureDemand(4, []wire.PeerState{seed, peerWith(4, 0, 1), choking, partial, peerWith(4)})
+	if d.sources != 3 || d.downloaders != 3 {
+		t.Errorf("sources %d, downloaders %d; want 3 (unchoking, holding something) and 3", d.sources, d.downloaders)
+	}
+	if want := []int{2, 1, 3, 3}; !reflect.DeepEqual(d.want, want) {
 		t.Errorf("want %v, got %v", want, d.want)
 	}
 	if want := []int{3, 3, 1, 1}; !reflect.DeepEqual(d.have, want) {
@@ -80,8 +87,9 @@ func TestAdaptThreshold(t *testing.T) {
 		{"under target, busy: rise", 1, 1.5, 4, 900, 1000, 5, 2, false},
 		{"under target, unlimited and moving: rise", 2, 1, 4, 5e6, 0, 5, 3, false},
 		{"capped by downloaders", 3, 1, 4, 1000, 1000, 3, 3, false},
-		{"idle: fall", 3, 1, 4, 100, 1000, 5, 2, false},
-		{"never below 1", 1, 0, 4, 0, 1000, 5, 1, false},
+		{"idle at target: fall", 3, 4, 4, 100, 1000, 5, 2, false},
+		{"idle below target: rise all the same", 3, 1, 4, 100, 1000, 5, 4, false},
+		{"never below 1", 1, 5, 4, 0, 1000, 5, 1, false},
 		{"on target and busy: hold", 2, 5, 4, 900, 1000, 5, 2, false},
 		{"few downloaders pull it down", 4, 1, 4, 900, 1000, 2, 2, false},
 		{"idle but starved for intake: rise", 2, 1, 4, 100, 1000, 5, 3, true},
@@ -90,6 +98,30 @@ func TestAdaptThreshold(t *testing.T) {
 	for _, tc := range cases {
 		if got := adaptThreshold(tc.cur, tc.ratio, tc.target, tc.rate, tc.cap, tc.downloaders, tc.starved); got != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestRecentRatio(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(sec int, up, down int64) swarmSample {
+		return swarmSample{at: t0.Add(time.Duration(sec) * time.Second), up: up, down: down}
+	}
+	// 10 up / 1 down long ago, then 4 up / 2 down within the last minute.
+	hist := []swarmSample{at(0, 0, 0), at(50, 100, 10), at(100, 102, 11), at(130, 104, 12)}
+	for _, tc := range []struct {
+		name    string
+		samples []swarmSample
+		now     swarmSample
+		want    float64
+	}{
+		{"the window, not the visit", hist, at(160, 110, 14), 8.0 / 3},
+		{"no history: since the last sample", hist[:1], at(300, 30, 10), 3},
+		{"uploads only: infinite", []swarmSample{at(0, 0, 0), at(130, 104, 12)}, at(160, 200, 12), math.Inf(1)},
+		{"nothing moved: neutral", []swarmSample{at(0, 0, 0), at(130, 104, 12)}, at(160, 104, 12), 4},
+	} {
+		if got := recentRatio(tc.samples, tc.now, 4); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

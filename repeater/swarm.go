@@ -2,6 +2,7 @@ package repeater
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -16,6 +17,32 @@ import (
 	"github.com/btslave/btslave/internal/buildinfo"
 	"github.com/btslave/btslave/repeater/announce"
 )
+
+// ratioWindow is how far back the fetch threshold looks at the ratio: the
+// yield of recent fetches, not the visit's, which lags behind as a swarm's
+// demand fades.
+const ratioWindow = time.Minute
+
+// recentRatio is the upload:download ratio between the oldest sample within
+// ratioWindow of now and now. With nothing downloaded in the window it is
+// neutral (target) when nothing moved either, and infinite otherwise.
+func recentRatio(samples []swarmSample, now swarmSample, target float64) float64 {
+	base := now
+	for i := len(samples) - 1; i >= 0 && now.at.Sub(samples[i].at) <= ratioWindow; i-- {
+		base = samples[i]
+	}
+	if len(samples) > 0 && base.at.Equal(now.at) {
+		base = samples[len(samples)-1] // samples sparser than the window
+	}
+	up, down := now.up-base.up, now.down-base.down
+	switch {
+	case down > 0:
+		return float64(up) / float64(down)
+	case up > 0:
+		return math.Inf(1)
+	}
+	return target
+}
 
 // inflightHorizon is how much download time the pieces in flight may
 // take at the measured rate.
@@ -140,7 +167,7 @@ func (s *Swarm) judge(d demand, held map[int]bool) {
 	if len(s.samples) > 0 {
 		prev := s.samples[len(s.samples)-1]
 		rate := float64(smp.up-prev.up) / now.Sub(prev.at).Seconds()
-		ratio := float64(smp.up) / float64(max(smp.down, 1))
+		ratio := recentRatio(s.samples, smp, s.r.opts.Repeater.TargetRatio)
 		s.threshold = adaptThreshold(s.threshold, ratio, s.r.opts.Repeater.TargetRatio, rate, float64(s.r.upCap), d.downloaders, s.starved)
 		s.downRate = float64(smp.down-prev.down) / now.Sub(prev.at).Seconds()
 	}
@@ -267,10 +294,7 @@ func (s *Swarm) round() {
 	}
 	s.mu.Lock()
 	threshold := max(s.threshold, 1)
-	// Fetch only what arrives within a few seconds: a piece that trickles
-	// in for half a minute is fetched by the peers elsewhere meanwhile,
-	// and then nobody wants it from us.
-	inflight := max(2, min(16, capacity/4, 1+int(s.downRate*inflightHorizon.Seconds()/float64(pieceLen))))
+	downRate := s.downRate
 	pending := make(map[int]bool, len(s.pending))
 	for p := range s.pending {
 		if held[p] {
@@ -282,6 +306,11 @@ func (s *Swarm) round() {
 	s.mu.Unlock()
 
 	d := measureDemand(n, s.r.client.Wire.Peers(s.ih))
+	// Fetch only what arrives within a few seconds, but from every peer
+	// that unchokes us: a piece that trickles in for half a minute is
+	// fetched by the peers elsewhere meanwhile, and then nobody wants it
+	// from us; one piece per source keeps each source busy.
+	inflight := max(2, min(16, capacity/4, max(d.sources, 1+int(downRate*inflightHorizon.Seconds()/float64(pieceLen)))))
 	s.judge(d, held)
 	s.mu.Lock()
 	var redial []torrent.PeerInfo
