@@ -34,6 +34,8 @@ fuzz:
 	$(GO) test ./feeds -run '^$$' -fuzz FuzzParseTorrent -fuzztime 60s
 	$(GO) test ./repeater/scrape -run '^$$' -fuzz FuzzHTTPScrapeReply -fuzztime 60s
 	$(GO) test ./repeater/scrape -run '^$$' -fuzz FuzzUDPScrapeReply -fuzztime 60s
+	$(GO) test ./repeater/announce -run '^$$' -fuzz FuzzParseHTTPReply -fuzztime 60s
+	$(GO) test ./repeater/announce -run '^$$' -fuzz FuzzParseUDPReply -fuzztime 60s
 
 bench:
 	bench/run.sh
