@@ -397,7 +397,7 @@ func (s *Service) Reload(cfg config.Feeds) error {
 			s.drop(cur)
 		}
 		if s.started {
-			fr.next = now.Add(s.opts.Jitter(cfg.Jitter.Std()))
+			fr.next = now.Add(s.opts.Jitter(jitterCap(cfg.Jitter.Std(), fr.sched, now)))
 			fr.status.NextRun = fr.next
 		}
 		s.feeds[name] = fr
@@ -466,7 +466,7 @@ func (s *Service) Run(ctx context.Context) error {
 	now := s.clock.Now()
 	for _, fr := range s.feeds {
 		if fr.next.IsZero() {
-			fr.next = now.Add(s.opts.Jitter(s.opts.Feeds.Jitter.Std()))
+			fr.next = now.Add(s.opts.Jitter(jitterCap(s.opts.Feeds.Jitter.Std(), fr.sched, now)))
 			fr.status.NextRun = fr.next
 		}
 	}
@@ -592,7 +592,7 @@ func (s *Service) finish(ctx context.Context, fr *feedRun, st *FeedState, res *R
 		st.Failures, st.LastError, st.NextRetry = 0, "", time.Time{}
 		st.LastFetch, st.LastSuccess = now, now
 		fr.state = *st
-		fr.next = fr.sched.Next(now).Add(s.opts.Jitter(s.opts.Feeds.Jitter.Std()))
+		fr.next = fr.sched.Next(now).Add(s.opts.Jitter(jitterCap(s.opts.Feeds.Jitter.Std(), fr.sched, now)))
 		fr.status.LastError, fr.status.Failures = "", 0
 		fr.status.LastSuccess = now
 		fr.status.NotModified = res.NotModified
@@ -614,6 +614,19 @@ func (s *Service) finish(ctx context.Context, fr *feedRun, st *FeedState, res *R
 // backoff is the retry delay after failures failed fetches in a row:
 // BackoffBase doubled per failure, at most MaxBackoff and the schedule's
 // interval.
+// jitterCap bounds the jitter to a quarter of the schedule's period, so
+// that a feed run every few seconds is not delayed by a whole minute.
+func jitterCap(jitter time.Duration, sched cron.Schedule, now time.Time) time.Duration {
+	if sched == nil {
+		return jitter
+	}
+	a := sched.Next(now)
+	if period := sched.Next(a).Sub(a); period > 0 && jitter > period/4 {
+		return period / 4
+	}
+	return jitter
+}
+
 func (s *Service) backoff(sched cron.Schedule, now time.Time, failures int) time.Duration {
 	limit := s.opts.MaxBackoff
 	if t1 := sched.Next(now); !t1.IsZero() {
