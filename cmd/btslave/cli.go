@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/btslave/btslave/config"
 	"github.com/btslave/btslave/internal/api"
@@ -101,6 +103,29 @@ func (g *globalOptions) apiClient(e env) (*api.Client, error) {
 		}
 	}
 	return api.NewClient(api.DialAddr(cfg.DataDir, string(cfg.API.Listen)), token), nil
+}
+
+// callAPI runs call against the running daemon, within timeout. A request
+// the daemon refused as bad is a usage error (exit 2).
+func (g *globalOptions) callAPI(ctx context.Context, e env, timeout time.Duration, call func(context.Context, *api.Client) error) error {
+	client, err := g.apiClient(e)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err = call(ctx, client)
+	if errors.Is(err, api.ErrBadRequest) {
+		return &exitError{exitUsage, err}
+	}
+	return err
+}
+
+// printJSON writes v as indented JSON, for the --json flags.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func rootCommand() *command {

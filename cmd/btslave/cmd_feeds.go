@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -94,20 +93,15 @@ func feedsListCommand() *command {
 			if len(args) > 0 {
 				return usageErr("feeds list takes no arguments")
 			}
-			client, err := g.apiClient(e)
-			if err != nil {
+			var fs []api.Feed
+			if err := g.callAPI(ctx, e, 10*time.Second, func(ctx context.Context, client *api.Client) (err error) {
+				fs, err = client.Feeds(ctx)
 				return err
-			}
-			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			fs, err := client.Feeds(ctx)
-			if err != nil {
+			}); err != nil {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(fs)
+				return printJSON(e.stdout, fs)
 			}
 			printFeeds(e.stdout, fs, time.Now())
 			return nil
@@ -196,17 +190,11 @@ feed and its filters first with 'btslave feeds test'.`,
 			if err != nil {
 				return err
 			}
-			client, err := g.apiClient(e)
-			if err != nil {
+			var f *api.Feed
+			if err := g.callAPI(ctx, e, 30*time.Second, func(ctx context.Context, client *api.Client) (err error) {
+				f, err = client.AddFeed(ctx, req)
 				return err
-			}
-			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			f, err := client.AddFeed(ctx, req)
-			if errors.Is(err, api.ErrBadRequest) {
-				return &exitError{exitUsage, err}
-			}
-			if err != nil {
+			}); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "added feed %q (%s), schedule %s, fetching now; 'btslave feeds list' shows how it goes\n", f.Name, f.Source, f.Schedule)
@@ -229,17 +217,9 @@ refused: delete its [[feeds.feed]] block there and restart the daemon.`,
 			if len(args) != 1 {
 				return usageErr("feeds remove takes one feed name; 'btslave feeds list' shows them")
 			}
-			client, err := g.apiClient(e)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			err = client.RemoveFeed(ctx, args[0])
-			if errors.Is(err, api.ErrBadRequest) {
-				return &exitError{exitUsage, err}
-			}
-			if err != nil {
+			if err := g.callAPI(ctx, e, 30*time.Second, func(ctx context.Context, client *api.Client) error {
+				return client.RemoveFeed(ctx, args[0])
+			}); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "removed feed %q\n", args[0])
@@ -286,9 +266,7 @@ Exit status 1 when the feed itself cannot be fetched or parsed.`,
 				return fmt.Errorf("feed %s: %w", feed.Name, err)
 			}
 			if asJSON {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
+				return printJSON(e.stdout, res)
 			}
 			printTest(e.stdout, feed, res)
 			return nil

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -75,17 +74,11 @@ from the peers.`,
 			if err != nil {
 				return err
 			}
-			client, err := g.apiClient(e)
-			if err != nil {
+			var t *api.Torrent
+			if err := g.callAPI(ctx, e, 30*time.Second, func(ctx context.Context, client *api.Client) (err error) {
+				t, err = client.Repeat(ctx, req)
 				return err
-			}
-			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			t, err := client.Repeat(ctx, req)
-			if errors.Is(err, api.ErrBadRequest) {
-				return &exitError{exitUsage, err}
-			}
-			if err != nil {
+			}); err != nil {
 				return err
 			}
 			name := t.Name
@@ -110,17 +103,9 @@ func leaveCommand() *command {
 			if len(args) != 1 || !hexHash.MatchString(args[0]) {
 				return usageErr("leave takes one 40-digit info hash")
 			}
-			client, err := g.apiClient(e)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			err = client.Leave(ctx, strings.ToLower(args[0]))
-			if errors.Is(err, api.ErrBadRequest) {
-				return &exitError{exitUsage, err}
-			}
-			if err != nil {
+			if err := g.callAPI(ctx, e, 30*time.Second, func(ctx context.Context, client *api.Client) error {
+				return client.Leave(ctx, strings.ToLower(args[0]))
+			}); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "left %s\n", strings.ToLower(args[0]))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -28,20 +27,15 @@ config and the data dir) and prints a summary.`,
 			if len(args) > 0 {
 				return usageErr("status takes no arguments")
 			}
-			client, err := g.apiClient(e)
-			if err != nil {
+			var st *api.Status
+			if err := g.callAPI(ctx, e, 10*time.Second, func(ctx context.Context, client *api.Client) (err error) {
+				st, err = client.Status(ctx)
 				return err
-			}
-			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			st, err := client.Status(ctx)
-			if err != nil {
+			}); err != nil {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
+				return printJSON(e.stdout, st)
 			}
 			printStatus(e.stdout, st)
 			return nil

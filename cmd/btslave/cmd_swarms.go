@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -49,20 +48,15 @@ serve: seeds/partial seeds/downloaders. See docs/design.md, "Need score".`,
 			if limit < 0 {
 				return usageErr("--limit %d: want 0 (all) or more", limit)
 			}
-			client, err := g.apiClient(e)
-			if err != nil {
+			var rk *api.Ranking
+			if err := g.callAPI(ctx, e, 10*time.Second, func(ctx context.Context, client *api.Client) (err error) {
+				rk, err = client.Ranking(ctx)
 				return err
-			}
-			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			rk, err := client.Ranking(ctx)
-			if err != nil {
+			}); err != nil {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rk)
+				return printJSON(e.stdout, rk)
 			}
 			printRanking(e.stdout, rk, limit, time.Now())
 			return nil
