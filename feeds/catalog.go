@@ -172,12 +172,7 @@ type Catalog struct {
 // NewCatalog returns the catalog in db, which must have been opened (and
 // migrated) by store.Open; otherwise the error wraps ErrNoBuckets.
 func NewCatalog(db *bolt.DB) (*Catalog, error) {
-	if err := db.View(func(tx *bolt.Tx) error {
-		if catalogBuckets(tx) == nil {
-			return fmt.Errorf("catalog: %w (open it with store.Open)", ErrNoBuckets)
-		}
-		return nil
-	}); err != nil {
+	if err := requireBuckets(db, "catalog", bucketCatalog, bucketEntries, bucketAlias); err != nil {
 		return nil, err
 	}
 	return &Catalog{db: db}, nil
@@ -186,15 +181,11 @@ func NewCatalog(db *bolt.DB) (*Catalog, error) {
 type catBuckets struct{ entries, alias *bolt.Bucket }
 
 func catalogBuckets(tx *bolt.Tx) *catBuckets {
-	c := tx.Bucket(bucketCatalog)
-	if c == nil {
+	entries, alias, ok := subBuckets(tx, bucketCatalog, bucketEntries, bucketAlias)
+	if !ok {
 		return nil
 	}
-	b := &catBuckets{entries: c.Bucket(bucketEntries), alias: c.Bucket(bucketAlias)}
-	if b.entries == nil || b.alias == nil {
-		return nil
-	}
-	return b
+	return &catBuckets{entries: entries, alias: alias}
 }
 
 // resolve returns the key of the entry that hash (v1 or v2 hex) names, or

@@ -78,12 +78,7 @@ type Store struct {
 // NewStore returns the feed store in db, which must have been opened (and
 // migrated) by store.Open; otherwise the error wraps ErrNoBuckets.
 func NewStore(db *bolt.DB) (*Store, error) {
-	if err := db.View(func(tx *bolt.Tx) error {
-		if feedBuckets(tx) == nil {
-			return fmt.Errorf("feed store: %w (open it with store.Open)", ErrNoBuckets)
-		}
-		return nil
-	}); err != nil {
+	if err := requireBuckets(db, "feed store", bucketFeeds, bucketAdded, bucketState); err != nil {
 		return nil, err
 	}
 	return &Store{db: db}, nil
@@ -92,15 +87,33 @@ func NewStore(db *bolt.DB) (*Store, error) {
 type fBuckets struct{ added, state *bolt.Bucket }
 
 func feedBuckets(tx *bolt.Tx) *fBuckets {
-	f := tx.Bucket(bucketFeeds)
-	if f == nil {
+	added, state, ok := subBuckets(tx, bucketFeeds, bucketAdded, bucketState)
+	if !ok {
 		return nil
 	}
-	b := &fBuckets{added: f.Bucket(bucketAdded), state: f.Bucket(bucketState)}
-	if b.added == nil || b.state == nil {
-		return nil
+	return &fBuckets{added: added, state: state}
+}
+
+// subBuckets returns the two sub-buckets a and b of parent; ok is false
+// when the schema lacks any of them.
+func subBuckets(tx *bolt.Tx, parent, a, b []byte) (x, y *bolt.Bucket, ok bool) {
+	p := tx.Bucket(parent)
+	if p == nil {
+		return nil, nil, false
 	}
-	return b
+	x, y = p.Bucket(a), p.Bucket(b)
+	return x, y, x != nil && y != nil
+}
+
+// requireBuckets fails with ErrNoBuckets when db, not opened (and
+// migrated) by store.Open, lacks parent's sub-buckets a and b.
+func requireBuckets(db *bolt.DB, what string, parent, a, b []byte) error {
+	return db.View(func(tx *bolt.Tx) error {
+		if _, _, ok := subBuckets(tx, parent, a, b); !ok {
+			return fmt.Errorf("%s: %w (open it with store.Open)", what, ErrNoBuckets)
+		}
+		return nil
+	})
 }
 
 // AddFeed records a feed added at run time. Its name must be set and not
