@@ -155,9 +155,13 @@ func rssChild(spec string) int {
 	return 0
 }
 
-// peakRSS reads VmHWM (bytes) from /proc/self/status.
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
+// peakRSS is this process's peak RSS (bytes).
+func peakRSS() int64 { return PeakRSS(os.Getpid()) }
+
+// PeakRSS reads a process's peak RSS (VmHWM, bytes) from /proc; 0 when it
+// cannot. Exported for the external crowd test.
+func PeakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}

@@ -128,7 +128,7 @@ func (c *crowd) run(t testing.TB, helper string) crowdResult {
 			if st, ok := h.Status(); ok {
 				res.helperUp, res.helperDown = st.TotalPayloadUpload, st.TotalPayloadDownload
 			}
-			res.helperRSS = processHWM(h.PID())
+			res.helperRSS = repeater.PeakRSS(h.PID())
 		}
 	}
 
@@ -154,7 +154,7 @@ func (c *crowd) run(t testing.TB, helper string) crowdResult {
 		a := lab.StartAria2(t, lab.Aria2Options{Torrent: c.torrentPath, UploadLimit: c.leechUp, SeedTime: lab.SeedForever})
 		procs = append(procs, a.Process)
 		wg.Add(1)
-		go record(func(ctx context.Context) error { return waitFunc(ctx, a.Done) }, filepath.Join(a.Dir, name))
+		go record(a.WaitDone, filepath.Join(a.Dir, name))
 	}
 	for i := 0; i < c.lt; i++ {
 		l := lab.StartLibtorrent(t, lab.LibtorrentOptions{Torrent: c.torrentPath, UploadLimit: c.leechUp})
@@ -205,32 +205,6 @@ func (c *crowd) startBtslave(t testing.TB, res *crowdResult, seed netip.AddrPort
 		}
 		cmd.Wait()
 	}
-}
-
-func waitFunc(ctx context.Context, done func() bool) error {
-	for !done() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return nil
-}
-
-// processHWM reads a process's peak RSS (bytes) from /proc.
-func processHWM(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 // Ensure the direction of the repeater's help with real clients: with
