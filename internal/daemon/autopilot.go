@@ -212,7 +212,7 @@ func (ap *autopilot) blocked(ih metainfo.Hash, now time.Time) string {
 	if l.detail != "" {
 		why += ": " + l.detail
 	}
-	return fmt.Sprintf("cooldown %s more: left %s ago (%s)", roundDur(rem), roundDur(now.Sub(l.at)), why)
+	return fmt.Sprintf("cooldown %s more: left %s ago (%s)", rank.RoundDuration(rem), rank.RoundDuration(now.Sub(l.at)), why)
 }
 
 // weakest returns the served autopilot swarm with the lowest last score.
@@ -575,7 +575,7 @@ func (c *candidate) logAttrs(now time.Time) []any {
 		a = append(a, "partial_subtracted", s.PartialSubtracted)
 	}
 	if c.fig != nil && !c.fig.Feed {
-		a = append(a, "tracker", c.fig.Tracker, "scrape_age", roundDur(now.Sub(c.fig.At)))
+		a = append(a, "tracker", c.fig.Tracker, "scrape_age", rank.RoundDuration(now.Sub(c.fig.At)))
 	}
 	return a
 }
@@ -585,16 +585,6 @@ func round3(v float64) float64 {
 		return 0
 	}
 	return float64(int64(v*1000+0.5)) / 1000
-}
-
-func roundDur(d time.Duration) time.Duration {
-	switch {
-	case d >= time.Hour:
-		return d.Round(time.Minute)
-	case d >= time.Second:
-		return d.Round(time.Second)
-	}
-	return d.Round(time.Millisecond)
 }
 
 // publish makes the ranking the API shows; notes are the decisions' reasons.

@@ -97,7 +97,7 @@ func Decide(cands []Candidate, p Policy, now time.Time) Plan {
 			plan.Notes[c.Key] = "serving for the owner"
 		case c.Serving && now.Sub(c.Joined) < p.MinStay:
 			locked = append(locked, contender{c: c, eff: c.Score.Value * h, locked: true})
-			plan.Notes[c.Key] = fmt.Sprintf("serving, kept for min_stay (joined %s ago)", roundDur(now.Sub(c.Joined)))
+			plan.Notes[c.Key] = fmt.Sprintf("serving, kept for min_stay (joined %s ago)", RoundDuration(now.Sub(c.Joined)))
 		case c.Serving && !c.Score.Known():
 			locked = append(locked, contender{c: c, eff: 0, locked: true})
 			plan.Notes[c.Key] = "serving, kept: no figures this round"
@@ -178,7 +178,9 @@ func Decide(cands []Candidate, p Policy, now time.Time) Plan {
 	return plan
 }
 
-func roundDur(d time.Duration) time.Duration {
+// RoundDuration rounds d for people: to the minute from an hour, to the
+// second from a second, else to the millisecond.
+func RoundDuration(d time.Duration) time.Duration {
 	switch {
 	case d >= time.Hour:
 		return d.Round(time.Minute)
