@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -175,11 +174,7 @@ func New(o Options) (*Announcer, error) {
 		a.key = rand.Int32()
 	}
 	if a.hc == nil {
-		var ip net.IP
-		if o.LocalIP.IsValid() {
-			ip = o.LocalIP.AsSlice()
-		}
-		a.hc, a.ownHC = newHTTPClient(ip), true
+		a.hc, a.ownHC = NewHTTPClient(o.LocalIP, 1, 15*time.Second), true
 	}
 	if o.LocalIP.IsValid() {
 		a.self = netip.AddrPortFrom(o.LocalIP.Unmap(), uint16(o.Port))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -25,19 +26,22 @@ type request struct {
 	uploaded, downloaded, left int64
 }
 
-// newHTTPClient builds the announce client: no proxy (a proxy would make
-// the tracker list the proxy's address), dialing from localIP if valid.
-func newHTTPClient(localIP net.IP) *http.Client {
+// NewHTTPClient builds an HTTP client for trackers (announces and
+// scrapes): no proxy (a proxy would make the tracker list the proxy's
+// address), dialing from localIP if valid, keeping up to idlePerHost idle
+// connections per tracker, and waiting at most headerTimeout (0: no
+// limit but the request's context) for a reply's headers.
+func NewHTTPClient(localIP netip.Addr, idlePerHost int, headerTimeout time.Duration) *http.Client {
 	d := &net.Dialer{Timeout: 10 * time.Second}
-	if localIP != nil {
-		d.LocalAddr = &net.TCPAddr{IP: localIP}
+	if localIP.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: localIP.AsSlice()}
 	}
 	return &http.Client{
 		Transport: &http.Transport{
 			DialContext:           d.DialContext,
 			TLSHandshakeTimeout:   10 * time.Second,
-			ResponseHeaderTimeout: 15 * time.Second,
-			MaxIdleConnsPerHost:   1,
+			ResponseHeaderTimeout: headerTimeout,
+			MaxIdleConnsPerHost:   idlePerHost,
 			IdleConnTimeout:       60 * time.Second,
 			ForceAttemptHTTP2:     true,
 		},

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/anacrolix/torrent/metainfo"
 	"golang.org/x/time/rate"
+
+	"github.com/btslave/btslave/repeater/announce"
 )
 
 // Defaults for the zero values in Options.
@@ -251,7 +252,7 @@ func New(o Options) (*Scraper, error) {
 		trackers:   map[string]*tracker{},
 	}
 	if s.hc == nil {
-		s.hc, s.ownHC = newHTTPClient(o.LocalIP, o.Concurrency), true
+		s.hc, s.ownHC = announce.NewHTTPClient(o.LocalIP, o.Concurrency, 0), true
 	}
 	return s, nil
 }
@@ -583,22 +584,4 @@ func stripURLError(err error) error {
 		return fmt.Errorf("%s scrape: %w", ue.Op, ue.Err)
 	}
 	return err
-}
-
-// newHTTPClient builds the scrape client: no proxy, dialing from localIP
-// if valid, keeping up to conns idle connections per tracker.
-func newHTTPClient(localIP netip.Addr, conns int) *http.Client {
-	d := &net.Dialer{Timeout: 10 * time.Second}
-	if localIP.IsValid() {
-		d.LocalAddr = &net.TCPAddr{IP: localIP.AsSlice()}
-	}
-	return &http.Client{
-		Transport: &http.Transport{
-			DialContext:         d.DialContext,
-			TLSHandshakeTimeout: 10 * time.Second,
-			MaxIdleConnsPerHost: conns,
-			IdleConnTimeout:     60 * time.Second,
-			ForceAttemptHTTP2:   true,
-		},
-	}
 }
