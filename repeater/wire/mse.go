@@ -41,13 +41,10 @@ type decryptConn struct {
 
 	once sync.Once
 	err  error
-	// after the first Read: r reads the (decrypted) stream, w writes to
-	// it; both are the raw conn for plaintext.
-	r io.Reader
-	w io.Writer
-	// plain is set when the stream turned out to be plaintext from the
-	// start, so reads can go straight to the conn.
-	plain  bool
+	// rw is the decrypted stream after an MSE handshake; nil for a
+	// plaintext one, which goes straight to the conn after peeked, the
+	// bytes read to tell.
+	rw     io.ReadWriter
 	peeked []byte
 }
 
@@ -80,8 +77,7 @@ func (d *decryptConn) start() {
 			}
 		}
 		if bytes.Equal(buf, []byte(pstr)) {
-			d.plain, d.peeked = true, buf
-			d.r, d.w = d.Conn, d.Conn
+			d.peeked = buf
 			return
 		}
 		d.layer.stats.decrypted.Add(1)
@@ -96,7 +92,7 @@ func (d *decryptConn) start() {
 			d.err = fmt.Errorf("%w: %w", ErrMSEHandshake, err)
 			return
 		}
-		d.r, d.w = rw, rw
+		d.rw = rw
 	})
 }
 
@@ -114,10 +110,10 @@ func (d *decryptConn) Read(p []byte) (int, error) {
 		d.peeked = d.peeked[n:]
 		return n, nil
 	}
-	if d.plain {
+	if d.rw == nil {
 		return d.Conn.Read(p)
 	}
-	return d.r.Read(p)
+	return d.rw.Read(p)
 }
 
 func (d *decryptConn) Write(p []byte) (int, error) {
@@ -125,8 +121,8 @@ func (d *decryptConn) Write(p []byte) (int, error) {
 	if d.err != nil {
 		return 0, d.err
 	}
-	if d.plain {
+	if d.rw == nil {
 		return d.Conn.Write(p)
 	}
-	return d.w.Write(p)
+	return d.rw.Write(p)
 }
