@@ -334,13 +334,38 @@ func (c *Catalog) Get(hash string) (Entry, bool, error) {
 
 // List returns every entry, newest first: by publication date, else by
 // first sighting. Records that no longer decode are skipped.
-func (c *Catalog) List() ([]Entry, error) {
+func (c *Catalog) List() ([]Entry, error) { return c.list(true) }
+
+// ListMeta is List without the .torrent bytes (Entry.Torrent is nil), for
+// callers that look at every entry often, such as the autopilot's
+// re-ranking; Get gives an entry whole.
+func (c *Catalog) ListMeta() ([]Entry, error) { return c.list(false) }
+
+// noTorrent decodes an entry without its .torrent bytes: the field's JSON
+// is scanned but not decoded.
+type noTorrent struct {
+	Entry
+	Torrent skipJSON `json:"torrent,omitempty"`
+}
+
+type skipJSON struct{}
+
+func (*skipJSON) UnmarshalJSON([]byte) error { return nil }
+
+func (c *Catalog) list(withTorrent bool) ([]Entry, error) {
 	var out []Entry
 	err := c.db.View(func(tx *bolt.Tx) error {
 		return catalogBuckets(tx).entries.ForEach(func(k, v []byte) error {
-			var e Entry
+			if withTorrent {
+				var e Entry
+				if json.Unmarshal(v, &e) == nil {
+					out = append(out, e)
+				}
+				return nil
+			}
+			var e noTorrent
 			if json.Unmarshal(v, &e) == nil {
-				out = append(out, e)
+				out = append(out, e.Entry)
 			}
 			return nil
 		})

@@ -3,6 +3,7 @@ package feeds_test
 import (
 	"errors"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -136,6 +137,35 @@ func TestCatalog_ListNewestFirst(t *testing.T) {
 	}
 	if want := []string{"new", "unpublished", "old"}; !slices.Equal(names, want) {
 		t.Errorf("List order %v, want %v", names, want)
+	}
+}
+
+// Ensure that ListMeta lists what List does, in the same order, without
+// the .torrent bytes, which Get still gives.
+func TestCatalog_ListMeta(t *testing.T) {
+	c := newCatalog(t)
+	mustPut(t, c, feeds.Entry{InfoHashV1: hashA, Name: "a", FirstSeen: t0, Torrent: []byte("d4:infod...ee")})
+	mustPut(t, c, feeds.Entry{InfoHashV1: hashB, Name: "b", FirstSeen: t0.Add(time.Hour), Magnet: "magnet:?xt=urn:btih:" + hashB})
+	full, err := c.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := c.ListMeta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(meta) != len(full) {
+		t.Fatalf("ListMeta %d entries, List %d", len(meta), len(full))
+	}
+	for i := range full {
+		want := full[i]
+		want.Torrent = nil
+		if !reflect.DeepEqual(meta[i], want) {
+			t.Errorf("entry %d: ListMeta %+v, want %+v", i, meta[i], want)
+		}
+	}
+	if e, ok, err := c.Get(hashA); err != nil || !ok || string(e.Torrent) != "d4:infod...ee" {
+		t.Errorf("Get(%s): torrent %q, %v, %v", hashA, e.Torrent, ok, err)
 	}
 }
 

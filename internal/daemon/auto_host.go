@@ -63,6 +63,15 @@ func (a *App) joinEntry(e *feeds.Entry) (metainfo.Hash, error) {
 	if e == nil {
 		return metainfo.Hash{}, fmt.Errorf("no catalog entry")
 	}
+	if e.Torrent == nil && a.feeds != nil { // the ranking lists entries without it
+		full, ok, err := a.feeds.Catalog().Get(e.Key())
+		if err != nil {
+			return metainfo.Hash{}, err
+		}
+		if ok {
+			e = &full
+		}
+	}
 	rec := swarmRecord{Torrent: e.Torrent, Added: time.Now()}
 	if len(rec.Torrent) == 0 {
 		rec.Magnet = e.Magnet

@@ -43,7 +43,9 @@ type autoScraper interface {
 
 // autoCatalog is what the autopilot needs of the feeds' catalog.
 type autoCatalog interface {
-	List() ([]feeds.Entry, error)
+	// ListMeta lists the entries without their .torrent bytes; joinEntry
+	// fetches those for the few entries joined.
+	ListMeta() ([]feeds.Entry, error)
 }
 
 // autoHost is what the autopilot needs of the daemon: the swarms served,
@@ -304,7 +306,7 @@ func (ap *autopilot) rerank(ctx context.Context) {
 		}
 	}
 	ap.mu.Unlock()
-	entries, err := ap.o.Catalog.List()
+	entries, err := ap.o.Catalog.ListMeta()
 	if err != nil {
 		ap.log.Warn("ranking: cannot read the catalog", "err", err)
 		ap.mu.Lock()

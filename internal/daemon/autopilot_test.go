@@ -69,7 +69,7 @@ func (f *fakeScraper) ScrapeAll(_ context.Context, by map[string][]metainfo.Hash
 
 type fakeCatalog struct{ entries []feeds.Entry }
 
-func (c *fakeCatalog) List() ([]feeds.Entry, error) { return c.entries, nil }
+func (c *fakeCatalog) ListMeta() ([]feeds.Entry, error) { return c.entries, nil }
 
 // fakeHost serves swarms in a map and records what the autopilot did.
 type fakeHost struct {
