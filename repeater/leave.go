@@ -10,6 +10,7 @@ import (
 const (
 	LeftIdle      = "nothing wanted"  // we hold or could fetch nothing peers want
 	LeftNoNeed    = "no downloaders"  // no connected peer is downloading
+	LeftSeeded    = "enough seeds"    // the tracker counts a seed for every downloader besides us
 	LeftLowRatio  = "ratio too low"   // uploaded/downloaded over the window fell under min_ratio
 	LeftTimeLimit = "visit time used" // repeater.visit_time passed
 	LeftByOwner   = "left by owner"   // btslave leave
@@ -52,6 +53,17 @@ type swarmSample struct {
 	up, down   int64 // totals so far
 	wanted     bool  // some connected peer wants a piece we hold or can fetch
 	downloader bool  // some connected peer is downloading
+	// seeds and leechers are the tracker's complete and incomplete counts
+	// (the busiest tracker's); -1 when no tracker told.
+	seeds, leechers int64
+}
+
+// wellSeeded reports whether the tracker counts at least one seed for
+// every downloader without us. Whether the tracker counts us as a seed
+// (it honours event=paused) or as a leecher is unknown, so we are assumed
+// to be one of the seeds: the rule errs on staying.
+func (s swarmSample) wellSeeded() bool {
+	return s.seeds >= 1 && s.leechers >= 0 && s.seeds-1 >= s.leechers
 }
 
 // shouldLeave judges a swarm from its samples (oldest first) and returns
@@ -84,6 +96,9 @@ func shouldLeave(p leavePolicy, joined time.Time, samples []swarmSample) string 
 	}
 	if lastly(p.idleFor, func(s swarmSample) bool { return !s.wanted }) {
 		return LeftIdle
+	}
+	if lastly(p.idleFor, swarmSample.wellSeeded) {
+		return LeftSeeded
 	}
 	if p.minRatio > 0 && now.at.Sub(joined) >= p.window {
 		// The sample closest to one window ago.

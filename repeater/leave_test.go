@@ -15,7 +15,12 @@ func TestShouldLeave(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	p := leavePolicy{grace: 10 * time.Second, idleFor: 20 * time.Second, window: 60 * time.Second, minRatio: 1, minMoved: 100, visitTime: time.Hour}
 	busy := func(sec int, up, down int64) swarmSample {
-		return swarmSample{at: t0.Add(time.Duration(sec) * time.Second), up: up, down: down, wanted: true, downloader: true}
+		return swarmSample{at: t0.Add(time.Duration(sec) * time.Second), up: up, down: down, wanted: true, downloader: true, seeds: -1, leechers: -1}
+	}
+	tracker := func(sec int, seeds, leechers int64) swarmSample {
+		s := busy(sec, 0, 0)
+		s.seeds, s.leechers = seeds, leechers
+		return s
 	}
 	quiet := func(sec int) swarmSample {
 		s := busy(sec, 0, 0)
@@ -35,6 +40,9 @@ func TestShouldLeave(t *testing.T) {
 		{"nothing wanted", []swarmSample{busy(0, 0, 0), quiet(15), quiet(25), quiet(36)}, LeftIdle},
 		{"low ratio over window", []swarmSample{busy(0, 0, 0), busy(30, 50, 200), busy(61, 90, 400)}, LeftLowRatio},
 		{"low ratio but little moved", []swarmSample{busy(0, 0, 0), busy(61, 10, 50)}, ""},
+		{"enough seeds long enough", []swarmSample{busy(0, 0, 0), tracker(15, 4, 3), tracker(25, 5, 3), tracker(36, 4, 2)}, LeftSeeded},
+		{"enough seeds too briefly", []swarmSample{busy(0, 0, 0), tracker(15, 4, 3), tracker(25, 1, 3), tracker(36, 4, 2)}, ""},
+		{"one seed per downloader, us not among them", []swarmSample{busy(0, 0, 0), tracker(15, 3, 3), tracker(25, 3, 3), tracker(36, 3, 3)}, ""},
 		{"visit time", []swarmSample{busy(0, 0, 0), busy(3600, 1e9, 1)}, LeftTimeLimit},
 	}
 	for _, tc := range cases {

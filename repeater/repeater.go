@@ -42,7 +42,7 @@ type Options struct {
 // LeavePolicy says when the repeater leaves a swarm by itself.
 type LeavePolicy struct {
 	Grace   time.Duration // judge no swarm younger than this (default 2m)
-	IdleFor time.Duration // "nothing wanted"/"no downloaders" must last this long (default 2m)
+	IdleFor time.Duration // "nothing wanted", "no downloaders" or "enough seeds" must last this long (default 2m)
 	Window  time.Duration // ratio window (default 10m)
 	MinMove int64         // bytes downloaded in the window before the ratio counts (default 4 MiB)
 	Sample  time.Duration // how often to sample the swarm (default 5s)

@@ -152,7 +152,14 @@ func (s *Swarm) judge(d demand, held map[int]bool) {
 		s.mu.Unlock()
 		return
 	}
-	smp := swarmSample{at: now}
+	smp := swarmSample{at: now, seeds: -1, leechers: -1}
+	if ann := s.ann.Load(); ann != nil {
+		for _, st := range ann.Status() {
+			if st.Seeders >= 0 && st.Leechers >= 0 && st.Seeders+st.Leechers > smp.seeds+smp.leechers {
+				smp.seeds, smp.leechers = st.Seeders, st.Leechers
+			}
+		}
+	}
 	for p, w := range d.want {
 		if w > 0 {
 			smp.downloader = true

@@ -98,6 +98,7 @@ func (s announceState) counted(at time.Time) (self, downloader bool) {
 var cooldownReasons = map[string]bool{
 	repeater.LeftIdle:      true,
 	repeater.LeftNoNeed:    true,
+	repeater.LeftSeeded:    true,
 	repeater.LeftLowRatio:  true,
 	repeater.LeftTimeLimit: true,
 	repeater.LeftByOwner:   true,
