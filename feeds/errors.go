@@ -1,6 +1,10 @@
 package feeds
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/btslave/btslave/internal/torrentfile"
+)
 
 // Errors returned while fetching and parsing a feed. Match them with
 // errors.Is; the returned errors wrap them with the feed, URL or item they
@@ -21,7 +25,7 @@ var (
 	ErrBadURL = errors.New("not an http(s) URL")
 	// ErrBadTorrent is returned for a .torrent that does not decode or
 	// whose info dictionary is inconsistent.
-	ErrBadTorrent = errors.New("bad .torrent")
+	ErrBadTorrent = torrentfile.ErrBadTorrent
 	// ErrBadMagnet is returned for a magnet link that does not parse or
 	// names no info hash.
 	ErrBadMagnet = errors.New("bad magnet link")

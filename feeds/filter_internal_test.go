@@ -1,7 +1,6 @@
 package feeds
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -59,27 +58,6 @@ func TestFmtSize(t *testing.T) {
 	for n, want := range map[int64]string{0: "0 B", 700: "700 B", 1536: "1.5 KiB", 8 << 20: "8 MiB", 12 << 30: "12 GiB", 3 << 29: "1.5 GiB"} {
 		if got := fmtSize(n); got != want {
 			t.Errorf("fmtSize(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
-// Ensure that the bencode depth check stops deep nesting and lets normal
-// torrents through.
-func TestCheckBencodeDepth(t *testing.T) {
-	for _, tc := range []struct {
-		in string
-		ok bool
-	}{
-		{"d4:infod4:name1:xee", true},
-		{"i42e", true},
-		{"4:spam", true},
-		{"d1:a" + strings.Repeat("l", 64) + strings.Repeat("e", 64) + "e", false},
-		{"d1:a" + strings.Repeat("l", 63) + strings.Repeat("e", 63) + "e", true},
-		{"d5:a:b:cl" + "i1ei2e" + "ee", true},
-	} {
-		err := checkBencodeDepth([]byte(tc.in), 64)
-		if (err == nil) != tc.ok {
-			t.Errorf("checkBencodeDepth(%.30q) = %v, want ok=%v", tc.in, err, tc.ok)
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -13,7 +12,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/btslave/btslave/internal/api"
-	"github.com/btslave/btslave/repeater"
+	"github.com/btslave/btslave/internal/torrentfile"
 )
 
 var hexHash = regexp.MustCompile(`^[0-9a-fA-F]{40}$`)
@@ -42,14 +41,7 @@ func repeatRequest(arg string) (api.RepeatRequest, error) {
 	if len(b) > api.MaxTorrentBytes {
 		return api.RepeatRequest{}, usageErr("%s is larger than %d MiB: not a .torrent", arg, api.MaxTorrentBytes>>20)
 	}
-	mi, err := metainfo.Load(bytes.NewReader(b))
-	if err == nil {
-		var info metainfo.Info
-		if info, err = mi.UnmarshalInfo(); err == nil {
-			err = repeater.CheckInfo(&info)
-		}
-	}
-	if err != nil {
+	if _, err := torrentfile.Parse(b); err != nil {
 		return api.RepeatRequest{}, usageErr("%s is not a valid .torrent: %v", arg, err)
 	}
 	return api.RepeatRequest{Torrent: b}, nil

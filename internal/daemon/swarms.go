@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/btslave/btslave/internal/api"
 	"github.com/btslave/btslave/internal/rank"
+	"github.com/btslave/btslave/internal/torrentfile"
 	"github.com/btslave/btslave/repeater"
 )
 
@@ -34,18 +34,11 @@ type swarmRecord struct {
 func (r swarmRecord) spec() (*torrent.TorrentSpec, error) {
 	switch {
 	case len(r.Torrent) > 0:
-		mi, err := metainfo.Load(bytes.NewReader(r.Torrent))
+		t, err := torrentfile.Parse(r.Torrent)
 		if err != nil {
-			return nil, fmt.Errorf("%w: not a valid .torrent: %v", api.ErrBadRequest, err)
+			return nil, fmt.Errorf("%w: %w", api.ErrBadRequest, err)
 		}
-		info, err := mi.UnmarshalInfo()
-		if err != nil {
-			return nil, fmt.Errorf("%w: .torrent has a bad info dictionary: %v", api.ErrBadRequest, err)
-		}
-		if err := repeater.CheckInfo(&info); err != nil {
-			return nil, fmt.Errorf("%w: %v", api.ErrBadRequest, err)
-		}
-		spec, err := torrent.TorrentSpecFromMetaInfoErr(mi)
+		spec, err := torrent.TorrentSpecFromMetaInfoErr(t.MetaInfo)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", api.ErrBadRequest, err)
 		}
