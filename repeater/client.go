@@ -190,6 +190,21 @@ func NewClient(o ClientOptions) (*Client, error) {
 		return nil, fmt.Errorf("start BitTorrent client on %s: %w", o.Peer.Listen, err)
 	}
 	c.AddListener(c.listener)
+	// Metadata from peers reaches the library only once checked (see
+	// repeater/wire/metadata.go).
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	c.Wire.OnInfo(func(ih metainfo.Hash, info []byte) {
+		t, ok := c.Client.Torrent(ih)
+		if !ok || t.Info() != nil {
+			return
+		}
+		if err := t.SetInfoBytes(info); err != nil {
+			log.Warn("metadata from peers", "infohash", ih.HexString(), "err", err)
+		}
+	})
 	var local net.IP
 	if host != "" {
 		local = net.ParseIP(host)

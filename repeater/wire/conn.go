@@ -8,14 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 	"golang.org/x/time/rate"
+
+	"github.com/btslave/btslave/internal/torrentfile"
 )
 
 // Conn wraps one peer connection under the BitTorrent library. It reads the
@@ -108,6 +108,49 @@ type peerState struct {
 	// outstanding are our requests (index, begin, length) not yet answered,
 	// with when we sent them.
 	outstanding map[[12]byte]time.Time
+
+	extHandshakes int   // extended handshakes the peer sent
+	metaSize      int64 // the peer's metadata_size, 0 if none
+	// ourMetaID and ourPexID are the library's ids for ut_metadata and
+	// ut_pex (from our own extended handshake; 0: not offered), which the
+	// peer's messages of those extensions carry.
+	ourMetaID, ourPexID byte
+	ourExtShown         bool
+	meta                *metaConn // our metadata fetch on this connection
+
+	// haveShared, advShared and extShared are set while State's last
+	// snapshot shares have, advertised or extIDs: they are copied before
+	// the next change (copy on write), so that a round of snapshots copies
+	// only what changed since the last.
+	haveShared, advShared, extShared bool
+}
+
+// haveW returns have for writing, unshared from any snapshot.
+func (s *peerState) haveW() *Bitset {
+	if s.haveShared {
+		s.have, s.haveShared = s.have.Clone(), false
+	}
+	return &s.have
+}
+
+// advW returns advertised for writing, unshared from any snapshot.
+func (s *peerState) advW() *Bitset {
+	if s.advShared {
+		s.advertised, s.advShared = s.advertised.Clone(), false
+	}
+	return &s.advertised
+}
+
+// extIDsW returns extIDs for writing, unshared from any snapshot.
+func (s *peerState) extIDsW() map[string]byte {
+	if s.extShared || s.extIDs == nil {
+		m := make(map[string]byte, len(s.extIDs)+4)
+		for k, v := range s.extIDs {
+			m[k] = v
+		}
+		s.extIDs, s.extShared = m, false
+	}
+	return s.extIDs
 }
 
 func newConn(l *Layer, c net.Conn, outgoing bool) *Conn {
@@ -501,7 +544,20 @@ func (c *Conn) readHeader(avail []byte) (more bool, err error) {
 		c.mu.Unlock()
 		c.onPeerMessage(id, nil)
 		c.kickAfterReject()
-	case msgHave, msgBitfield:
+	case msgHave:
+		if n != 5 {
+			return false, fmt.Errorf("%w: have with length %d", ErrBadMessage, n)
+		}
+		if len(avail) < total {
+			return true, nil // held whole: an index out of range never reaches the library
+		}
+		if err := c.onPeerMessage(id, avail[5:total]); err != nil {
+			return false, err
+		}
+	case msgBitfield:
+		if err := c.checkBitfieldLen(int(n) - 1); err != nil {
+			return false, err
+		}
 		r.capture, r.capID = captureBuf(r.small[:0], total), id
 	case msgExtended:
 		if n < 2 {
@@ -510,23 +566,40 @@ func (c *Conn) readHeader(avail []byte) (more bool, err error) {
 		if len(avail) < 6 {
 			return true, nil
 		}
-		if avail[5] == 0 { // the peer's extended handshake
-			if n > maxExtHandshake {
+		switch ext := avail[5]; {
+		case ext == 0: // the peer's extended handshake: held, checked, rewritten
+			if total > 4+maxExtHandshake {
 				return false, fmt.Errorf("%w: %d bytes", ErrBadExtHandshake, n)
 			}
-			if total <= maxHeldExtHandshake {
-				// Hold it whole: it is parsed, and handed on with reqq capped.
-				if len(avail) < total {
-					return true, nil
-				}
-				if err := c.onPeerMessage(id, avail[5:total]); err != nil {
-					return false, err
-				}
-				r.inject = append(r.inject, capReqq(avail[:total])...)
+			if len(avail) < total {
+				return true, nil
+			}
+			msg, err := c.onPeerExtHandshake(avail[:total])
+			if err != nil {
+				return false, err
+			}
+			r.inject = append(r.inject, msg...)
+			r.off += total
+			c.maybeFetchInfo()
+			return false, nil
+		case c.decodedExt(ext):
+			// ut_metadata and ut_pex messages are bencoded: held whole and
+			// their dictionary checked before the library decodes it; the
+			// metadata the layer fetches itself stops here.
+			if total > 4+maxDecodedExt {
+				return false, fmt.Errorf("%w: extension message %d of %d bytes", ErrBadMessage, ext, n)
+			}
+			if len(avail) < total {
+				return true, nil
+			}
+			deliver, err := c.onDecodedExt(ext, avail[6:total])
+			if err != nil {
+				return false, err
+			}
+			if !deliver {
 				r.off += total
 				return false, nil
 			}
-			r.capture, r.capID = make([]byte, 0, total), id
 		}
 	}
 	r.pass = total
@@ -677,105 +750,53 @@ func (c *Conn) onPeerMessage(id byte, body []byte) error {
 		s.haveAll, s.peerShown = true, true
 	case msgHaveNone:
 		s.haveAll, s.peerShown = false, true
-		s.have.Reset()
+		s.haveW().Reset()
 	case msgHave:
 		if len(body) != 4 {
 			return fmt.Errorf("%w: have with %d bytes", ErrBadMessage, len(body))
 		}
-		s.have.Set(int(be32(body)))
-	case msgBitfield:
-		s.have.setFromBitfield(body)
-		s.peerShown = true
-	case msgExtended:
-		if len(body) < 1 || body[0] != 0 {
-			return nil
+		i := be32(body)
+		if limit := c.pieceLimit(); i >= uint32(limit) {
+			return fmt.Errorf("%w: have for piece %d of %d", ErrBadMessage, i, limit)
 		}
-		return c.onPeerExtHandshakeLocked(body[1:])
+		s.haveW().Set(int(i))
+	case msgBitfield:
+		if n := c.layer.pieces.NumPieces(s.infoHash); n > 0 && n%8 != 0 && len(body) > 0 &&
+			body[len(body)-1]&(0xff>>(n%8)) != 0 {
+			return fmt.Errorf("%w: bitfield has spare bits set", ErrBadMessage) // BEP 3
+		}
+		s.haveW().setFromBitfield(body)
+		s.peerShown = true
 	}
 	return nil
 }
 
-// MaxPeerRequests caps the request queue a peer advertises (reqq) as the
-// library sees it. anacrolix fills whatever a peer advertises; Transmission
-// 3.00 advertises 512 and, near that depth, rejects or silently drops
-// requests, after which anacrolix stops requesting (see kickAfterReject and
-// RequestTimeout). 250 is anacrolix's own default for peers that say
-// nothing, and 250 blocks of 16 KiB in flight fill a 40 MiB/s link at 100 ms.
-const MaxPeerRequests = 250
-
-// maxHeldExtHandshake is the largest peer extended handshake held whole to
-// be rewritten; larger ones (never seen in practice) pass unchanged.
-const maxHeldExtHandshake = 16 << 10
-
-// capReqq returns the extended handshake msg (length, id 20, ext id 0,
-// dict) with reqq lowered to MaxPeerRequests, or msg itself when there is
-// nothing to change or it does not parse.
-func capReqq(msg []byte) []byte {
-	var d map[string]any
-	if err := bencode.Unmarshal(msg[6:], &d); err != nil || d == nil {
-		return msg
+// pieceLimit is one past the highest piece index a peer may name: the
+// torrent's piece count, or before the metadata is known the most any
+// torrent btslave accepts can have.
+func (c *Conn) pieceLimit() int {
+	if n := c.layer.pieces.NumPieces(c.st.infoHash); n > 0 {
+		return n
 	}
-	q, ok := d["reqq"].(int64)
-	if !ok || q <= MaxPeerRequests {
-		return msg
-	}
-	d["reqq"] = int64(MaxPeerRequests)
-	payload, err := bencode.Marshal(d)
-	if err != nil {
-		return msg
-	}
-	return msgExtBytes(0, payload)
+	return torrentfile.MaxPieces
 }
 
-type extHandshake struct {
-	M          map[string]int64 `bencode:"m"`
-	V          string           `bencode:"v"`
-	UploadOnly int64            `bencode:"upload_only"`
-}
-
-func (c *Conn) onPeerExtHandshakeLocked(payload []byte) error {
-	var h extHandshake
-	if err := bencode.Unmarshal(payload, &h); err != nil {
-		// Tolerate odd types in keys we do not need by decoding loosely.
-		var loose map[string]any
-		if err2 := bencode.Unmarshal(payload, &loose); err2 != nil {
-			return fmt.Errorf("%w: %v", ErrBadExtHandshake, err2)
+// checkBitfieldLen refuses a BITFIELD of n payload bytes that does not fit
+// the torrent (BEP 3: exactly ceil(pieces/8) bytes) or, before the
+// metadata is known, any torrent btslave accepts.
+func (c *Conn) checkBitfieldLen(n int) error {
+	c.mu.Lock()
+	ih := c.st.infoHash
+	c.mu.Unlock()
+	if pieces := c.layer.pieces.NumPieces(ih); pieces > 0 {
+		if n != (pieces+7)/8 {
+			return fmt.Errorf("%w: bitfield of %d bytes for %d pieces", ErrBadMessage, n, pieces)
 		}
-		h = extHandshake{}
-		if m, ok := loose["m"].(map[string]any); ok {
-			h.M = map[string]int64{}
-			for k, v := range m {
-				if n, ok := v.(int64); ok {
-					h.M[k] = n
-				}
-			}
-		}
-		if v, ok := loose["v"].(string); ok {
-			h.V = v
-		}
-		if u, ok := loose["upload_only"].(int64); ok {
-			h.UploadOnly = u
-		}
+		return nil
 	}
-	s := &c.st
-	if s.extIDs == nil {
-		s.extIDs = map[string]byte{}
+	if n > (torrentfile.MaxPieces+7)/8 {
+		return fmt.Errorf("%w: bitfield of %d bytes, more than any torrent", ErrBadMessage, n)
 	}
-	// A later handshake updates the map: id 0 removes an extension.
-	for k, v := range h.M {
-		if v <= 0 || v > 255 {
-			delete(s.extIDs, k)
-			continue
-		}
-		s.extIDs[k] = byte(v)
-	}
-	if h.V != "" {
-		s.clientName = h.V
-	}
-	s.peerUpload = h.UploadOnly != 0
-	s.extShown = true
-	_, shareMode := h.M["share_mode"] // an extension only libtorrent has
-	s.dropsUploadOnly = shareMode || strings.Contains(strings.ToLower(s.clientName), "libtorrent")
 	return nil
 }
 
@@ -882,6 +903,7 @@ func (c *Conn) writeLocked(p []byte) (int, error) {
 			w.holdLeft -= k
 			i += k
 			if w.holdLeft == 0 {
+				c.flushSegsLocked()
 				c.extHandshakeReady(w.hold)
 				w.hold = nil
 			}
@@ -1007,10 +1029,14 @@ func (c *Conn) decideOutbound(hdr []byte) {
 			w.dirty = true
 			w.holdLeft = total - len(hdr)
 			if w.holdLeft == 0 {
+				c.flushSegsLocked()
 				c.extHandshakeReady(w.hold)
 				w.hold = nil
 			}
 			return
+		}
+		if len(hdr) >= 6 && hdr[5] == 0 && total <= 4+maxExtHandshake {
+			w.capture, w.capID = append(make([]byte, 0, total), hdr...), id
 		}
 	case msgChoke, msgUnchoke, msgInterested, msgNotInterested, msgHaveAll, msgHaveNone:
 		c.onOurMessage(id, nil)
@@ -1030,6 +1056,13 @@ func (c *Conn) decideOutbound(hdr []byte) {
 
 // onOurMessage tracks what we told the peer.
 func (c *Conn) onOurMessage(id byte, body []byte) {
+	if id == msgExtended {
+		if len(body) > 0 && body[0] == 0 {
+			c.onOurExtHandshake(body[1:])
+			c.maybeFetchInfo()
+		}
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := &c.st
@@ -1043,13 +1076,13 @@ func (c *Conn) onOurMessage(id byte, body []byte) {
 	case msgNotInterested:
 		s.amInterested = false
 	case msgHaveAll:
-		s.advertised.SetRange(c.layer.pieces.NumPieces(s.infoHash))
+		s.advW().SetRange(c.layer.pieces.NumPieces(s.infoHash))
 		s.announced.SetRange(c.layer.pieces.NumPieces(s.infoHash))
 	case msgHaveNone:
-		s.advertised.Reset()
+		s.advW().Reset()
 	case msgHave:
 		if len(body) == 4 {
-			s.advertised.Set(int(be32(body)))
+			s.advW().Set(int(be32(body)))
 			s.announced.Set(int(be32(body)))
 		}
 	case msgRequest:
@@ -1061,7 +1094,7 @@ func (c *Conn) onOurMessage(id byte, body []byte) {
 			s.outstanding[[12]byte(body)] = time.Now()
 		}
 	case msgBitfield:
-		s.advertised.setFromBitfield(body)
+		s.advW().setFromBitfield(body)
 		for i := range len(body) * 8 {
 			if s.advertised.Has(i) {
 				s.announced.Set(i)
@@ -1080,10 +1113,45 @@ var extDeferTimeout = time.Second
 // seed-to-seed, and a repeater must fetch from seeds. Everything the
 // library writes meanwhile waits behind it, in order.
 func (c *Conn) extHandshakeReady(msg []byte) {
+	c.onOurExtHandshake(msg[6:])
 	c.w.ext = append([]byte(nil), msg...)
 	c.deferUntil.Store(time.Now().Add(extDeferTimeout).UnixNano())
 	c.deferring.Store(true)
 	c.releaseLocked()
+	if c.deferring.Load() {
+		// Nothing else may come to release it: a quiet peer (no pieces, no
+		// fast extension, so no bitfield) sends nothing, the library
+		// writes nothing more and the reader is blocked. The wait ends on
+		// time whatever happens.
+		time.AfterFunc(extDeferTimeout, c.releaseDue)
+	}
+}
+
+// flushSegsLocked writes what this write passed before our extended
+// handshake (the BitTorrent handshake, when the library writes both at
+// once): only what follows the held handshake waits behind it.
+func (c *Conn) flushSegsLocked() {
+	if len(c.w.segs) == 0 {
+		return
+	}
+	segs := c.w.segs
+	segs.WriteTo(c.Conn) // an error shows on the next write
+	clear(c.w.segs)
+	c.w.segs = c.w.segs[:0]
+}
+
+// releaseDue releases a held extended handshake whose wait ran out.
+func (c *Conn) releaseDue() {
+	if !c.deferring.Load() || c.closed.Load() {
+		return
+	}
+	c.wmu.Lock()
+	err := c.releaseLocked()
+	c.wmu.Unlock()
+	if err == nil {
+		c.flushQueue()
+	}
+	c.maybeFetchInfo()
 }
 
 // releaseLocked sends the held extended handshake and what followed it
@@ -1126,28 +1194,6 @@ func (c *Conn) tryRelease() {
 	c.releaseLocked()
 	c.wmu.Unlock()
 	c.flushQueue()
-}
-
-// rewriteExtHandshake adds upload_only: 1 to our extended handshake msg
-// (length, id 20, ext id 0, bencoded dict).
-func (c *Conn) rewriteExtHandshake(msg []byte) []byte {
-	var d map[string]any
-	if err := bencode.Unmarshal(msg[6:], &d); err != nil || d == nil {
-		return msg // not ours to fix; send as the library wrote it
-	}
-	d["upload_only"] = int64(1)
-	payload, err := bencode.Marshal(d)
-	if err != nil {
-		return msg
-	}
-	c.mu.Lock()
-	c.st.partialSeed = true
-	c.mu.Unlock()
-	out := make([]byte, 6+len(payload))
-	copy(out, u32(uint32(2+len(payload))))
-	out[4], out[5] = msgExtended, 0
-	copy(out[6:], payload)
-	return out
 }
 
 // pace waits for the peer's upload allowance.

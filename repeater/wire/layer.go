@@ -40,8 +40,10 @@ type Layer struct {
 	all    map[*Conn]struct{}
 	closed map[metainfo.Hash]*Totals // what closed connections carried
 
+	meta metaState
+
 	stats struct {
-		conns, malformed, dropped, rejected, donthaves, haves, uploadOnly, kicks, timedOut, refused, decrypted atomic.Int64
+		conns, malformed, dropped, rejected, donthaves, haves, uploadOnly, kicks, timedOut, refused, decrypted, metaFetched, metaRefused atomic.Int64
 	}
 }
 
@@ -146,6 +148,7 @@ func (l *Layer) Forget(ih metainfo.Hash) {
 	l.mu.Lock()
 	delete(l.closed, ih)
 	l.mu.Unlock()
+	l.forgetInfo(ih)
 }
 
 // connsOf returns a copy of the torrent's connections, so that callers can
@@ -170,8 +173,11 @@ func (l *Layer) PieceEvicted(ih metainfo.Hash, piece int) {
 	for _, c := range l.connsOf(ih) {
 		c.mu.Lock()
 		id, ok := c.st.extIDs["lt_donthave"]
-		send := ok && c.st.advertised.Has(piece)
-		c.st.advertised.Clear(piece)
+		held := c.st.advertised.Has(piece)
+		send := ok && held
+		if held {
+			c.st.advW().Clear(piece)
+		}
 		if send {
 			c.st.donthaves++
 		}
@@ -194,7 +200,7 @@ func (l *Layer) PieceAvailable(ih metainfo.Hash, piece int) {
 		// HAVE would come before BITFIELD, which peers reject.
 		send := c.begun.Load() && c.st.announced.Has(piece) && !c.st.advertised.Has(piece)
 		if send {
-			c.st.advertised.Set(piece)
+			c.st.advW().Set(piece)
 			c.st.havesSent++
 		}
 		c.mu.Unlock()
@@ -262,7 +268,8 @@ type PeerState struct {
 // HAVE ALL.
 func (p *PeerState) HasPiece(piece int) bool { return p.HaveAll || p.Have.Has(piece) }
 
-// State returns a snapshot of the connection.
+// State returns a snapshot of the connection. Its bitsets and map are
+// shared with later snapshots: read them, never change them.
 func (c *Conn) State() PeerState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -271,7 +278,7 @@ func (c *Conn) State() PeerState {
 		Remote: c.RemoteAddr(), Local: c.LocalAddr(), Outgoing: c.outgoing,
 		InfoHash: s.infoHash, PeerID: s.peerID, ClientName: s.clientName,
 		Fast: s.peerFast && s.ourFast, PeerUploadOnly: s.peerUpload,
-		Have: s.have.Clone(), HaveAll: s.haveAll, Advertised: s.advertised.Clone(),
+		Have: s.have, HaveAll: s.haveAll, Advertised: s.advertised,
 		PeerChoking: s.peerChoking, PeerInterested: s.peerInterest,
 		AmChoking: s.amChoking, AmInterested: s.amInterested, PartialSeed: s.partialSeed,
 		BytesUp: s.bytesUp, BytesDown: s.bytesDown,
@@ -279,11 +286,12 @@ func (c *Conn) State() PeerState {
 		RequestsOut: s.requestsOut, PiecesIn: s.piecesIn, RejectsIn: s.rejectsIn, ChokesIn: s.chokesIn,
 		TimedOut: s.timedOut, Outstanding: len(s.outstanding),
 	}
+	// The snapshot shares the bitsets and the extension map; the next
+	// change copies them first (peerState.haveW and the like), so a quiet
+	// peer costs no copy per round.
+	s.haveShared, s.advShared = true, true
 	if len(s.extIDs) > 0 {
-		ps.Extensions = make(map[string]byte, len(s.extIDs))
-		for k, v := range s.extIDs {
-			ps.Extensions[k] = v
-		}
+		ps.Extensions, s.extShared = s.extIDs, true
 	}
 	return ps
 }
@@ -311,6 +319,8 @@ type Stats struct {
 	TimedOut       int64 // requests the peer never answered (see RequestTimeout)
 	Encrypted      int64 // connections that started with MSE the layer could not read (passed through, or refused)
 	Decrypted      int64 // incoming MSE connections the layer decrypted itself (Decrypt)
+	InfoFetched    int64 // torrents whose metadata the layer fetched, checked and handed on
+	InfoRefused    int64 // torrents whose metadata hashed but failed the checks
 }
 
 // Stats returns the layer's counters.
@@ -321,7 +331,8 @@ func (l *Layer) Stats() Stats {
 		Donthaves: l.stats.donthaves.Load(), HavesInjected: l.stats.haves.Load(),
 		UploadOnlySent: l.stats.uploadOnly.Load(), RejectKicks: l.stats.kicks.Load(),
 		TimedOut: l.stats.timedOut.Load(), Encrypted: l.stats.refused.Load(),
-		Decrypted: l.stats.decrypted.Load(),
+		Decrypted:   l.stats.decrypted.Load(),
+		InfoFetched: l.stats.metaFetched.Load(), InfoRefused: l.stats.metaRefused.Load(),
 	}
 }
 

@@ -31,9 +31,6 @@ const (
 	// MaxMessageLen is the largest message length accepted: a 1 MiB block or
 	// bitfield plus the PIECE header. Anything longer closes the connection.
 	MaxMessageLen = 1<<20 + 9
-	// maxExtHandshake caps the BEP 10 handshake we parse (libtorrent caps
-	// its own at 1 MiB too, but real ones are a few hundred bytes).
-	maxExtHandshake = 1 << 20
 )
 
 // Errors that close one connection.

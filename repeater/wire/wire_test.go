@@ -13,6 +13,8 @@ import (
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/mse"
+
+	"github.com/btslave/btslave/internal/torrentfile"
 )
 
 // fakePieces is a Pieces with a fixed answer.
@@ -409,6 +411,7 @@ func reference(in []byte, have func(int) bool) (out []byte, ok bool) {
 	}
 	out = append(out, in[:handshakeLen]...)
 	rest := in[handshakeLen:]
+	exts := 0
 	for len(rest) >= 4 {
 		n := int(be32(rest))
 		if n > MaxMessageLen {
@@ -422,8 +425,19 @@ func reference(in []byte, have func(int) bool) (out []byte, ok bool) {
 			rest = rest[4+n:]
 			continue
 		}
-		if n >= 2 && m[4] == msgExtended && m[5] == 0 && len(m) <= maxHeldExtHandshake {
-			m = capReqq(m)
+		switch {
+		case n == 5 && m[4] == msgHave && be32(m[5:]) >= torrentfile.MaxPieces,
+			n > 0 && m[4] == msgBitfield && n-1 > (torrentfile.MaxPieces+7)/8:
+			return out, false
+		case n >= 2 && m[4] == msgExtended && m[5] == 0:
+			exts++
+			d, err := parseExtHandshake(m[6:])
+			if err != nil || n > maxExtHandshake || exts > maxExtHandshakes {
+				return out, false
+			}
+			if m, err = libraryView(d, false); err != nil {
+				return out, false
+			}
 		}
 		out = append(out, m...)
 		rest = rest[4+n:]
