@@ -121,7 +121,7 @@ func ClientConfig(o ClientOptions) (*torrent.ClientConfig, error) {
 	cc.ExtendedHandshakeClientVersion = buildinfo.ClientName()
 	cc.HTTPUserAgent = buildinfo.ClientName()
 	if o.Logger != nil {
-		cc.Slogger = o.Logger.With("component", "torrent")
+		cc.Slogger = guardLogger(o.Logger.With("component", "torrent"))
 	}
 	return cc, nil
 }
