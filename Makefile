@@ -36,6 +36,8 @@ fuzz:
 	$(GO) test ./repeater/scrape -run '^$$' -fuzz FuzzUDPScrapeReply -fuzztime 60s
 	$(GO) test ./repeater/announce -run '^$$' -fuzz FuzzParseHTTPReply -fuzztime 60s
 	$(GO) test ./repeater/announce -run '^$$' -fuzz FuzzParseUDPReply -fuzztime 60s
+	$(GO) test ./internal/torrentfile -run '^$$' -fuzz FuzzScan -fuzztime 60s
+	$(GO) test ./internal/torrentfile -run '^$$' -fuzz FuzzParseInfo -fuzztime 60s
 
 bench:
 	bench/run.sh

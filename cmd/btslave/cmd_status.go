@@ -88,6 +88,9 @@ func printStatus(w io.Writer, st *api.Status) {
 		}
 		fmt.Fprintf(tw, "  %.8s\t%s%s: %d/%d pieces, %d peers, %s up, %s down\n",
 			t.InfoHash, t.Name, origin, t.PiecesHeld, t.Pieces, t.Peers, fmtBytes(t.BytesUploaded), fmtBytes(t.BytesDownloaded))
+		if t.Error != "" {
+			fmt.Fprintf(tw, "  \t%s\n", t.Error)
+		}
 	}
 }
 

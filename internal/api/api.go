@@ -92,6 +92,8 @@ type Torrent struct {
 	BytesDownloaded int64  `json:"bytes_downloaded"`
 	// Origin says who had the swarm joined: "owner" or "auto".
 	Origin string `json:"origin,omitempty"`
+	// Error says why the swarm cannot be served, if it cannot.
+	Error string `json:"error,omitempty"`
 }
 
 // Seconds is a duration that marshals as a number of seconds.

@@ -331,6 +331,8 @@ func (a *App) Status(context.Context) api.Status {
 		}
 		if t.Info() != nil {
 			tt.Size, tt.Pieces = t.Length(), t.NumPieces()
+		} else if err := a.client.Wire.InfoRefused(t.InfoHash()); err != nil {
+			tt.Error = "metadata from peers refused: " + err.Error()
 		}
 		st.Torrents = append(st.Torrents, tt)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -107,6 +108,26 @@ func extMsg(d map[string]any) []byte {
 }
 
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
+// readAllBounded is readAll that checks the connection's memory after
+// every read: whatever a peer sends, its state stays within maxFootprint.
+func readAllBounded(t *testing.T, c *Conn, n int) ([]byte, error) {
+	var out []byte
+	buf := make([]byte, n)
+	for {
+		k, err := c.Read(buf)
+		out = append(out, buf[:k]...)
+		if fp := c.footprint(); fp > maxFootprint {
+			t.Fatalf("connection holds %d bytes after %d bytes of input", fp, len(out))
+		}
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+}
 
 // readAll reads the conn to EOF with reads of size n.
 func readAll(c *Conn, n int) ([]byte, error) {
@@ -453,10 +474,13 @@ func FuzzRead(f *testing.F) {
 	f.Add(cat(handshake(false), extMsg(map[string]any{"m": map[string]any{"lt_donthave": 1}}), msg(msgBitfield, 1, 2, 3)), uint8(1))
 	f.Add(cat(handshake(true), msg(msgPiece, make([]byte, 40)...), request(1, 0, 1)), uint8(16))
 	f.Add([]byte{0x13, 'B', 0, 0}, uint8(2))
+	f.Add(cat(handshake(true), msg(msgHave, 0xff, 0xff, 0xff, 0xff)), uint8(9))
+	f.Add(cat(handshake(false), msg(msgBitfield, make([]byte, 200_000)...)), uint8(31))
+	f.Add(cat(handshake(true), msg(msgExtended, append([]byte{0}, "d1:v"+strings.Repeat("l", 100)+strings.Repeat("e", 100)+"e"...)...)), uint8(7))
 	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
 		have := func(p int) bool { return p%2 == 1 }
 		c := New(havePieces(have)).Wrap(&fakeConn{in: bytes.NewReader(in), chunk: int(chunk%32) + 1}, false)
-		got, err := readAll(c, int(chunk%61)+1)
+		got, err := readAllBounded(t, c, int(chunk%61)+1)
 		if c.passthrough.Load() {
 			if !bytes.Equal(got, in) {
 				t.Fatalf("passthrough changed the stream")
