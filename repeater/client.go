@@ -11,6 +11,7 @@ import (
 
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
+	pp "github.com/anacrolix/torrent/peer_protocol"
 	"github.com/anacrolix/torrent/storage"
 	"golang.org/x/time/rate"
 
@@ -106,7 +107,10 @@ func ClientConfig(o ClientOptions) (*torrent.ClientConfig, error) {
 	case "prefer":
 		cc.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{Preferred: true}
 	case "require":
-		cc.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{Preferred: true, RequirePreferred: true}
+		// The library must accept the incoming connections the wire layer
+		// decrypted (they look plaintext to it), so it is told to prefer;
+		// the layer refuses every plaintext connection itself.
+		cc.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{Preferred: true, RequirePreferred: o.BareTCP}
 	default:
 		return nil, fmt.Errorf("peer.encryption %q: unknown", p.Encryption)
 	}
@@ -156,6 +160,9 @@ func NewClient(o ClientOptions) (*Client, error) {
 	switch o.Peer.Encryption {
 	case "off":
 		c.Wire.RefuseEncrypted(true)
+	case "require":
+		c.Wire.RequireEncrypted(true)
+		fallthrough
 	case "allow", "prefer":
 		c.Wire.Decrypt(func(yield func(skey []byte) bool) {
 			for _, t := range c.Client.Torrents() {
@@ -183,6 +190,23 @@ func NewClient(o ClientOptions) (*Client, error) {
 	port := c.listener.Addr().(*net.TCPAddr).Port
 	if cc.ListenPort == 0 && !cc.DisableUTP {
 		cc.ListenPort = port // keep uTP on the same port as TCP
+	}
+	// Connections the layer cannot read (the library's own outgoing MSE,
+	// uTP) still reach the library's handshake parser: it is shown only
+	// the extensions it implements (it records every name in a
+	// process-wide map), and never a metadata size, so that it never
+	// fetches metadata itself: it decodes metadata before checking its
+	// hash, with a recursive decoder (see repeater/wire/metadata.go).
+	cc.Callbacks.ReadExtendedHandshake = func(_ *torrent.PeerConn, d *pp.ExtendedHandshakeMessage) {
+		d.MetadataSize = 0
+		for name := range d.M {
+			if !wire.LibraryExtension(string(name)) {
+				delete(d.M, name)
+			}
+		}
+		if len(d.V) > 64 {
+			d.V = d.V[:64]
+		}
 	}
 	c.Client, err = torrent.NewClient(cc)
 	if err != nil {

@@ -891,6 +891,9 @@ func (c *Conn) writeLocked(p []byte) (int, error) {
 				i = len(p)
 				continue
 			}
+			if c.layer.requireEncrypted {
+				return 0, ErrPlaintext // the library's plaintext retry
+			}
 			w.segs = append(w.segs, rest[:k])
 			i += k
 			w.hsLeft -= k

@@ -46,6 +46,10 @@ var libraryExtensions = map[string]bool{
 	"upload_only": true, "lt_donthave": true,
 }
 
+// LibraryExtension reports whether the library is shown the peer's
+// extension name (see libraryExtensions).
+func LibraryExtension(name string) bool { return libraryExtensions[name] }
+
 // onPeerExtHandshake checks the peer's extended handshake msg (length, id
 // 20, ext id 0, dict), records what the layer needs from it, and returns
 // the message the library is to see: "m" cut to the extensions it

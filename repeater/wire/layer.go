@@ -2,6 +2,7 @@ package wire
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,9 @@ type Layer struct {
 	// refuseEncrypted closes connections that start with an MSE handshake
 	// instead of passing them through unread.
 	refuseEncrypted bool
+	// requireEncrypted closes connections that start with a plaintext
+	// handshake, either way (peer.encryption = "require").
+	requireEncrypted bool
 	// secretKeys, when set, makes the layer decrypt incoming MSE itself
 	// (Decrypt).
 	secretKeys SecretKeys
@@ -51,6 +55,16 @@ type Layer struct {
 // MSE (encrypted) handshake: the layer cannot read them, so it cannot
 // protect them. libtorrent and Transmission then retry in plaintext.
 func (l *Layer) RefuseEncrypted(on bool) { l.refuseEncrypted = on }
+
+// RequireEncrypted makes the layer close connections that start with a
+// plaintext handshake, incoming (before the library sees them) and
+// outgoing (the library's plaintext retry after a refused MSE dial). With
+// Decrypt, incoming MSE is still read by the layer.
+func (l *Layer) RequireEncrypted(on bool) { l.requireEncrypted = on }
+
+// ErrPlaintext is returned on a plaintext connection when the layer
+// requires encryption.
+var ErrPlaintext = errors.New("wire: plaintext connection refused: encryption is required")
 
 // New returns a layer that asks p about pieces.
 func New(p Pieces) *Layer {

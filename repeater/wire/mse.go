@@ -77,6 +77,10 @@ func (d *decryptConn) start() {
 			}
 		}
 		if bytes.Equal(buf, []byte(pstr)) {
+			if d.layer.requireEncrypted {
+				d.err = ErrPlaintext
+				return
+			}
 			d.peeked = buf
 			return
 		}
