@@ -3,11 +3,15 @@ package feeds_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/btslave/btslave/config"
@@ -130,6 +134,55 @@ func TestService_PublicFeedRedirectRefused(t *testing.T) {
 	st := waitFetches(t, startService(t, opts), "pub", 1)
 	if !strings.Contains(st.LastError, "redirect to 127.0.0.1 refused: private address from a public feed") || priv.hit("/rss") != 0 {
 		t.Errorf("status %+v, private hits %d", st, priv.hit("/rss"))
+	}
+}
+
+// Ensure that through an HTTP proxy on the owner's machine (a private
+// address the guard must still dial) a public feed's public links work and
+// its private ones are refused before the proxy is asked.
+func TestPublicFeedThroughProxy(t *testing.T) {
+	pubIP := lab.NextAddr()
+	pub := serverOn(t, pubIP)
+	priv := newServer(t)
+	a, b := makeTorrent(t, "a", 5000, false), makeTorrent(t, "b", 5000, false)
+	priv.file("/a.torrent", ctypeTorrent, a.data)
+	pub.file("/b.torrent", ctypeTorrent, b.data)
+	pub.file("/rss", "application/rss+xml", rssOf([2]string{"private", priv.URL + "/a.torrent"}, [2]string{"public", "/b.torrent"}))
+	var mu sync.Mutex
+	var asked []string
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked = append(asked, r.URL.String())
+		mu.Unlock()
+		out := r.Clone(r.Context())
+		out.RequestURI = ""
+		resp, err := http.DefaultTransport.RoundTrip(out)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(proxy.Close)
+	proxyURL, _ := url.Parse(proxy.URL)
+	opts := feeds.WithPublicAddrs(testOpts(), pubIP)
+	opts.Client = &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}}
+	res, err := feeds.Test(context.Background(), opts, config.Feed{URL: pub.URL + "/rss"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ir := findItem(t, res, "public"); !ir.Kept {
+		t.Errorf("public link through the proxy: %s", ir.Why)
+	}
+	if ir := findItem(t, res, "private"); ir.Kept || !strings.Contains(ir.Why, "link to 127.0.0.1 refused: private address from a public feed") {
+		t.Errorf("private link through the proxy: %s", ir.Why)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) != 2 || strings.Contains(strings.Join(asked, " "), priv.URL) {
+		t.Errorf("the proxy was asked for %q; want the feed and the public link only", asked)
 	}
 }
 
