@@ -77,7 +77,11 @@ type Feeds struct {
 	MaxFeedSize    Size     `toml:"max_feed_size"`
 	MaxTorrentSize Size     `toml:"max_torrent_size"`
 	Timeout        Duration `toml:"timeout"`
-	Feed           []Feed   `toml:"feed"`
+	// AllowPrivateRedirects lets a feed fetched from a public address
+	// redirect, and link .torrent files, to loopback, private and other
+	// non-public addresses.
+	AllowPrivateRedirects bool   `toml:"allow_private_redirects"`
+	Feed                  []Feed `toml:"feed"`
 }
 
 // Feed is one source of torrents: an RSS/Atom/torznab feed or a list of

@@ -27,6 +27,9 @@ func TestDefault(t *testing.T) {
 	if c.Feeds.Schedule != "@every 15m" || c.Repeater.VisitTime.Std() != 6*time.Hour {
 		t.Errorf("feeds.schedule %q visit_time %v", c.Feeds.Schedule, c.Repeater.VisitTime)
 	}
+	if c.Feeds.AllowPrivateRedirects {
+		t.Error("feeds.allow_private_redirects must default off")
+	}
 	a := c.Auto
 	if !a.Enabled || a.Interval.Std() != 5*time.Minute || a.Hysteresis != 1.5 || a.Cooldown.Std() != time.Hour ||
 		a.MinScore != 0.5 || a.ScrapeMaxAge >= a.Interval || a.Candidates != 1000 {
@@ -58,6 +61,9 @@ size = "16MiB"
 [repeater]
 visit_time = "2d"
 
+[feeds]
+allow_private_redirects = true
+
 [[feeds.feed]]
 name = "a"
 url = "http://127.0.0.1:1/rss"
@@ -84,6 +90,9 @@ schedule = "@hourly"
 	}
 	if c.DataDir != "" {
 		t.Errorf("data_dir %q", c.DataDir)
+	}
+	if !c.Feeds.AllowPrivateRedirects {
+		t.Error("feeds.allow_private_redirects = true not read")
 	}
 }
 

@@ -17,7 +17,14 @@
 // most 5 redirects, a timeout per fetch, a User-Agent "btslave/VERSION",
 // conditional GET (ETag / Last-Modified; 304 means nothing new), and caps on
 // the feed body and each .torrent that stop reading at the cap. A .torrent
-// is downloaded once per link, not at every run.
+// is downloaded once per link, not at every run. A feed that came from a
+// public address cannot redirect, or link a .torrent, to a loopback,
+// private, link-local, CGNAT or multicast address: the dialer refuses the
+// address a connection would reach (so a DNS name re-resolved to
+// 127.0.0.1 is refused too), and the item or feed fails with
+// ErrPrivateAddress. A feed served from a private address — the owner's
+// own — may link anywhere; config.Feeds.AllowPrivateRedirects turns the
+// check off.
 //
 // # Items and filters
 //

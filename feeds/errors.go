@@ -35,6 +35,12 @@ var (
 	// ErrHashMismatch is returned when a feed states an info hash that the
 	// .torrent it links does not have.
 	ErrHashMismatch = errors.New("info hash differs from the one the feed states")
+	// ErrPrivateAddress is returned when a feed fetched from a public
+	// address redirects, or links a .torrent, to a loopback, private,
+	// link-local, CGNAT, multicast or otherwise non-public address
+	// (unless feeds.allow_private_redirects is set). The connection is
+	// refused before it is made.
+	ErrPrivateAddress = errors.New("private address from a public feed")
 )
 
 // Errors returned by the feed store, the catalog and the service.

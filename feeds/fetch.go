@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -15,24 +16,33 @@ import (
 // maxRedirects is how many redirects one fetch follows.
 const maxRedirects = 5
 
-// fetcher makes the feeds' HTTP requests: http(s) only, few redirects, a
-// timeout per fetch and a cap on every body, enforced while reading.
+// fetcher makes one run's HTTP requests: http(s) only, few redirects, a
+// timeout per fetch, a cap on every body, enforced while reading, and no
+// private addresses reached from a public feed (see guard).
 type fetcher struct {
 	client     *http.Client
 	userAgent  string
 	timeout    time.Duration
 	maxFeed    int64
 	maxTorrent int64
+	policy     *addrPolicy // this run's; every request carries it
 }
 
 // newHTTPClient returns base (or a fresh client when nil) with the
-// redirect policy set.
-func newHTTPClient(base *http.Client) *http.Client {
+// redirect policy set and its transport guarded: a copy of base's
+// *http.Transport (the default one when nil) that keeps public feeds off
+// private addresses. Another kind of RoundTripper is used as it is,
+// without that check. isPublic classifies addresses.
+func newHTTPClient(base *http.Client, isPublic func(netip.Addr) bool) *http.Client {
 	var c http.Client
 	if base != nil {
 		c = *base
-	} else {
-		c.Transport = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	switch t := c.Transport.(type) {
+	case nil:
+		c.Transport = newGuard(nil, isPublic)
+	case *http.Transport:
+		c.Transport = newGuard(t, isPublic)
 	}
 	c.CheckRedirect = checkRedirect
 	return &c
@@ -76,7 +86,7 @@ func (f *fetcher) get(ctx context.Context, rawURL string, limit int64, what stri
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, policyKey{}, f.policy), f.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -102,6 +112,9 @@ func (f *fetcher) get(ctx context.Context, rawURL string, limit int64, what stri
 		}
 		if ctx.Err() == context.DeadlineExceeded {
 			return nil, fmt.Errorf("GET %s: timed out after %s", redactURL(rawURL), f.timeout)
+		}
+		if ra, ok := errors.AsType[*refusedAddr](err); ok {
+			return nil, refusal(rawURL, u, err, ra)
 		}
 		return nil, fmt.Errorf("GET %s: %w", redactURL(rawURL), unwrapURLError(err))
 	}
@@ -133,6 +146,26 @@ func (f *fetcher) get(ctx context.Context, rawURL string, limit int64, what stri
 	return r, nil
 }
 
+// refusal says which request of a fetch of rawURL (u) was refused and
+// why: "GET URL: redirect to 127.0.0.1 refused: private address from a
+// public feed", or "link to" when rawURL itself went there.
+func refusal(rawURL string, u *url.URL, err error, ra *refusedAddr) error {
+	how, target := "link to", u
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if t, perr := url.Parse(ue.URL); perr == nil && t.String() != u.String() {
+			how, target = "redirect to", t
+		}
+	}
+	at := ra.ip.String()
+	if h := target.Hostname(); h != "" && h != at {
+		if hip, perr := netip.ParseAddr(h); perr != nil || hip.Unmap() != ra.ip {
+			at = h + " (" + at + ")"
+		}
+	}
+	return fmt.Errorf("GET %s: %s %s refused: %w", redactURL(rawURL), how, at, ErrPrivateAddress)
+}
+
 // statusError is an HTTP answer other than 2xx and 304.
 type statusError struct {
 	code   int
@@ -150,7 +183,7 @@ func transient(err error) bool {
 	if errors.As(err, &se) {
 		return se.code >= 500 || se.code == http.StatusTooManyRequests || se.code == http.StatusRequestTimeout
 	}
-	for _, permanent := range []error{ErrNoLink, ErrBadTorrent, ErrBadMagnet, ErrHashMismatch, ErrBadURL, ErrTooLarge, ErrHTTPStatus} {
+	for _, permanent := range []error{ErrNoLink, ErrBadTorrent, ErrBadMagnet, ErrHashMismatch, ErrBadURL, ErrTooLarge, ErrHTTPStatus, ErrPrivateAddress} {
 		if errors.Is(err, permanent) {
 			return false
 		}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -123,8 +124,14 @@ type server struct {
 
 func newServer(t testing.TB) *server {
 	t.Helper()
+	return newServerOn(t, nil)
+}
+
+// newServerOn is newServer listening on ln (nil: 127.0.0.1, any port).
+func newServerOn(t testing.TB, ln net.Listener) *server {
+	t.Helper()
 	s := &server{routes: map[string]http.HandlerFunc{}, hits: map[string]int{}}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.hits[r.URL.Path]++
 		s.agents = append(s.agents, r.UserAgent())
@@ -136,6 +143,11 @@ func newServer(t testing.TB) *server {
 		}
 		h(w, r)
 	}))
+	if ln != nil {
+		s.Listener.Close()
+		s.Listener = ln
+	}
+	s.Start()
 	t.Cleanup(s.Close)
 	return s
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -36,7 +37,9 @@ type Options struct {
 	// for long.
 	OnNew func(Entry)
 	// Client makes the HTTP requests; nil means a client of our own. Its
-	// redirect policy is replaced (http(s) only, at most 5).
+	// redirect policy is replaced (http(s) only, at most 5), and its
+	// *http.Transport copied to keep public feeds off private addresses
+	// (another kind of RoundTripper is used as it is, unchecked).
 	Client *http.Client
 	// Clock is the time source; nil means the system clock.
 	Clock Clock
@@ -49,6 +52,10 @@ type Options struct {
 	// MaxBackoff caps the retry delay (as does the feed's schedule
 	// interval); default 1 hour.
 	MaxBackoff time.Duration
+
+	// isPublic classifies the addresses feeds reach; nil means publicAddr.
+	// Tests set it so that a loopback server can play a public feed.
+	isPublic func(netip.Addr) bool
 }
 
 // withDefaults fills in what the caller left zero.
@@ -74,7 +81,10 @@ func (o Options) withDefaults() Options {
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = time.Hour
 	}
-	o.Client = newHTTPClient(o.Client)
+	if o.isPublic == nil {
+		o.isPublic = publicAddr
+	}
+	o.Client = newHTTPClient(o.Client, o.isPublic)
 	return o
 }
 
@@ -108,6 +118,7 @@ func (o *Options) newFetcher(feeds config.Feeds) *fetcher {
 		timeout:    feeds.Timeout.Std(),
 		maxFeed:    int64(feeds.MaxFeedSize),
 		maxTorrent: int64(feeds.MaxTorrentSize),
+		policy:     &addrPolicy{allowAll: feeds.AllowPrivateRedirects},
 	}
 }
 

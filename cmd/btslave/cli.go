@@ -151,7 +151,7 @@ func Main(ctx context.Context, args []string, e env) int {
 		code = ee.code
 	}
 	if !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintf(e.stderr, "btslave: %v\n", err)
+		fmt.Fprintf(e.stderr, "btslave: %s\n", termSafeLines(err.Error()))
 	}
 	return code
 }

@@ -84,7 +84,7 @@ configuration, defaults included, with secrets hidden.`,
 			if src == "" {
 				src = "embedded defaults (no config file found)"
 			}
-			fmt.Fprintf(e.stdout, "# %s: OK\n# data dir: %s\n%s", src, cfg.DataDir, out)
+			fmt.Fprintf(e.stdout, "# %s: OK\n# data dir: %s\n%s", termSafe(src), termSafe(cfg.DataDir), termSafeLines(string(out)))
 			return nil
 		},
 	}

@@ -137,8 +137,8 @@ func printFeeds(w io.Writer, fs []api.Feed, now time.Time) {
 		if !f.NextRun.IsZero() {
 			next = "in " + until(now, f.NextRun)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d/%d\t%s\t%s\n", f.Name, from, cmp.Or(f.Kind, "-"), f.Schedule, last,
-			f.Items, f.Kept, f.New, f.FetchErrors, f.Fetches, next, f.Source)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d/%d\t%s\t%s\n", termSafe(f.Name), from, termSafe(cmp.Or(f.Kind, "-")), termSafe(f.Schedule), last,
+			f.Items, f.Kept, f.New, f.FetchErrors, f.Fetches, next, termSafe(f.Source))
 	}
 	tw.Flush()
 	for _, f := range fs {
@@ -155,10 +155,10 @@ func printFeeds(w io.Writer, fs []api.Feed, now time.Time) {
 			filters = append(filters, "max_size "+fmtBytes(f.MaxSize))
 		}
 		if len(filters) > 0 {
-			fmt.Fprintf(w, "%s: filters %s\n", f.Name, strings.Join(filters, ", "))
+			fmt.Fprintf(w, "%s: filters %s\n", termSafe(f.Name), strings.Join(filters, ", "))
 		}
 		if f.LastError != "" {
-			fmt.Fprintf(w, "%s: failing (%d in a row): %s\n", f.Name, f.Failures, f.LastError)
+			fmt.Fprintf(w, "%s: failing (%d in a row): %s\n", termSafe(f.Name), f.Failures, termSafe(f.LastError))
 		}
 	}
 }
@@ -197,7 +197,7 @@ feed and its filters first with 'btslave feeds test'.`,
 			}); err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "added feed %q (%s), schedule %s, fetching now; 'btslave feeds list' shows how it goes\n", f.Name, f.Source, f.Schedule)
+			fmt.Fprintf(e.stdout, "added feed %q (%s), schedule %s, fetching now; 'btslave feeds list' shows how it goes\n", f.Name, termSafe(f.Source), termSafe(f.Schedule))
 			return nil
 		},
 	}
@@ -310,7 +310,7 @@ func testFeed(arg string, ff *feedFlags, cfg *config.Config) (config.Feed, error
 
 func printTest(w io.Writer, feed config.Feed, res *feeds.Result) {
 	kept, _, errs := res.Counts()
-	fmt.Fprintf(w, "feed %s: %d items, %d kept, %d in error\n", feed.Name, len(res.Items), kept, errs)
+	fmt.Fprintf(w, "feed %s: %d items, %d kept, %d in error\n", termSafe(feed.Name), len(res.Items), kept, errs)
 	if len(res.Items) == 0 {
 		return
 	}
@@ -337,7 +337,7 @@ func printTest(w io.Writer, feed config.Feed, res *feeds.Result) {
 		if size > 0 {
 			sz = fmtBytes(size)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", mark, clip(title, 60), sz, cmp.Or(shortHash(hash), "-"), it.Why)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", mark, termSafe(clip(title, 60)), sz, termSafe(cmp.Or(shortHash(hash), "-")), termSafe(it.Why))
 	}
 	tw.Flush()
 }

@@ -73,14 +73,19 @@ from the peers.`,
 			}); err != nil {
 				return err
 			}
-			name := t.Name
-			if name == "" {
-				name = "(metadata not yet received)"
-			}
-			fmt.Fprintf(e.stdout, "serving %s %s\n", t.InfoHash, name)
+			printRepeat(e.stdout, t)
 			return nil
 		},
 	}
+}
+
+// printRepeat says which swarm the daemon now serves.
+func printRepeat(w io.Writer, t *api.Torrent) {
+	name := termSafe(t.Name)
+	if name == "" {
+		name = "(metadata not yet received)"
+	}
+	fmt.Fprintf(w, "serving %s %s\n", termSafe(t.InfoHash), name)
 }
 
 func leaveCommand() *command {

@@ -50,16 +50,16 @@ func printStatus(w io.Writer, st *api.Status) {
 	if cfgFile == "" {
 		cfgFile = "(embedded defaults)"
 	}
-	fmt.Fprintf(tw, "btslave %s\tpid %d, up %s\n", st.Version, st.PID, st.Uptime.Duration().Round(time.Second))
-	fmt.Fprintf(tw, "config\t%s\n", cfgFile)
-	fmt.Fprintf(tw, "data dir\t%s\n", st.DataDir)
-	fmt.Fprintf(tw, "api\t%s\n", st.API)
+	fmt.Fprintf(tw, "btslave %s\tpid %d, up %s\n", termSafe(st.Version), st.PID, st.Uptime.Duration().Round(time.Second))
+	fmt.Fprintf(tw, "config\t%s\n", termSafe(cfgFile))
+	fmt.Fprintf(tw, "data dir\t%s\n", termSafe(st.DataDir))
+	fmt.Fprintf(tw, "api\t%s\n", termSafe(st.API))
 	p := st.Peer
 	fmt.Fprintf(tw, "peer\tport %d (%s), DHT %s, PEX %s, limits up %s down %s\n",
-		p.Port, p.Listen, onOff(p.DHT), onOff(p.PEX), rate(p.UploadLimit), rate(p.DownloadLimit))
+		p.Port, termSafe(p.Listen), onOff(p.DHT), onOff(p.PEX), rate(p.UploadLimit), rate(p.DownloadLimit))
 	fmt.Fprintf(tw, "traffic\t%s up, %s down, %d peers\n", fmtBytes(p.BytesUploaded), fmtBytes(p.BytesDownloaded), p.Peers)
 	fmt.Fprintf(tw, "cache\t%s of %s held (%s), %d pieces, %d evictions",
-		fmtBytes(st.Cache.Held), fmtBytes(st.Cache.Budget), st.Cache.Backend, st.Cache.Pieces, st.Cache.Evictions)
+		fmtBytes(st.Cache.Held), fmtBytes(st.Cache.Budget), termSafe(st.Cache.Backend), st.Cache.Pieces, st.Cache.Evictions)
 	if r := st.Cache.CompressRatio; r > 0 && r < 1 {
 		fmt.Fprintf(tw, ", compressed to %.0f%%", 100*r)
 	}
@@ -72,8 +72,8 @@ func printStatus(w io.Writer, st *api.Status) {
 		fmt.Fprintf(tw, "recent visits\t%d\n", len(st.Visits))
 		for _, v := range st.Visits {
 			fmt.Fprintf(tw, "  %.8s\t%s: %s up, %s down (ratio %.1f), %d peers served, %s, left: %s\n",
-				v.InfoHash, v.Name, fmtBytes(v.Uploaded), fmtBytes(v.Downloaded), v.Ratio, v.PeersServed,
-				v.Left.Sub(v.Joined).Round(time.Second), v.Reason)
+				termSafe(v.InfoHash), termSafe(v.Name), fmtBytes(v.Uploaded), fmtBytes(v.Downloaded), v.Ratio, v.PeersServed,
+				v.Left.Sub(v.Joined).Round(time.Second), termSafe(v.Reason))
 		}
 	}()
 	if len(st.Torrents) == 0 {
@@ -84,12 +84,12 @@ func printStatus(w io.Writer, st *api.Status) {
 	for _, t := range st.Torrents {
 		origin := ""
 		if t.Origin != "" {
-			origin = " (" + t.Origin + ")"
+			origin = " (" + termSafe(t.Origin) + ")"
 		}
 		fmt.Fprintf(tw, "  %.8s\t%s%s: %d/%d pieces, %d peers, %s up, %s down\n",
-			t.InfoHash, t.Name, origin, t.PiecesHeld, t.Pieces, t.Peers, fmtBytes(t.BytesUploaded), fmtBytes(t.BytesDownloaded))
+			termSafe(t.InfoHash), termSafe(t.Name), origin, t.PiecesHeld, t.Pieces, t.Peers, fmtBytes(t.BytesUploaded), fmtBytes(t.BytesDownloaded))
 		if t.Error != "" {
-			fmt.Fprintf(tw, "  \t%s\n", t.Error)
+			fmt.Fprintf(tw, "  \t%s\n", termSafe(t.Error))
 		}
 	}
 }
@@ -109,7 +109,7 @@ func printFeedsAuto(w io.Writer, st *api.Status) {
 	fmt.Fprintf(w, ", %d torrents in the catalog\n", st.Catalog)
 	ap := st.Autopilot
 	if !ap.Enabled {
-		fmt.Fprintf(w, "autopilot\t%s\n", ap.Note)
+		fmt.Fprintf(w, "autopilot\t%s\n", termSafe(ap.Note))
 		return
 	}
 	fmt.Fprintf(w, "autopilot\ton: %d of %d slots used (%d by the owner, %d by the autopilot), %d joins, %d leaves",
@@ -123,7 +123,7 @@ func printFeedsAuto(w io.Writer, st *api.Status) {
 	}
 	for _, n := range []string{ap.Note, ap.Error} {
 		if n != "" {
-			fmt.Fprintf(w, "\t%s\n", n)
+			fmt.Fprintf(w, "\t%s\n", termSafe(n))
 		}
 	}
 }

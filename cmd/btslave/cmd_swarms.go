@@ -67,7 +67,7 @@ serve: seeds/partial seeds/downloaders. See docs/design.md, "Need score".`,
 func printRanking(w io.Writer, rk *api.Ranking, limit int, now time.Time) {
 	switch {
 	case !rk.Enabled:
-		fmt.Fprintf(w, "autopilot: %s\n", rk.Note)
+		fmt.Fprintf(w, "autopilot: %s\n", termSafe(rk.Note))
 	case rk.At.IsZero():
 		fmt.Fprintf(w, "autopilot: on, %d slots; not ranked yet\n", rk.Slots)
 	default:
@@ -76,10 +76,10 @@ func printRanking(w io.Writer, rk *api.Ranking, limit int, now time.Time) {
 			rk.Took.Duration().Round(time.Millisecond), until(now, rk.Next), rk.MinScore, rk.Hysteresis)
 	}
 	if rk.Enabled && rk.Note != "" {
-		fmt.Fprintf(w, "note: %s\n", rk.Note)
+		fmt.Fprintf(w, "note: %s\n", termSafe(rk.Note))
 	}
 	if rk.Error != "" {
-		fmt.Fprintf(w, "last ranking failed: %s\n", rk.Error)
+		fmt.Fprintf(w, "last ranking failed: %s\n", termSafe(rk.Error))
 	}
 	if len(rk.Swarms) == 0 {
 		if rk.Enabled {
@@ -98,7 +98,7 @@ func printRanking(w io.Writer, rk *api.Ranking, limit int, now time.Time) {
 		if s.Source != "" {
 			score, need, reach, age = fmt.Sprintf("%.4g", s.Score), fmt.Sprintf("%.3g", s.Need), fmt.Sprintf("%.2f", s.Reach), fmt.Sprintf("%.2f", s.Age)
 			seeders = fmt.Sprint(s.Seeders)
-			down = fmt.Sprintf("%d %s", s.Downloaders, s.Source)
+			down = fmt.Sprintf("%d %s", s.Downloaders, termSafe(s.Source))
 			if s.SelfSubtracted {
 				down += " -us"
 			}
@@ -116,14 +116,14 @@ func printRanking(w io.Writer, rk *api.Ranking, limit int, now time.Time) {
 		}
 		serving := "-"
 		if s.Serving {
-			serving = cmp.Or(s.Origin, "yes")
+			serving = termSafe(cmp.Or(s.Origin, "yes"))
 		}
-		state := s.State
+		state := termSafe(s.State)
 		if s.Error != "" && s.Source == "" {
-			state += " (" + s.Error + ")"
+			state += " (" + termSafe(s.Error) + ")"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.8s\t%s\t%s\n", s.Rank, score, need, reach, age, seeders, down,
-			seen, scraped, serving, s.InfoHash, clip(s.Name, 40), state)
+			seen, scraped, serving, termSafe(s.InfoHash), termSafe(clip(s.Name, 40)), state)
 	}
 	tw.Flush()
 	if n := len(rk.Swarms) - len(shown); n > 0 {

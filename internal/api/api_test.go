@@ -200,3 +200,75 @@ func TestRankingAndFeeds(t *testing.T) {
 		t.Errorf("remove a configured feed: %v", err)
 	}
 }
+
+// Ensure that a request naming another host (a DNS-rebinding page) is
+// refused with 421 before the token is checked, and that the names the
+// CLI and the owner use pass (issue #17, item 8).
+func TestHostHeader(t *testing.T) {
+	const tok = "0123456789abcdef0123456789abcdef"
+	s := startServer(t, tok)
+	base := "http://" + s.Addr().String()
+	_, port, _ := strings.Cut(s.Addr().String(), ":")
+	do := func(host, auth string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+"/api/v1/status", nil)
+		req.Host = host
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, host := range []string{"evil.example", "evil.example:" + port, "localhost.evil.example", "127.0.0.1.nip.io:" + port, "10.0.0.1:" + port, "[::2]"} {
+		for _, auth := range []string{"Bearer " + tok, ""} {
+			code, body := do(host, auth)
+			if code != http.StatusMisdirectedRequest || !strings.Contains(body, "is not this daemon") {
+				t.Errorf("Host %q, auth %q: %d %s; want 421", host, auth, code, body)
+			}
+		}
+	}
+	for _, host := range []string{s.Addr().String(), "localhost:" + port, "LOCALHOST", "localhost.", "127.0.0.1", "127.0.0.5:" + port, "[::1]:" + port, "[::1]"} {
+		if code, body := do(host, "Bearer "+tok); code != http.StatusOK {
+			t.Errorf("Host %q: %d %s; want 200", host, code, body)
+		}
+	}
+	if code, _ := do("localhost", "Bearer wrong"); code != http.StatusUnauthorized {
+		t.Errorf("good Host, wrong token: %d, want 401", code)
+	}
+}
+
+// Ensure the Host rule for each kind of api.listen: its own host passes,
+// a wildcard listen accepts any IP (a name is what rebinding needs), and
+// other names are refused.
+func TestHostAllowed(t *testing.T) {
+	for _, tc := range []struct {
+		host, listen string
+		ok           bool
+	}{
+		{"localhost:7979", "127.0.0.1", true},
+		{"127.1.2.3", "127.0.0.1", true},
+		{"[::ffff:127.0.0.1]:1", "127.0.0.1", true},
+		{"", "127.0.0.1", false},
+		{"evil.example", "127.0.0.1", false},
+		{"192.168.1.5:7979", "127.0.0.1", false},
+		{"192.168.1.5:7979", "192.168.1.5", true},
+		{"192.168.1.6:7979", "192.168.1.5", false},
+		{"seedbox.lan:7979", "seedbox.lan", true},
+		{"SeedBox.LAN.", "seedbox.lan", true},
+		{"evil.example", "seedbox.lan", false},
+		{"192.168.1.5:7979", "0.0.0.0", true},
+		{"[2001:db8::1]:7979", "::", true},
+		{"203.0.113.7", "", true},
+		{"evil.example:7979", "0.0.0.0", false},
+		{"evil.example", "", false},
+	} {
+		if got := hostAllowed(tc.host, tc.listen); got != tc.ok {
+			t.Errorf("hostAllowed(%q, %q) = %v, want %v", tc.host, tc.listen, got, tc.ok)
+		}
+	}
+}

@@ -95,7 +95,7 @@ func Listen(opts ServerOptions) (*Server, error) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})
 	s.srv = &http.Server{
-		Handler:           s.auth(mux),
+		Handler:           s.checkHost(s.auth(mux)),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,

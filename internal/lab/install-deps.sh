@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Installs the real BitTorrent programs the interop tests run, when any is
-# missing. Debian packages: opentracker transmission-daemon transmission-cli
-# qbittorrent-nox aria2 mktorrent python3-libtorrent, plus gcc for the
-# loopback guard. Safe to run again: it does nothing when all are present.
+# Installs the real programs the interop tests run, when any is missing.
+# Debian packages: opentracker transmission-daemon transmission-cli
+# qbittorrent-nox aria2 mktorrent python3-libtorrent chromium fuse3, plus
+# gcc for the loopback guard. Safe to run again: it does nothing when all
+# are present. It never stops or kills a process: the owner may be running
+# their own Transmission or qBittorrent, and policy-rc.d below keeps the
+# install from starting any service in the first place.
 set -euo pipefail
 
 need=()
@@ -13,6 +16,8 @@ have transmission-remote || need+=(transmission-cli)
 have qbittorrent-nox     || need+=(qbittorrent-nox)
 have aria2c              || need+=(aria2)
 have mktorrent           || need+=(mktorrent)
+have chromium            || need+=(chromium)
+have fusermount3         || need+=(fuse3)
 have gcc                 || need+=(gcc libc6-dev)
 /usr/bin/python3 -c 'import libtorrent' >/dev/null 2>&1 || need+=(python3-libtorrent)
 
@@ -44,6 +49,3 @@ echo "install-deps: installing ${need[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-# Stop anything an install managed to start anyway.
-$sudo pkill -x transmission-da 2>/dev/null || true
-$sudo pkill -x qbittorrent-nox 2>/dev/null || true
