@@ -130,16 +130,37 @@ func hostileSequences(deepInfo []byte) []attack {
 // Ensure a running daemon survives issue #17's hostile peers, 1,000
 // connections at once: it stays up, its RSS stays within the cache budget
 // + 64 MiB, its CPU is back to idle within 5 s of the attack's end, the
-// hostile metadata is refused, and a good peer is still answered.
+// hostile metadata is refused, and a good peer is still answered. The
+// same, with fewer connections, for the other peer.encryption modes:
+// "require" with attackers that speak MSE, "off" with plaintext ones.
 func TestHostilePeersAgainstDaemon(t *testing.T) {
 	if testing.Short() {
 		t.Skip("plays 1,000 hostile connections")
+	}
+	for _, tc := range []struct {
+		enc   string
+		conns int
+		mse   bool
+	}{
+		{"allow", 1000, false},
+		{"require", 200, true},
+		{"off", 200, false},
+	} {
+		t.Run(tc.enc, func(t *testing.T) { playHostile(t, tc.enc, tc.conns, tc.mse) })
+	}
+}
+
+func playHostile(t *testing.T, encryption string, conns int, encrypt bool) {
+	dial := lab.DialPeer
+	if encrypt {
+		dial = lab.DialPeerMSE
 	}
 	const cacheSize = 16 << 20
 	dataDir := filepath.Join(t.TempDir(), "data")
 	cfgPath := filepath.Join(t.TempDir(), "btslave.toml")
 	os.WriteFile(cfgPath, []byte(`[peer]
 listen = "127.0.0.1:0"
+encryption = "`+encryption+`"
 max_peers_per_torrent = 200
 [api]
 listen = "127.0.0.1:0"
@@ -181,7 +202,7 @@ enabled = false
 		budget += baseRSS // the race detector's shadow memory
 	}
 
-	// The attack: 1,000 connections at once, each one sequence.
+	// The attack: all connections at once, each one sequence.
 	seqs := hostileSequences(deepInfo)
 	var peak int64
 	stop := make(chan struct{})
@@ -204,7 +225,7 @@ enabled = false
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	dialErrs := 0
-	for i := range 1000 {
+	for i := range conns {
 		a := seqs[i%len(seqs)]
 		target := ih
 		if a.name == "hostile metadata" {
@@ -213,7 +234,7 @@ enabled = false
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p, err := lab.DialPeer(ctx, addr, target, i%2 == 0)
+			p, err := dial(ctx, addr, target, i%2 == 0)
 			if err != nil {
 				mu.Lock()
 				dialErrs++
@@ -222,21 +243,14 @@ enabled = false
 			}
 			defer p.Close()
 			a.run(p)
-			// Hold the connection a moment, reading what comes.
-			p.Conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-			buf := make([]byte, 32<<10)
-			for {
-				if _, err := p.Conn.Read(buf); err != nil {
-					return
-				}
-			}
+			p.Drain(2 * time.Second) // hold the connection a moment
 		}()
 	}
 	wg.Wait()
 	close(stop)
 	<-sampled
 	ended := time.Now()
-	t.Logf("attack: 1000 connections, %d not accepted; RSS %d MiB before, peak %d MiB (budget %d MiB)", dialErrs, baseRSS>>20, peak>>20, budget>>20)
+	t.Logf("attack (%s): %d connections, %d not accepted; RSS %d MiB before, peak %d MiB (budget %d MiB)", encryption, conns, dialErrs, baseRSS>>20, peak>>20, budget>>20)
 
 	select {
 	case err := <-d.done:
@@ -258,7 +272,7 @@ enabled = false
 
 	// A good peer is still answered: its extended handshake and what the
 	// daemon holds (HAVE NONE, BITFIELD) come within 3 s.
-	p, err := lab.DialPeer(ctx, addr, ih, true)
+	p, err := dial(ctx, addr, ih, true)
 	if err != nil {
 		t.Fatalf("a good peer cannot connect: %v", err)
 	}

@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/mse"
 )
 
 // RawPeer is a scripted BitTorrent peer on a plain TCP connection: the
 // hostile-input tests play attackers and quiet peers with it, byte by byte.
 type RawPeer struct {
 	Conn net.Conn
+	rw   io.ReadWriter // Conn, or the RC4 stream over it
 	r    *bufio.Reader
 	// Theirs is the handshake the other side sent.
 	Theirs [68]byte
@@ -25,12 +27,31 @@ type RawPeer struct {
 // DialPeer connects to addr and exchanges handshakes for info hash ih,
 // announcing the extension protocol (BEP 10) and, with fast, BEP 6.
 func DialPeer(ctx context.Context, addr string, ih [20]byte, fast bool) (*RawPeer, error) {
+	return dialPeer(ctx, addr, ih, fast, false)
+}
+
+// DialPeerMSE is DialPeer over an MSE (RC4) connection.
+func DialPeerMSE(ctx context.Context, addr string, ih [20]byte, fast bool) (*RawPeer, error) {
+	return dialPeer(ctx, addr, ih, fast, true)
+}
+
+func dialPeer(ctx context.Context, addr string, ih [20]byte, fast, encrypt bool) (*RawPeer, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	p := &RawPeer{Conn: c, r: bufio.NewReaderSize(c, 64<<10)}
+	var rw io.ReadWriter = c
+	if encrypt {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		rw, _, err = mse.InitiateHandshakeContext(ctx, c, ih[:], nil, mse.CryptoMethodRC4)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("MSE handshake with %s: %w", addr, err)
+		}
+		c.SetDeadline(time.Time{})
+	}
+	p := &RawPeer{Conn: c, rw: rw, r: bufio.NewReaderSize(rw, 64<<10)}
 	if err := p.Send(Handshake(ih, fast)); err != nil {
 		c.Close()
 		return nil, err
@@ -59,7 +80,7 @@ func Handshake(ih [20]byte, fast bool) []byte {
 // Send writes messages.
 func (p *RawPeer) Send(msgs ...[]byte) error {
 	for _, m := range msgs {
-		if _, err := p.Conn.Write(m); err != nil {
+		if _, err := p.rw.Write(m); err != nil {
 			return err
 		}
 	}
@@ -95,6 +116,18 @@ func (p *RawPeer) ReadMsg(timeout time.Duration) (id byte, payload []byte, err e
 			return 0, nil, err
 		}
 		return b[0], b[1:], nil
+	}
+}
+
+// Drain reads and discards what comes until the connection ends or d
+// passes.
+func (p *RawPeer) Drain(d time.Duration) {
+	p.Conn.SetReadDeadline(time.Now().Add(d))
+	buf := make([]byte, 32<<10)
+	for {
+		if _, err := p.r.Read(buf); err != nil {
+			return
+		}
 	}
 }
 

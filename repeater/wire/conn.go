@@ -891,8 +891,10 @@ func (c *Conn) writeLocked(p []byte) (int, error) {
 				i = len(p)
 				continue
 			}
-			if c.layer.requireEncrypted {
-				return 0, ErrPlaintext // the library's plaintext retry
+			if c.layer.requireEncrypted && c.outgoing {
+				// The library's plaintext retry (incoming plaintext was
+				// refused before this layer, by decryptConn).
+				return 0, ErrPlaintext
 			}
 			w.segs = append(w.segs, rest[:k])
 			i += k

@@ -207,3 +207,20 @@ func TestDeferredHandshakeReleasedOnTime(t *testing.T) {
 		t.Errorf("got %x", got)
 	}
 }
+
+// Ensure peer.encryption = "require" refuses plaintext both ways in the
+// layer: an incoming plaintext handshake before the library reads it, and
+// the library's outgoing plaintext retry.
+func TestRequireEncrypted(t *testing.T) {
+	l := New(&fakePieces{})
+	l.RequireEncrypted(true)
+	l.Decrypt(func(yield func([]byte) bool) { yield(testIH[:]) })
+	in := l.Wrap(l.wrapDecrypt(&fakeConn{in: bytes.NewReader(handshake(true))}), false)
+	if _, err := in.Read(make([]byte, 100)); !errors.Is(err, ErrPlaintext) {
+		t.Errorf("incoming plaintext: %v, want ErrPlaintext", err)
+	}
+	out := l.Wrap(&fakeConn{in: bytes.NewReader(nil)}, true)
+	if _, err := out.Write(handshake(true)); !errors.Is(err, ErrPlaintext) {
+		t.Errorf("outgoing plaintext: %v, want ErrPlaintext", err)
+	}
+}
