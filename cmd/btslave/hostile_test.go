@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"encoding/binary"
@@ -48,6 +49,9 @@ func procStat(t *testing.T, pid int) (rss int64, cpu time.Duration) {
 type attack struct {
 	name string
 	run  func(p *lab.RawPeer) error
+	// pre, when set, replaces the handshake: it plays on the bare
+	// connection, before any handshake completes.
+	pre func(c net.Conn) error
 }
 
 func u32be(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
@@ -61,8 +65,8 @@ func hostileSequences(deepInfo []byte) []attack {
 		return lab.ExtMsg(0, map[string]any{"m": m})
 	}
 	return []attack{
-		{"have 0xFFFFFFFF", func(p *lab.RawPeer) error { return p.Send(lab.Msg(4, u32be(0xFFFFFFFF)...)) }},
-		{"bitfield 1 MiB", func(p *lab.RawPeer) error { return p.Send(lab.Msg(5, make([]byte, 1<<20)...)) }},
+		{"have 0xFFFFFFFF", func(p *lab.RawPeer) error { return p.Send(lab.Msg(4, u32be(0xFFFFFFFF)...)) }, nil},
+		{"bitfield 1 MiB", func(p *lab.RawPeer) error { return p.Send(lab.Msg(5, make([]byte, 1<<20)...)) }, nil},
 		{"300 extended handshakes", func(p *lab.RawPeer) error {
 			for i := range 300 {
 				if err := p.Send(manyExt(i)); err != nil {
@@ -70,22 +74,31 @@ func hostileSequences(deepInfo []byte) []attack {
 				}
 			}
 			return nil
-		}},
+		}, nil},
 		{"64 KB nested handshake", func(p *lab.RawPeer) error {
 			return p.Send(lab.Msg(20, append([]byte{0}, []byte("d1:v"+strings.Repeat("l", 32<<10)+strings.Repeat("e", 32<<10)+"e")...)...))
-		}},
+		}, nil},
 		{"15 KB nested handshake", func(p *lab.RawPeer) error {
 			return p.Send(lab.Msg(20, append([]byte{0}, []byte("d1:v"+strings.Repeat("l", 7<<10)+strings.Repeat("e", 7<<10)+"e")...)...))
-		}},
-		{"4 GiB length", func(p *lab.RawPeer) error { return p.Send([]byte{0xff, 0xff, 0xff, 0xff, 7}) }},
+		}, nil},
+		{"4 GiB length", func(p *lab.RawPeer) error { return p.Send([]byte{0xff, 0xff, 0xff, 0xff, 7}) }, nil},
 		{"3000 unread requests", func(p *lab.RawPeer) error {
 			var b []byte
 			for i := range 3000 {
 				b = append(b, lab.Msg(6, append(append(u32be(uint32(i%16)), u32be(0)...), u32be(16<<10)...)...)...)
 			}
 			return p.Send(lab.Msg(2), b)
+		}, nil},
+		{"quiet", func(p *lab.RawPeer) error { return nil }, nil},
+		{"messages before the handshake", nil, func(c net.Conn) error {
+			hs := lab.Handshake([20]byte{}, true)
+			_, err := c.Write(append(append(hs[:30:30], lab.Msg(4, u32be(0xFFFFFFFF)...)...), lab.Msg(5, make([]byte, 1<<20)...)...))
+			return err
 		}},
-		{"quiet", func(p *lab.RawPeer) error { return nil }},
+		{"garbage for a handshake", nil, func(c net.Conn) error {
+			_, err := c.Write(bytes.Repeat([]byte{0xff, 0, 0x13}, 100_000))
+			return err
+		}},
 		{"hostile metadata", func(p *lab.RawPeer) error {
 			// Offer deepInfo (it hashes to the magnet swarm's info hash)
 			// and serve whatever is asked.
@@ -123,7 +136,7 @@ func hostileSequences(deepInfo []byte) []attack {
 					return nil
 				}
 			}
-		}},
+		}, nil},
 	}
 }
 
@@ -234,6 +247,17 @@ enabled = false
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if a.pre != nil {
+				var d net.Dialer
+				c, err := d.DialContext(ctx, "tcp", addr)
+				if err == nil {
+					a.pre(c)
+					c.SetReadDeadline(time.Now().Add(2 * time.Second))
+					c.Read(make([]byte, 1024))
+					c.Close()
+				}
+				return
+			}
 			p, err := dial(ctx, addr, target, i%2 == 0)
 			if err != nil {
 				mu.Lock()
