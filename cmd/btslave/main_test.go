@@ -24,7 +24,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv("BTSLAVE_AS_MAIN") == "1" {
 		main()
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if plain.path != "" {
+		os.RemoveAll(filepath.Dir(plain.path))
+	}
+	os.Exit(code)
 }
 
 // run runs the CLI in-process.
@@ -145,10 +149,15 @@ type daemonProc struct {
 }
 
 func startDaemon(t *testing.T, cfgPath, dataDir string) *daemonProc {
+	return startDaemonBinary(t, os.Args[0], cfgPath, dataDir)
+}
+
+// startDaemonBinary runs "bin run" (the test binary, or a real build).
+func startDaemonBinary(t *testing.T, bin, cfgPath, dataDir string) *daemonProc {
 	t.Helper()
 	os.Remove(filepath.Join(dataDir, api.AddrFile))
 	d := &daemonProc{log: new(bytes.Buffer), done: make(chan error, 1), dataDir: dataDir}
-	d.cmd = exec.Command(os.Args[0], "run", "--config", cfgPath, "--data-dir", dataDir)
+	d.cmd = exec.Command(bin, "run", "--config", cfgPath, "--data-dir", dataDir)
 	d.cmd.Env = append(os.Environ(), "BTSLAVE_AS_MAIN=1")
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
