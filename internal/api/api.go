@@ -92,6 +92,12 @@ type Torrent struct {
 	BytesDownloaded int64  `json:"bytes_downloaded"`
 	// Origin says who had the swarm joined: "owner" or "auto".
 	Origin string `json:"origin,omitempty"`
+	// Quiet is why an owner's swarm fetches nothing new for now (a leave
+	// rule that would have left an autopilot swarm: "no downloaders",
+	// "nothing wanted", "enough seeds", "ratio too low"), since
+	// QuietSince; it stays joined and announced. Empty when busy.
+	Quiet      string    `json:"quiet,omitempty"`
+	QuietSince time.Time `json:"quiet_since,omitzero"`
 }
 
 // Seconds is a duration that marshals as a number of seconds.
