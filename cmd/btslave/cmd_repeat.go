@@ -42,7 +42,7 @@ func repeatRequest(arg string) (api.RepeatRequest, error) {
 		return api.RepeatRequest{}, usageErr("%s is larger than %d MiB: not a .torrent", arg, api.MaxTorrentBytes>>20)
 	}
 	if _, err := torrentfile.Parse(b); err != nil {
-		return api.RepeatRequest{}, usageErr("%s is not a valid .torrent: %v", arg, err)
+		return api.RepeatRequest{}, usageErr("%s: %w", arg, err)
 	}
 	return api.RepeatRequest{Torrent: b}, nil
 }
