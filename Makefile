@@ -29,6 +29,9 @@ fuzz:
 	$(GO) test ./repeater/wire -run '^$$' -fuzz FuzzWrite -fuzztime 60s
 	$(GO) test ./cache -run '^$$' -fuzz FuzzCache -fuzztime 60s
 	$(GO) test ./internal/daemon -run '^$$' -fuzz FuzzSwarmRecord -fuzztime 60s
+	$(GO) test ./internal/torrentfile -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s
+	$(GO) test ./internal/torrentfile -run '^$$' -fuzz '^FuzzScan$$' -fuzztime 60s
+	$(GO) test ./cmd/btslave -run '^$$' -fuzz '^FuzzRepeatRequest$$' -fuzztime 60s
 	$(GO) test ./feeds -run '^$$' -fuzz FuzzParseFeed -fuzztime 60s
 	$(GO) test ./feeds -run '^$$' -fuzz FuzzParseList -fuzztime 60s
 	$(GO) test ./feeds -run '^$$' -fuzz FuzzParseTorrent -fuzztime 60s

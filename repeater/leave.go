@@ -66,6 +66,19 @@ func (s swarmSample) wellSeeded() bool {
 	return s.seeds >= 1 && s.leechers >= 0 && s.seeds-1 >= s.leechers
 }
 
+// judgeSwarm applies the leave rules to a swarm from its samples (oldest
+// first). A swarm that is not kept is left for the first rule that holds
+// (leave is its reason). A kept swarm (the owner's) is never left by a
+// rule: while one holds it goes quiet instead (quiet is the reason), and
+// repeater.visit_time does not apply to it.
+func judgeSwarm(p leavePolicy, keep bool, joined time.Time, samples []swarmSample) (leave, quiet string) {
+	if !keep {
+		return shouldLeave(p, joined, samples), ""
+	}
+	p.visitTime = 0
+	return "", shouldLeave(p, joined, samples)
+}
+
 // shouldLeave judges a swarm from its samples (oldest first) and returns
 // the reason to leave, or "".
 func shouldLeave(p leavePolicy, joined time.Time, samples []swarmSample) string {

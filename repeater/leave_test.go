@@ -52,6 +52,46 @@ func TestShouldLeave(t *testing.T) {
 	}
 }
 
+// Ensure that the leave rules leave an autopilot swarm but never a kept
+// one (the owner's): with the same figures the kept swarm goes quiet for
+// the same reason instead, and visit_time does not apply to it.
+func TestJudgeSwarmKeptVsAuto(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	p := leavePolicy{grace: 10 * time.Second, idleFor: 20 * time.Second, window: 60 * time.Second, minRatio: 1, minMoved: 100, visitTime: time.Hour}
+	at := func(sec int, f func(*swarmSample)) swarmSample {
+		s := swarmSample{at: t0.Add(time.Duration(sec) * time.Second), wanted: true, downloader: true, seeds: -1, leechers: -1}
+		if f != nil {
+			f(&s)
+		}
+		return s
+	}
+	idle := func(s *swarmSample) { s.wanted, s.downloader = false, false }
+	unwanted := func(s *swarmSample) { s.wanted = false }
+	seeded := func(s *swarmSample) { s.seeds, s.leechers = 5, 2 }
+	for _, tc := range []struct {
+		name      string
+		samples   []swarmSample
+		auto      string // the autopilot's swarm: left for this
+		keptQuiet string // the owner's: quiet for this, never left
+	}{
+		{"no downloaders", []swarmSample{at(0, nil), at(15, idle), at(25, idle), at(36, idle)}, LeftNoNeed, LeftNoNeed},
+		{"nothing wanted", []swarmSample{at(0, nil), at(15, unwanted), at(25, unwanted), at(36, unwanted)}, LeftIdle, LeftIdle},
+		{"enough seeds", []swarmSample{at(0, nil), at(15, seeded), at(25, seeded), at(36, seeded)}, LeftSeeded, LeftSeeded},
+		{"ratio too low", []swarmSample{at(0, nil), at(30, func(s *swarmSample) { s.up, s.down = 50, 200 }),
+			at(61, func(s *swarmSample) { s.up, s.down = 90, 400 })}, LeftLowRatio, LeftLowRatio},
+		{"visit time", []swarmSample{at(0, nil), at(3600, func(s *swarmSample) { s.up, s.down = 1e9, 1 })}, LeftTimeLimit, ""},
+		{"visit time and idle", []swarmSample{at(3570, idle), at(3580, idle), at(3600, idle)}, LeftTimeLimit, LeftNoNeed},
+		{"busy", []swarmSample{at(0, nil), at(30, nil), at(70, nil)}, "", ""},
+	} {
+		if leave, quiet := judgeSwarm(p, false, t0, tc.samples); leave != tc.auto || quiet != "" {
+			t.Errorf("%s, autopilot's swarm: leave %q quiet %q, want leave %q", tc.name, leave, quiet, tc.auto)
+		}
+		if leave, quiet := judgeSwarm(p, true, t0, tc.samples); leave != "" || quiet != tc.keptQuiet {
+			t.Errorf("%s, owner's swarm: leave %q quiet %q, want quiet %q and never leave", tc.name, leave, quiet, tc.keptQuiet)
+		}
+	}
+}
+
 // Ensure a swarm whose downloaders are all done is left by itself, with
 // an honest visit, and that max_swarms is enforced.
 func TestRepeaterLeavesAndLimits(t *testing.T) {
@@ -97,5 +137,83 @@ func TestRepeaterLeavesAndLimits(t *testing.T) {
 	}
 	if _, err := r.Join(torrent.TorrentSpecFromMetaInfo(other)); err != nil {
 		t.Errorf("room after leaving: %v", err)
+	}
+}
+
+// Ensure that a kept swarm outlives the leave rules: with no peers the
+// autopilot's swarm is left for "no downloaders" while the kept one goes
+// quiet, fetching nothing, and joining a served swarm with Keep makes it
+// kept. A downloader and a source wake the quiet swarm, which then serves.
+func TestRepeaterKeptSwarmGoesQuiet(t *testing.T) {
+	cfg := config.Default()
+	cfg.Cache.Size, cfg.Repeater.SwarmCache, cfg.Repeater.MaxSwarms = 8<<20, 8<<20, 3
+	visits := make(chan Visit, 3)
+	r, err := New(Options{Peer: testPeer(t, "127.0.0.1"), Cache: cfg.Cache, Repeater: cfg.Repeater, Tick: 20 * time.Millisecond,
+		OnLeave: func(v Visit) { visits <- v },
+		Leave:   LeavePolicy{Grace: 100 * time.Millisecond, IdleFor: 200 * time.Millisecond, Sample: 20 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	seeder, mi, _ := seeding(t, 2<<20, false)
+	kept, err := r.JoinWith(torrent.TorrentSpecFromMetaInfo(mi), JoinOptions{Keep: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	autoMI, _ := makeTorrent(t, t.TempDir(), 1<<20, 256<<10)
+	auto, err := r.Join(torrent.TorrentSpecFromMetaInfo(autoMI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	laterMI, _ := makeTorrent(t, t.TempDir(), 1<<20, 256<<10)
+	if _, err := r.Join(torrent.TorrentSpecFromMetaInfo(laterMI)); err != nil {
+		t.Fatal(err)
+	}
+	later, err := r.JoinWith(torrent.TorrentSpecFromMetaInfo(laterMI), JoinOptions{Keep: true})
+	if err != nil || !later.Kept() || auto.Kept() || !kept.Kept() {
+		t.Fatalf("kept: %v %v %v (%v)", kept.Kept(), auto.Kept(), later != nil && later.Kept(), err)
+	}
+	select {
+	case v := <-visits:
+		if v.InfoHash != auto.InfoHash() || v.Reason != LeftNoNeed {
+			t.Fatalf("visit %+v, want the autopilot's swarm left for %q", v, LeftNoNeed)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the unkept swarm was never left")
+	}
+	time.Sleep(time.Second) // five times IdleFor
+	for _, s := range []*Swarm{kept, later} {
+		if r.Swarm(s.InfoHash()) != s {
+			t.Fatalf("kept swarm %s was left", s.InfoHash())
+		}
+		why, since := s.Quiet()
+		s.mu.Lock()
+		pending := len(s.pending)
+		s.mu.Unlock()
+		if why != LeftNoNeed || since.IsZero() || pending > 1 {
+			t.Errorf("kept swarm: quiet %q since %v, %d pieces pending", why, since, pending)
+		}
+	}
+	select {
+	case v := <-visits:
+		t.Fatalf("left a kept swarm: %+v", v)
+	default:
+	}
+
+	// A leecher dials in; the seed is known but not dialled while quiet.
+	kept.AddPeers([]torrent.PeerInfo{{Addr: seeder.listener.Addr(), Trusted: true}})
+	lc, _ := NewClient(ClientOptions{Peer: testPeer(t, "127.0.0.1"), Storage: storage.NewFile(t.TempDir())})
+	defer lc.Close()
+	lt, _ := lc.AddTorrent(mi)
+	lt.DownloadAll()
+	lt.AddPeers([]torrent.PeerInfo{{Addr: r.Client().listener.Addr(), Trusted: true}})
+	select {
+	case <-lt.Complete().On():
+	case <-time.After(60 * time.Second):
+		why, _ := kept.Quiet()
+		t.Fatalf("leecher at %d/%d; kept swarm quiet: %q", lt.BytesCompleted(), lt.Length(), why)
+	}
+	if why, _ := kept.Quiet(); why == LeftNoNeed {
+		t.Errorf("still quiet for %q with a downloader connected", why)
 	}
 }

@@ -50,6 +50,7 @@ type planInput struct {
 	capacity  int          // pieces the swarm's cache share can hold
 	inflight  int          // most pieces fetched at once
 	threshold int          // peers that must want a piece before we fetch it
+	quiet     bool         // fetch nothing new (a kept swarm a leave rule holds for)
 }
 
 // plan is what to change this round.
@@ -87,7 +88,7 @@ func makePlan(in planInput) plan {
 	pending := len(in.pending) - len(out.cancel)
 
 	var cands []int
-	for p := range d.want {
+	for p := 0; p < len(d.want) && !in.quiet; p++ {
 		if d.want[p] >= in.threshold && d.have[p] > 0 && !in.held[p] && !in.pending[p] {
 			cands = append(cands, p)
 		}

@@ -166,12 +166,42 @@ func (r *Repeater) Close() {
 	r.cache.Close()
 }
 
-// Join adds a torrent and serves it as a partial seed until Leave. With a
-// magnet or bare info hash, the metadata comes from peers first.
+// JoinOptions says how a swarm is served.
+type JoinOptions struct {
+	// Keep: the leave rules (nothing wanted, no downloaders, enough seeds,
+	// ratio too low, visit time used) never leave the swarm; only Leave,
+	// LeaveFor or Close do. While a rule holds the swarm goes quiet: it
+	// stays joined and announced and serves what it holds, but fetches
+	// nothing new (Swarm.Quiet says why). The daemon keeps the owner's
+	// swarms. Joining a served swarm with Keep makes it kept.
+	Keep bool
+}
+
+// Join adds a torrent and serves it as a partial seed until Leave or a
+// leave rule. With a magnet or bare info hash, the metadata comes from
+// peers first.
 func (r *Repeater) Join(spec *torrent.TorrentSpec) (*Swarm, error) {
+	return r.JoinWith(spec, JoinOptions{})
+}
+
+// JoinWith is Join with options. A swarm served already is returned as it
+// is (kept, if o.Keep); one being left is waited for and joined afresh.
+func (r *Repeater) JoinWith(spec *torrent.TorrentSpec, o JoinOptions) (*Swarm, error) {
+	for {
+		s, gone, err := r.join(spec, o)
+		if gone == nil {
+			return s, err
+		}
+		<-gone
+	}
+}
+
+// join is one attempt of JoinWith; gone is set, and nothing else, when the
+// swarm is being left: wait for it, then try again.
+func (r *Repeater) join(spec *torrent.TorrentSpec, o JoinOptions) (_ *Swarm, gone chan struct{}, _ error) {
 	t, _, err := r.client.AddTorrentSpec(spec)
 	if err != nil {
-		return nil, fmt.Errorf("add torrent %s: %w", spec.InfoHash.HexString(), err)
+		return nil, nil, fmt.Errorf("add torrent %s: %w", spec.InfoHash.HexString(), err)
 	}
 	// A full cache must not stop the torrent: anacrolix's default reaction
 	// to a failed chunk write is to disallow all further downloads.
@@ -184,15 +214,19 @@ func (r *Repeater) Join(spec *torrent.TorrentSpec) (*Swarm, error) {
 	r.mu.Lock()
 	if s, ok := r.swarms[ih]; ok {
 		r.mu.Unlock()
-		return s, nil
+		if !s.adopt(o.Keep) {
+			return nil, s.gone, nil
+		}
+		return s, nil, nil
 	}
 	if max := r.opts.Repeater.MaxSwarms; max > 0 && len(r.swarms) >= max {
 		r.mu.Unlock()
 		t.Drop()
-		return nil, fmt.Errorf("%w (%d); leave one first", ErrTooManySwarms, max)
+		return nil, nil, fmt.Errorf("%w (%d); leave one first", ErrTooManySwarms, max)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Swarm{r: r, t: t, ih: ih, cancel: cancel, done: make(chan struct{}), pending: map[int]bool{}, joined: time.Now()}
+	s := &Swarm{r: r, t: t, ih: ih, cancel: cancel, done: make(chan struct{}), gone: make(chan struct{}),
+		announcing: make(chan struct{}), pending: map[int]bool{}, joined: time.Now(), keep: o.Keep}
 	s.partial.Store(true)
 	var ann *announce.Announcer
 	if r.opts.Announce && len(spec.Trackers) > 0 {
@@ -203,7 +237,6 @@ func (r *Repeater) Join(spec *torrent.TorrentSpec) (*Swarm, error) {
 	}
 	r.swarms[ih] = s
 	r.mu.Unlock()
-	s.announcing = make(chan struct{})
 	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
@@ -217,7 +250,7 @@ func (r *Repeater) Join(spec *torrent.TorrentSpec) (*Swarm, error) {
 			ann.Run(ctx) // announces until the swarm stops, then "stopped"
 		}
 	}()
-	return s, nil
+	return s, nil, nil
 }
 
 // Leave stops serving a swarm, drops the torrent and frees its cache share.

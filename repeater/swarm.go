@@ -56,6 +56,7 @@ type Swarm struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
+	gone   chan struct{} // closed once stop has dropped the swarm
 
 	partial atomic.Bool // say upload_only in our handshake
 
@@ -69,6 +70,16 @@ type Swarm struct {
 	stats   SwarmStats
 	samples []swarmSample // for the leave policy, oldest first
 	leaving bool
+	// keep: the leave rules never leave the swarm, only Leave does (the
+	// owner's swarms). quiet is the rule that holds for a kept swarm
+	// meanwhile ("" when none), since quietSince: it fetches nothing new
+	// and serves what it holds, still joined and announced.
+	keep       bool
+	quiet      string
+	quietSince time.Time
+	// bootAt is when a quiet swarm may next fetch a piece to get
+	// connected (at most once per IdleFor).
+	bootAt time.Time
 	// threshold is how many connected peers must want a piece before it
 	// is fetched (adaptThreshold).
 	threshold int
@@ -114,6 +125,33 @@ func (s *Swarm) Stats() SwarmStats {
 	return s.stats
 }
 
+// Kept reports whether the leave rules never leave the swarm (JoinOptions.Keep).
+func (s *Swarm) Kept() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.keep
+}
+
+// Quiet returns the leave rule that holds for a kept swarm, which fetches
+// nothing new meanwhile, and since when; "" when it is busy.
+func (s *Swarm) Quiet() (reason string, since time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.quiet, s.quietSince
+}
+
+// adopt readies a served swarm for a Join again, kept if keep (never made
+// unkept); false when the swarm is being left already.
+func (s *Swarm) adopt(keep bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.leaving {
+		return false
+	}
+	s.keep = s.keep || keep
+	return true
+}
+
 // SetPartialSeed switches partial-seed mode and tells the peers (BEP 21).
 func (s *Swarm) SetPartialSeed(on bool) {
 	if s.partial.Swap(on) != on {
@@ -123,18 +161,25 @@ func (s *Swarm) SetPartialSeed(on bool) {
 
 func (s *Swarm) stop(reason string) {
 	s.once.Do(func() {
+		s.mu.Lock()
+		s.leaving = true
+		s.mu.Unlock()
 		s.cancel()
 		<-s.done
 		<-s.announcing
-		s.r.mu.Lock()
-		delete(s.r.swarms, s.ih)
-		s.r.mu.Unlock()
 		tot := s.r.client.Wire.Totals(s.ih)
 		v := Visit{InfoHash: s.ih, Name: s.t.Name(), Joined: s.joined, Left: time.Now(),
 			Uploaded: tot.BytesUp, Downloaded: tot.BytesDown, PeersServed: tot.Served, Reason: reason}
 		s.t.Drop()
 		s.r.cache.DropTorrent(s.ih)
 		s.r.client.Wire.Forget(s.ih)
+		// Unregistered only now that the torrent is dropped, so that a
+		// Join meanwhile waits for gone instead of adding a new swarm on
+		// the torrent being dropped.
+		s.r.mu.Lock()
+		delete(s.r.swarms, s.ih)
+		s.r.mu.Unlock()
+		close(s.gone)
 		s.r.log.Info("left swarm", "infohash", s.ih.HexString(), "name", v.Name, "reason", reason,
 			"uploaded", v.Uploaded, "downloaded", v.Downloaded, "ratio", v.Ratio(), "peers_served", v.PeersServed,
 			"stayed", v.Left.Sub(v.Joined).Round(time.Second))
@@ -184,11 +229,26 @@ func (s *Swarm) judge(d demand, held map[int]bool) {
 	for len(s.samples) > 1 && now.Sub(s.samples[0].at) > keep {
 		s.samples = s.samples[1:]
 	}
-	reason := shouldLeave(s.r.policy, s.joined, s.samples)
+	reason, quiet := judgeSwarm(s.r.policy, s.keep, s.joined, s.samples)
 	if reason != "" {
 		s.leaving = true
 	}
+	wasQuiet := s.quiet
+	if quiet != wasQuiet {
+		s.quiet = quiet
+		if quiet != "" {
+			s.quietSince = now
+		} else {
+			s.quietSince = time.Time{}
+		}
+	}
 	s.mu.Unlock()
+	switch {
+	case quiet != "" && wasQuiet == "":
+		s.r.log.Info("swarm quiet: kept, fetching nothing new", "infohash", s.ih.HexString(), "name", s.t.Name(), "why", quiet)
+	case quiet == "" && wasQuiet != "":
+		s.r.log.Info("swarm busy again", "infohash", s.ih.HexString(), "name", s.t.Name(), "was", wasQuiet)
+	}
 	if reason != "" {
 		go s.stop(reason) // not from the loop stop waits for
 	}
@@ -302,6 +362,9 @@ func (s *Swarm) round() {
 	s.mu.Lock()
 	threshold := max(s.threshold, 1)
 	downRate := s.downRate
+	quiet := s.quiet != ""
+	now := time.Now()
+	mayBoot := !quiet || now.After(s.bootAt)
 	pending := make(map[int]bool, len(s.pending))
 	for p := range s.pending {
 		if held[p] {
@@ -321,7 +384,7 @@ func (s *Swarm) round() {
 	s.judge(d, held)
 	s.mu.Lock()
 	var redial []torrent.PeerInfo
-	if now := time.Now(); now.After(s.redialAt) && len(s.explicit) > 0 {
+	if now.After(s.redialAt) && len(s.explicit) > 0 {
 		redial, s.redialAt = append(redial, s.explicit...), now.Add(10*time.Second)
 	}
 	s.mu.Unlock()
@@ -335,10 +398,15 @@ func (s *Swarm) round() {
 		capacity:  capacity,
 		inflight:  inflight,
 		threshold: threshold,
+		quiet:     quiet,
 	})
-	if len(pl.fetch) == 0 && len(held) == 0 && len(pending) == 0 {
-		// Hold or want nothing and the client makes no connections, so
-		// there is no demand to measure: fetch one piece to get going.
+	booting := len(pl.fetch) == 0 && len(held) == 0 && len(pending) == 0 && mayBoot
+	if booting {
+		// Hold or want nothing and the client dials no one, so there is
+		// no demand to measure: fetch one piece to get going. A quiet
+		// swarm does so at most once per IdleFor: it still accepts the
+		// peers that dial it (AlwaysWantConns), and this finds the
+		// downloaders and sources that do not.
 		pl.fetch = []int{rand.IntN(n)}
 	}
 	for _, p := range pl.evict {
@@ -360,6 +428,9 @@ func (s *Swarm) round() {
 	}
 	for _, p := range pl.fetch {
 		s.pending[p] = true
+	}
+	if booting && quiet {
+		s.bootAt = now.Add(s.r.policy.idleFor)
 	}
 	s.starved = pl.starved
 	s.stats.Cancelled += len(pl.cancel)

@@ -42,7 +42,7 @@ func repeatRequest(arg string) (api.RepeatRequest, error) {
 		return api.RepeatRequest{}, usageErr("%s is larger than %d MiB: not a .torrent", arg, api.MaxTorrentBytes>>20)
 	}
 	if _, err := torrentfile.Parse(b); err != nil {
-		return api.RepeatRequest{}, usageErr("%s is not a valid .torrent: %v", arg, err)
+		return api.RepeatRequest{}, usageErr("%s: %w", arg, err)
 	}
 	return api.RepeatRequest{Torrent: b}, nil
 }
@@ -55,8 +55,10 @@ func repeatCommand() *command {
 		short: "have the running daemon serve a swarm",
 		long: `Hands a torrent to the running daemon, which joins its swarm as an
 upload-only partial seed and keeps serving it across restarts until
-'btslave leave'. With a magnet link or a bare info hash the metadata comes
-from the peers.`,
+'btslave leave'. Without demand the swarm goes quiet (still joined and
+announced, fetching nothing new; 'btslave status' says why) but is never
+left. With a magnet link or a bare info hash the metadata comes from the
+peers.`,
 		flags: g.addFlags,
 		run: func(ctx context.Context, e env, args []string) error {
 			if len(args) != 1 {

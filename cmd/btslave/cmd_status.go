@@ -86,8 +86,12 @@ func printStatus(w io.Writer, st *api.Status) {
 		if t.Origin != "" {
 			origin = " (" + termSafe(t.Origin) + ")"
 		}
-		fmt.Fprintf(tw, "  %.8s\t%s%s: %d/%d pieces, %d peers, %s up, %s down\n",
-			termSafe(t.InfoHash), termSafe(t.Name), origin, t.PiecesHeld, t.Pieces, t.Peers, fmtBytes(t.BytesUploaded), fmtBytes(t.BytesDownloaded))
+		quiet := ""
+		if t.Quiet != "" {
+			quiet = fmt.Sprintf("; quiet for %s (%s), fetching nothing new", ago(time.Now(), t.QuietSince), termSafe(t.Quiet))
+		}
+		fmt.Fprintf(tw, "  %.8s\t%s%s: %d/%d pieces, %d peers, %s up, %s down%s\n",
+			termSafe(t.InfoHash), termSafe(t.Name), origin, t.PiecesHeld, t.Pieces, t.Peers, fmtBytes(t.BytesUploaded), fmtBytes(t.BytesDownloaded), quiet)
 		if t.Error != "" {
 			fmt.Fprintf(tw, "  \t%s\n", termSafe(t.Error))
 		}

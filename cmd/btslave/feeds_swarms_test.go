@@ -201,3 +201,26 @@ func TestPrintRanking(t *testing.T) {
 		t.Errorf("off: %s", b.String())
 	}
 }
+
+// Ensure that status says why an owner's swarm is quiet, and since when.
+func TestPrintStatusQuiet(t *testing.T) {
+	st := &api.Status{Version: "x", Torrents: []api.Torrent{
+		{InfoHash: "0123456789abcdef0123456789abcdef01234567", Name: "mine", Origin: "owner", Pieces: 4, PiecesHeld: 1,
+			Quiet: "no downloaders", QuietSince: time.Now().Add(-90 * time.Second)},
+		{InfoHash: "89abcdef0123456789abcdef0123456789abcdef", Name: "busy", Origin: "owner", Pieces: 4}}}
+	var b bytes.Buffer
+	printStatus(&b, st)
+	lines := strings.Split(b.String(), "\n")
+	var mine, busy string
+	for _, l := range lines {
+		switch {
+		case strings.Contains(l, "mine"):
+			mine = l
+		case strings.Contains(l, "busy"):
+			busy = l
+		}
+	}
+	if !strings.Contains(mine, "quiet for 1m30s (no downloaders), fetching nothing new") || strings.Contains(busy, "quiet") {
+		t.Errorf("status:\n%s", b.String())
+	}
+}

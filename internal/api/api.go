@@ -94,6 +94,12 @@ type Torrent struct {
 	Origin string `json:"origin,omitempty"`
 	// Error says why the swarm cannot be served, if it cannot.
 	Error string `json:"error,omitempty"`
+	// Quiet is why an owner's swarm fetches nothing new for now (a leave
+	// rule that would have left an autopilot swarm: "no downloaders",
+	// "nothing wanted", "enough seeds", "ratio too low"), since
+	// QuietSince; it stays joined and announced. Empty when busy.
+	Quiet      string    `json:"quiet,omitempty"`
+	QuietSince time.Time `json:"quiet_since,omitzero"`
 }
 
 // Seconds is a duration that marshals as a number of seconds.

@@ -11,8 +11,9 @@
 // swarm by need (package rank) and serves the neediest within
 // repeater.max_swarms, leaving those that fell behind. Swarms the owner
 // gave with "btslave repeat" are recorded with their origin and never left
-// by the autopilot; a swarm left with nothing to do is not rejoined for
-// auto.cooldown (the visits say why each swarm was left).
+// by the autopilot or by the repeater's leave rules (they go quiet
+// instead), only by "btslave leave"; a swarm left with nothing to do is
+// not rejoined for auto.cooldown (the visits say why each swarm was left).
 package daemon
 
 import (
@@ -76,7 +77,18 @@ type App struct {
 
 // New opens the data dir and starts the client and the API listener. On
 // error, whatever it opened is closed again. cfg.DataDir must be resolved.
-func New(cfg *config.Config, log *slog.Logger) (_ *App, err error) {
+func New(cfg *config.Config, log *slog.Logger) (*App, error) {
+	return newApp(cfg, log, appOptions{})
+}
+
+// appOptions tunes what the configuration does not (tests): zero fields
+// take the repeater's defaults.
+type appOptions struct {
+	leave repeater.LeavePolicy // when the repeater's leave rules fire
+	tick  time.Duration        // how often each swarm re-plans
+}
+
+func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (_ *App, err error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("daemon: data dir not set")
 	}
@@ -108,6 +120,8 @@ func New(cfg *config.Config, log *slog.Logger) (_ *App, err error) {
 		Logger:   log,
 		Announce: true,
 		OnLeave:  a.onLeave,
+		Leave:    o.leave,
+		Tick:     o.tick,
 	})
 	if err != nil {
 		return nil, err
@@ -326,8 +340,9 @@ func (a *App) Status(context.Context) api.Status {
 			BytesUploaded:   ts.BytesWrittenData.Int64(),
 			BytesDownloaded: ts.BytesReadData.Int64(),
 		}
-		if a.rep.Swarm(t.InfoHash()) != nil {
+		if sw := a.rep.Swarm(t.InfoHash()); sw != nil {
 			tt.Origin = string(a.origin(t.InfoHash()).origin)
+			tt.Quiet, tt.QuietSince = sw.Quiet()
 		}
 		if t.Info() != nil {
 			tt.Size, tt.Pieces = t.Length(), t.NumPieces()

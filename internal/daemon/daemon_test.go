@@ -27,6 +27,12 @@ func testApp(t *testing.T) *App {
 // changed by mutate; stop stops it (also done at cleanup).
 func testAppWith(t *testing.T, mutate func(*config.Config)) (_ *App, stop func()) {
 	t.Helper()
+	return testAppOpts(t, mutate, appOptions{})
+}
+
+// testAppOpts is testAppWith with the daemon's test options.
+func testAppOpts(t *testing.T, mutate func(*config.Config), o appOptions) (_ *App, stop func()) {
+	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.Peer.Listen, cfg.Peer.IPv6 = "127.0.0.1:0", false
@@ -38,7 +44,7 @@ func testAppWith(t *testing.T, mutate func(*config.Config)) (_ *App, stop func()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := newApp(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), o)
 	if err != nil {
 		t.Fatal(err)
 	}

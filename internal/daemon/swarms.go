@@ -19,7 +19,8 @@ import (
 )
 
 // bucketTorrents holds the swarms the owner asked the daemon to serve, so
-// that a restart (or a crash) rejoins them.
+// that a restart (or a crash) rejoins them. Only the owner forgets one
+// (Leave): no leave rule, autopilot decision or failed rejoin deletes it.
 var bucketTorrents = []byte("torrents")
 
 // swarmRecord is one entry of bucketTorrents.
@@ -58,9 +59,10 @@ func (r swarmRecord) spec() (*torrent.TorrentSpec, error) {
 }
 
 // Repeat joins the swarm of req for the owner and records it, so that it
-// is rejoined after a restart and never left by the autopilot. A swarm the
-// autopilot serves becomes the owner's. When max_swarms are served, the
-// autopilot's weakest swarm makes room.
+// is rejoined after a restart and never left by the autopilot or the
+// repeater's leave rules (without demand it goes quiet instead). A swarm
+// the autopilot serves becomes the owner's. When max_swarms are served,
+// the autopilot's weakest swarm makes room.
 func (a *App) Repeat(_ context.Context, req api.RepeatRequest) (api.Torrent, error) {
 	rec := swarmRecord{Torrent: req.Torrent, Magnet: req.Magnet, Added: time.Now()}
 	if h := strings.TrimSpace(req.InfoHash); h != "" {
@@ -78,11 +80,11 @@ func (a *App) Repeat(_ context.Context, req api.RepeatRequest) (api.Torrent, err
 		return api.Torrent{}, err
 	}
 	a.joinMu.Lock()
-	sw, err := a.rep.Join(spec)
+	sw, err := a.rep.JoinWith(spec, ownerJoin)
 	if errors.Is(err, repeater.ErrTooManySwarms) && a.auto != nil {
 		if ih, ok := a.auto.weakest(); ok {
 			a.leaveFor(ih, leftForOwner)
-			sw, err = a.rep.Join(spec)
+			sw, err = a.rep.JoinWith(spec, ownerJoin)
 		}
 	}
 	if err == nil {
@@ -103,17 +105,35 @@ func (a *App) Repeat(_ context.Context, req api.RepeatRequest) (api.Torrent, err
 	return api.Torrent{InfoHash: ih.HexString(), Name: sw.Torrent().Name(), Origin: string(rank.OriginOwner)}, nil
 }
 
-// Leave leaves a swarm and forgets it.
+// ownerJoin is how the owner's swarms are joined: kept, so that the
+// repeater's leave rules quiet them instead of leaving them.
+var ownerJoin = repeater.JoinOptions{Keep: true}
+
+// Leave leaves a swarm and forgets it; a recorded swarm that is not served
+// (its rejoin failed) is forgotten too.
 func (a *App) Leave(_ context.Context, infoHash string) error {
 	var ih metainfo.Hash
 	if err := ih.FromHexString(strings.TrimSpace(infoHash)); err != nil {
 		return fmt.Errorf("%w: info hash %q: want 40 hex digits", api.ErrBadRequest, infoHash)
 	}
-	if a.rep.Swarm(ih) == nil {
+	served := a.rep.Swarm(ih) != nil
+	if served {
+		a.rep.Leave(ih)
+	}
+	recorded := false
+	if err := a.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTorrents)
+		if recorded = b.Get(ih[:]) != nil; !recorded {
+			return nil
+		}
+		return b.Delete(ih[:])
+	}); err != nil {
+		return fmt.Errorf("forget swarm %s: %w", ih.HexString(), err)
+	}
+	if !served && !recorded {
 		return fmt.Errorf("%w: not serving %s", api.ErrBadRequest, ih.HexString())
 	}
-	a.rep.Leave(ih)
-	return a.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketTorrents).Delete(ih[:]) })
+	return nil
 }
 
 // Why the daemon (rather than the repeater or the owner) left a swarm; the
@@ -172,7 +192,7 @@ func (a *App) rejoin() {
 			spec, err := rec.spec()
 			var sw *repeater.Swarm
 			if err == nil {
-				sw, err = a.rep.Join(spec)
+				sw, err = a.rep.JoinWith(spec, ownerJoin)
 			}
 			if err == nil {
 				a.setOrigin(sw.InfoHash(), rank.OriginOwner)

@@ -19,10 +19,10 @@ var bucketVisits = []byte("visits")
 // maxVisits bounds the visits kept in the database.
 const maxVisits = 1000
 
-// onLeave records a finished visit. A swarm the repeater left by itself is
-// forgotten (it is not rejoined at start); one left for shutdown is kept.
-// The autopilot learns of every leave but a shutdown: it may not rejoin
-// the swarm for a while (cooldown) and has a slot to fill.
+// onLeave records a finished visit. It forgets no swarm: the owner's are
+// never left by the repeater's rules, and Leave deletes their record
+// itself. The autopilot learns of every leave but a shutdown: it may not
+// rejoin the swarm for a while (cooldown) and has a slot to fill.
 func (a *App) onLeave(v repeater.Visit) {
 	a.mu.Lock()
 	delete(a.origins, v.InfoHash)
@@ -45,9 +45,6 @@ func (a *App) onLeave(v repeater.Visit) {
 			if err := b.Delete(k); err != nil {
 				return err
 			}
-		}
-		if v.Reason != repeater.LeftShutdown {
-			return tx.Bucket(bucketTorrents).Delete(v.InfoHash[:])
 		}
 		return nil
 	})

@@ -23,9 +23,12 @@ func FuzzParseHTTPReply(f *testing.F) {
 		"d",
 		"",
 		"li1ee",
+		"d5:peers" + strings.Repeat("l", 10_000) + strings.Repeat("e", 10_000) + "e", // deep nesting
 	} {
 		f.Add([]byte(s))
 	}
+	f.Add(deepReply(maxReplyDepth - 1))
+	f.Add(deepReply(100_000))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r, err := ParseHTTPReply(body)
 		if err != nil {

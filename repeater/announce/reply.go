@@ -6,7 +6,14 @@ import (
 	"net/netip"
 
 	"github.com/anacrolix/torrent/bencode"
+
+	"github.com/btslave/btslave/internal/torrentfile"
 )
+
+// maxReplyDepth bounds list and dictionary nesting in a tracker reply,
+// checked before the bencode decoder (which recurses once per level)
+// sees it. Real replies nest three levels (reply, peers list, peer).
+const maxReplyDepth = 32
 
 // maxPeersPerReply bounds the peers taken from one reply; a tracker that
 // sends more is trimmed, not trusted.
@@ -54,6 +61,9 @@ type httpReplyWire struct {
 // "failure reason" gives a *FailureError. It never panics, whatever body
 // holds.
 func ParseHTTPReply(body []byte) (Reply, error) {
+	if _, err := torrentfile.Scan(body, maxReplyDepth); err != nil {
+		return Reply{}, fmt.Errorf("%w: %w", errMalformed, err)
+	}
 	var w httpReplyWire
 	if err := bencode.Unmarshal(body, &w); err != nil {
 		var trailing bencode.ErrUnusedTrailingBytes

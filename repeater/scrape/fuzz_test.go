@@ -34,9 +34,12 @@ func FuzzHTTPScrapeReply(f *testing.F) {
 		"<html>",
 		"d",
 		"",
+		"d5:files" + strings.Repeat("d1:a", 10_000) + strings.Repeat("e", 10_000) + "e", // deep nesting
 	} {
 		f.Add([]byte(s))
 	}
+	f.Add(deepReply(maxReplyDepth - 3))
+	f.Add(deepReply(100_000))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		files, err := parseHTTPReply(body)
 		if err != nil {

@@ -8,10 +8,17 @@ import (
 
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
+
+	"github.com/btslave/btslave/internal/torrentfile"
 )
 
 // maxHTTPReplyBytes caps an HTTP scrape reply body.
 const maxHTTPReplyBytes = 4 << 20
+
+// maxReplyDepth bounds list and dictionary nesting in an HTTP scrape
+// reply, checked before the bencode decoder (which recurses once per
+// level) sees it. Real replies nest three levels (reply, files, entry).
+const maxReplyDepth = 32
 
 // udpRowBytes is the size of one torrent's row in a UDP scrape reply.
 const udpRowBytes = 12
@@ -70,6 +77,9 @@ type entryWire struct {
 // A reply with a "failure reason" gives a *FailureError. It never panics,
 // whatever body holds.
 func parseHTTPReply(body []byte) (map[metainfo.Hash]entry, error) {
+	if _, err := torrentfile.Scan(body, maxReplyDepth); err != nil {
+		return nil, fmt.Errorf("%w: %w", errMalformed, err)
+	}
 	var w httpReplyWire
 	if err := bencode.Unmarshal(body, &w); err != nil {
 		var trailing bencode.ErrUnusedTrailingBytes
