@@ -16,6 +16,13 @@ import (
 	"github.com/anacrolix/torrent/tracker/shared"
 )
 
+// maxSecs bounds tracker-given seconds before they become a Duration.
+const maxSecs = 1 << 31
+
+// DefaultEarlyAnnounces ask the tracker again 1, 2 and 4 minutes after
+// joining, then at its interval (see Options.EarlyAnnounces).
+var DefaultEarlyAnnounces = []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute}
+
 // Defaults for the zero values in Options.
 const (
 	DefaultMinInterval     = 30 * time.Second
@@ -72,6 +79,12 @@ type Options struct {
 	// MinInterval and MaxInterval clamp the tracker's interval (and min
 	// interval); DefaultInterval applies when the reply has none.
 	MinInterval, MaxInterval, DefaultInterval time.Duration
+	// EarlyAnnounces are the waits before the first regular announces
+	// after joining, when they are shorter than the tracker's interval
+	// (but never under its min interval nor MinInterval): a young swarm's
+	// peers arrive after us, and the tracker tells of them only when we
+	// ask. nil picks DefaultEarlyAnnounces; an empty slice turns it off.
+	EarlyAnnounces []time.Duration
 	// After a failed announce the tracker waits BackoffMin, doubling per
 	// consecutive failure up to BackoffMax.
 	BackoffMin, BackoffMax time.Duration
@@ -129,6 +142,7 @@ type tracker struct {
 	started   bool // a started announce succeeded
 	attempted bool // some announce was sent
 	failures  int
+	successes int // regular announces that succeeded
 	udpState  udpState
 
 	st TrackerStatus // guarded by Announcer.mu
@@ -153,6 +167,9 @@ func New(o Options) (*Announcer, error) {
 	def(&o.MinInterval, DefaultMinInterval)
 	def(&o.MaxInterval, DefaultMaxInterval)
 	def(&o.DefaultInterval, DefaultInterval)
+	if o.EarlyAnnounces == nil {
+		o.EarlyAnnounces = DefaultEarlyAnnounces
+	}
 	def(&o.BackoffMin, DefaultBackoffMin)
 	def(&o.BackoffMax, DefaultBackoffMax)
 	def(&o.AnnounceTimeout, DefaultAnnounceTimeout)
@@ -271,6 +288,11 @@ func (a *Announcer) loop(ctx context.Context, t *tracker) {
 			t.failures = 0
 			t.started = true
 			wait = a.interval(r)
+			if t.successes < len(a.o.EarlyAnnounces) {
+				early := max(a.o.EarlyAnnounces[t.successes], time.Duration(min(r.MinInterval, maxSecs))*time.Second, a.o.MinInterval)
+				wait = min(wait, early)
+			}
+			t.successes++
 			a.deliver(r.Peers)
 			a.log.Debug("announced", "tracker", t.url, "event", sent.String(), "seeders", r.Seeders, "leechers", r.Leechers, "peers", len(r.Peers), "next", wait)
 		}
@@ -368,7 +390,6 @@ func (a *Announcer) numWant(ev event) int32 {
 // (or min interval, if larger), DefaultInterval if it gave none, clamped to
 // [MinInterval, MaxInterval].
 func (a *Announcer) interval(r Reply) time.Duration {
-	const maxSecs = 1 << 31 // avoids overflow below
 	iv := time.Duration(min(r.Interval, maxSecs)) * time.Second
 	if iv <= 0 {
 		iv = a.o.DefaultInterval

@@ -350,3 +350,41 @@ func TestNew_Invalid(t *testing.T) {
 		})
 	}
 }
+
+// Ensure a new swarm asks the tracker again soon after joining (the
+// early announces), never sooner than the tracker's min interval, and
+// then keeps the tracker's interval.
+func TestHTTP_EarlyAnnounces(t *testing.T) {
+	f := startFake(t, func(url.Values) (int, string) {
+		return 200, "d8:completei1e10:incompletei1e8:intervali1800e12:min intervali0e5:peers0:e"
+	})
+	o := fastOptions(f.url())
+	o.MinInterval, o.MaxInterval = 40*time.Millisecond, time.Hour
+	o.EarlyAnnounces = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}
+	runFor(t, mustNew(t, o), 900*time.Millisecond)
+	f.mu.Lock()
+	at := slices.Clone(f.at)
+	f.mu.Unlock()
+	// started, two early ones, then nothing until the 1800 s interval; and stopped.
+	if len(at) != 4 {
+		t.Fatalf("%d announces (%v), want started, 2 early and stopped", len(at), f.events())
+	}
+	if d := at[1].Sub(at[0]); d < 90*time.Millisecond || d > 400*time.Millisecond {
+		t.Errorf("first early announce after %v, want ~100ms", d)
+	}
+	if d := at[2].Sub(at[1]); d < 190*time.Millisecond || d > 500*time.Millisecond {
+		t.Errorf("second early announce after %v, want ~200ms", d)
+	}
+
+	// A tracker's min interval wins over an early announce.
+	g := startFake(t, func(url.Values) (int, string) {
+		return 200, "d8:intervali1800e12:min intervali1e5:peers0:e"
+	})
+	o = fastOptions(g.url())
+	o.MinInterval, o.MaxInterval = 40*time.Millisecond, time.Hour
+	o.EarlyAnnounces = []time.Duration{50 * time.Millisecond}
+	runFor(t, mustNew(t, o), 600*time.Millisecond)
+	if ev := g.events(); len(ev) != 2 {
+		t.Errorf("announces %v within 0.6 s despite a 1 s min interval, want started and stopped", ev)
+	}
+}
