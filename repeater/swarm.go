@@ -45,8 +45,25 @@ func recentRatio(samples []swarmSample, now swarmSample, target float64) float64
 }
 
 // inflightHorizon is how much download time the pieces in flight may
-// take at the measured rate.
+// take at the intake target.
 const inflightHorizon = 4 * time.Second
+
+// maxInflight bounds the pieces fetched at once in one swarm.
+const maxInflight = 32
+
+// inflightPieces is how many pieces a swarm fetches at once: what the
+// intake target (bytes/s) or the measured download rate, whichever is
+// more, brings in within inflightHorizon, and at least one per source that
+// unchokes us, so that every source stays busy; within a quarter of the
+// cache share and maxInflight. Sizing it by the rate measured so far
+// alone kept a slow start slow: a seed that optimistically unchokes a peer
+// with two requests in flight sees a slow peer, and its fastest-upload
+// choker keeps the faster ones.
+func inflightPieces(target, measured float64, pieceLen int64, capacity, sources int) int {
+	rate := max(target, measured)
+	byRate := int(math.Ceil(rate * inflightHorizon.Seconds() / float64(pieceLen)))
+	return max(2, min(maxInflight, capacity/4, max(sources, byRate)))
+}
 
 // Swarm is one torrent the repeater serves.
 type Swarm struct {
@@ -380,7 +397,7 @@ func (s *Swarm) round() {
 	// that unchokes us: a piece that trickles in for half a minute is
 	// fetched by the peers elsewhere meanwhile, and then nobody wants it
 	// from us; one piece per source keeps each source busy.
-	inflight := max(2, min(16, capacity/4, max(d.sources, 1+int(downRate*inflightHorizon.Seconds()/float64(pieceLen)))))
+	inflight := inflightPieces(s.r.intakeTarget(), downRate, pieceLen, capacity, d.sources)
 	s.judge(d, held)
 	s.mu.Lock()
 	var redial []torrent.PeerInfo
