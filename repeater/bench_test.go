@@ -134,7 +134,7 @@ func rssChild(spec string) int {
 	if os.Getenv("BTSLAVE_CHILD_TRACE") != "" {
 		go func() {
 			for range time.Tick(5 * time.Second) {
-				fmt.Fprintf(os.Stderr, "TRACE swarm %+v cache held %d pieces %d\n", sw.Stats(), r.Cache().Stats().Held, r.Cache().Stats().Pieces)
+				fmt.Fprintf(os.Stderr, "TRACE swarm %+v cache held %d pieces %d wire %+v\n", sw.Stats(), r.Cache().Stats().Held, r.Cache().Stats().Pieces, r.Client().Wire.Stats())
 				for _, p := range r.Client().Wire.Peers(sw.InfoHash()) {
 					fmt.Fprintf(os.Stderr, "TRACE   %v %-22s up %8d down %8d has %3d all %v peerInt %v amChoke %v peerChoke %v amInt %v rejected %d\n",
 						p.Remote, p.ClientName, p.BytesUp, p.BytesDown, p.Have.Count(), p.HaveAll, p.PeerInterested, p.AmChoking, p.PeerChoking, p.AmInterested, p.Rejected)

@@ -12,10 +12,11 @@ func TestInflightPieces(t *testing.T) {
 		capacity, sources int
 		want              int
 	}{
-		{"cold start at 512 KiB/s", 512 << 10, 0, 128, 1, 8},
+		{"cold start, one source", 512 << 10, 0, 128, 1, 2},
+		{"cold start, four sources", 512 << 10, 0, 128, 4, 8},
 		{"measured above target", 512 << 10, 2 << 20, 128, 1, 32},
 		{"one per source", 64 << 10, 0, 128, 12, 12},
-		{"small cache", 512 << 10, 0, 16, 1, 4},
+		{"small cache", 512 << 10, 0, 16, 6, 4},
 		{"at least two", 0, 0, 128, 0, 2},
 	} {
 		if got := inflightPieces(tc.target, tc.measured, piece, tc.capacity, tc.sources); got != tc.want {

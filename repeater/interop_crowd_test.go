@@ -2,6 +2,7 @@ package repeater_test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"net/netip"
@@ -19,13 +20,16 @@ import (
 	"github.com/btslave/btslave/repeater"
 )
 
-// crowd describes one swarm-help scenario: a capped Transmission seed,
-// capped leechers (aria2 and libtorrent), and maybe a helper.
+// crowd describes one swarm-help scenario: a capped seed (Transmission
+// or qBittorrent on its default slots and choker), capped leechers
+// (aria2, libtorrent, Transmission), and maybe a helper.
 type crowd struct {
 	size           int64
-	seedUp         int64 // bytes/s
-	leechUp        int64 // bytes/s, each leecher
-	aria, lt       int   // leechers of each kind
+	pieceLen       int64  // default 256 KiB
+	seed           string // seedTransmission (default) or seedQBittorrent
+	seedUp         int64  // bytes/s
+	leechUp        int64  // bytes/s, each leecher
+	aria, lt, tr   int    // leechers of each kind
 	helper         string
 	helperUp       int64 // bytes/s
 	helperCache    int64
@@ -37,6 +41,11 @@ type crowd struct {
 }
 
 const (
+	seedTransmission = "transmission"
+	seedQBittorrent  = "qbittorrent"
+)
+
+const (
 	helperNone    = "none"
 	helperBtslave = "btslave"
 	helperShare   = "libtorrent share mode"
@@ -45,6 +54,7 @@ const (
 // crowdResult is what one run measured.
 type crowdResult struct {
 	helper               string
+	helperCap            int64           // the helper's upload cap, bytes/s
 	times                []time.Duration // per leecher, sorted
 	helperUp, helperDown int64
 	helperRSS            int64 // peak, bytes
@@ -60,6 +70,35 @@ func (r crowdResult) mean() time.Duration {
 }
 
 func (r crowdResult) ratio() float64 { return float64(r.helperUp) / float64(max(r.helperDown, 1)) }
+
+// upFraction is the helper's mean upload over the run as a fraction of its
+// cap.
+func (r crowdResult) upFraction() float64 {
+	if len(r.times) == 0 || r.helperCap <= 0 {
+		return 0
+	}
+	return float64(r.helperUp) / r.times[len(r.times)-1].Seconds() / float64(r.helperCap)
+}
+
+// bound is the least time any schedule needs to finish the crowd (issue
+// #9's physics): the seed must send the file once, and all leechers'
+// copies need the seed's, the leechers' and the helper's net upload, the
+// helper at ratio 4 (up to 0: no helper).
+func (c *crowd) bound(helperUp float64) time.Duration {
+	n := float64(c.aria + c.lt + c.tr)
+	f, s, l := float64(c.size), float64(c.seedUp), float64(c.leechUp)
+	supply := s + n*l + helperUp*(1-1.0/4)
+	return time.Duration(max(f/s, n*f/supply) * float64(time.Second))
+}
+
+// gain is a helper's crowd gain: (T_none - T_helper) / (T_none - T_bound),
+// 1 at the bound, 0 for no help.
+func gain(none, with, bound time.Duration) float64 {
+	if none <= bound {
+		return 0
+	}
+	return (none - with).Seconds() / (none - bound).Seconds()
+}
 
 func (r crowdResult) String() string {
 	if len(r.times) == 0 {
@@ -79,7 +118,7 @@ func (c *crowd) setup(t testing.TB) {
 		c.ot = lab.StartOpentracker(t)
 	}
 	c.torrentPath, c.dataPath, c.hash, _ = lab.MakeTorrent(t, lab.TorrentOptions{
-		Size: c.size, PieceLength: 256 << 10, Announce: []string{c.ot.HTTPAnnounce},
+		Size: c.size, PieceLength: cmp.Or(c.pieceLen, 256<<10), Announce: []string{c.ot.HTTPAnnounce},
 	})
 	if err := c.ot.Whitelist(c.hash); err != nil {
 		t.Fatal(err)
@@ -92,7 +131,7 @@ func (c *crowd) run(t testing.TB, helper string) crowdResult {
 	c.setup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	res := crowdResult{helper: helper}
+	res := crowdResult{helper: helper, helperCap: c.helperUp}
 	var procs []*lab.Process
 	defer func() {
 		for _, p := range procs {
@@ -100,21 +139,13 @@ func (c *crowd) run(t testing.TB, helper string) crowdResult {
 		}
 	}()
 
-	seed := lab.StartTransmission(t, lab.TransmissionOptions{UploadLimit: c.seedUp, DownloadDir: filepath.Dir(c.dataPath)})
-	id, err := seed.AddTorrent(c.torrentPath, filepath.Dir(c.dataPath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := seed.WaitComplete(ctx, id); err != nil {
-		t.Fatal(err)
-	}
-	procs = append(procs, seed.Process)
+	seedProc, seedAddr := c.startSeed(t, ctx)
+	procs = append(procs, seedProc)
 	// Leechers that announce before the seed never hear of it (the next
 	// announce is half an hour away).
 	if _, err := c.ot.WaitScrape(ctx, c.hash, func(s lab.ScrapeResult) bool { return s.Complete >= 1 }); err != nil {
 		t.Fatalf("the seed never announced: %v", err)
 	}
-	seedAddr := netip.AddrPortFrom(seed.Addr, uint16(seed.PeerPort))
 
 	var finish func()
 	switch helper {
@@ -162,15 +193,55 @@ func (c *crowd) run(t testing.TB, helper string) crowdResult {
 		wg.Add(1)
 		go record(l.WaitDone, filepath.Join(l.SavePath, name))
 	}
+	for i := 0; i < c.tr; i++ {
+		tr := lab.StartTransmission(t, lab.TransmissionOptions{UploadLimit: c.leechUp})
+		procs = append(procs, tr.Process)
+		id, err := tr.AddTorrent(c.torrentPath, tr.DownloadDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go record(func(ctx context.Context) error { _, err := tr.WaitComplete(ctx, id); return err }, filepath.Join(tr.DownloadDir, name))
+	}
 	wg.Wait()
 	if finish != nil {
 		finish()
 	}
 	sort.Slice(res.times, func(i, j int) bool { return res.times[i] < res.times[j] })
-	if len(res.times) != c.aria+c.lt {
-		t.Fatalf("%s: only %d of %d leechers finished", helper, len(res.times), c.aria+c.lt)
+	if len(res.times) != c.aria+c.lt+c.tr {
+		t.Fatalf("%s: only %d of %d leechers finished", helper, len(res.times), c.aria+c.lt+c.tr)
 	}
 	return res
+}
+
+// startSeed starts the seed and waits until it has the data and the
+// tracker counts it.
+func (c *crowd) startSeed(t testing.TB, ctx context.Context) (*lab.Process, netip.AddrPort) {
+	dir := filepath.Dir(c.dataPath)
+	var p *lab.Process
+	var addr netip.AddrPort
+	switch c.seed {
+	case seedQBittorrent:
+		q := lab.StartQBittorrent(t, lab.QBittorrentOptions{UploadLimit: c.seedUp, SavePath: dir})
+		if err := q.AddTorrent(c.torrentPath, dir); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := q.WaitComplete(ctx, c.hash); err != nil {
+			t.Fatal(err)
+		}
+		p, addr = q.Process, netip.AddrPortFrom(q.Addr, uint16(q.Port))
+	default:
+		seed := lab.StartTransmission(t, lab.TransmissionOptions{UploadLimit: c.seedUp, DownloadDir: dir})
+		id, err := seed.AddTorrent(c.torrentPath, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := seed.WaitComplete(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		p, addr = seed.Process, netip.AddrPortFrom(seed.Addr, uint16(seed.PeerPort))
+	}
+	return p, addr
 }
 
 // startBtslave runs the repeater as a child process (so that its peak RSS
@@ -214,7 +285,8 @@ func (c *crowd) startBtslave(t testing.TB, res *crowdResult, seed netip.AddrPort
 // would have closed a connection).
 func TestInteropHelperSpeedsCrowd(t *testing.T) {
 	lab.Require(t, "opentracker", "transmission-daemon", "aria2c", lab.PythonLibtorrent)
-	c := &crowd{size: 8 << 20, seedUp: 256 << 10, leechUp: 16 << 10, aria: 1, lt: 2,
+	lab.Require(t, "qbittorrent-nox")
+	c := &crowd{size: 8 << 20, seed: seedQBittorrent, seedUp: 256 << 10, leechUp: 16 << 10, aria: 1, lt: 2,
 		helperUp: 768 << 10, helperCache: 8 << 20, timeout: 4 * time.Minute}
 	without := c.run(t, helperNone)
 	with := c.run(t, helperBtslave)

@@ -52,17 +52,18 @@ const inflightHorizon = 4 * time.Second
 const maxInflight = 32
 
 // inflightPieces is how many pieces a swarm fetches at once: what the
-// intake target (bytes/s) or the measured download rate, whichever is
-// more, brings in within inflightHorizon, and at least one per source that
-// unchokes us, so that every source stays busy; within a quarter of the
-// cache share and maxInflight. Sizing it by the rate measured so far
-// alone kept a slow start slow: a seed that optimistically unchokes a peer
-// with two requests in flight sees a slow peer, and its fastest-upload
-// choker keeps the faster ones.
+// intake target (bytes/s) or the measured download rate brings in within
+// inflightHorizon, at least one per source that unchokes us, so that every
+// source stays busy, and at least two; within a quarter of the cache
+// share and maxInflight. The target counts for at most two pieces per
+// source: a piece spread over a slow source takes so long that the peers
+// fetch it elsewhere meanwhile, and then nobody wants it from us. Sizing
+// by the measured rate alone kept a slow start slow when sources were
+// many: the first unchokes each found one piece to send.
 func inflightPieces(target, measured float64, pieceLen int64, capacity, sources int) int {
-	rate := max(target, measured)
-	byRate := int(math.Ceil(rate * inflightHorizon.Seconds() / float64(pieceLen)))
-	return max(2, min(maxInflight, capacity/4, max(sources, byRate)))
+	perRate := func(rate float64) int { return int(math.Ceil(rate * inflightHorizon.Seconds() / float64(pieceLen))) }
+	byTarget := min(perRate(target), 2*max(sources, 1))
+	return max(2, min(maxInflight, capacity/4, max(sources, perRate(measured), byTarget)))
 }
 
 // Swarm is one torrent the repeater serves.

@@ -241,7 +241,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		}
 		if err != nil {
 			if !errors.Is(err, ErrEncrypted) {
-				c.layer.countMalformed()
+				c.layer.countMalformed(c, err)
 			}
 			return n, err
 		}
@@ -256,7 +256,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			// and parse it in place, saving a copy of every byte.
 			n, err := c.readInPlace(p, wake)
 			if err != nil && !errors.Is(err, ErrEncrypted) && !isNetErr(err) {
-				c.layer.countMalformed()
+				c.layer.countMalformed(c, err)
 			}
 			if n > 0 || err != nil {
 				return n, err

@@ -3,6 +3,7 @@ package wire
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -44,7 +45,8 @@ type Layer struct {
 	all    map[*Conn]struct{}
 	closed map[metainfo.Hash]*Totals // what closed connections carried
 
-	meta metaState
+	meta          metaState
+	lastMalformed atomic.Pointer[string]
 
 	stats struct {
 		conns, malformed, dropped, rejected, donthaves, haves, uploadOnly, kicks, timedOut, refused, decrypted, metaFetched, metaRefused atomic.Int64
@@ -335,11 +337,14 @@ type Stats struct {
 	Decrypted      int64 // incoming MSE connections the layer decrypted itself (Decrypt)
 	InfoFetched    int64 // torrents whose metadata the layer fetched, checked and handed on
 	InfoRefused    int64 // torrents whose metadata hashed but failed the checks
+	// LastMalformed is the peer and reason of the last connection closed
+	// for malformed input.
+	LastMalformed string
 }
 
 // Stats returns the layer's counters.
 func (l *Layer) Stats() Stats {
-	return Stats{
+	st := Stats{
 		Conns: l.stats.conns.Load(), Malformed: l.stats.malformed.Load(),
 		Dropped: l.stats.dropped.Load(), Rejected: l.stats.rejected.Load(),
 		Donthaves: l.stats.donthaves.Load(), HavesInjected: l.stats.haves.Load(),
@@ -348,9 +353,22 @@ func (l *Layer) Stats() Stats {
 		Decrypted:   l.stats.decrypted.Load(),
 		InfoFetched: l.stats.metaFetched.Load(), InfoRefused: l.stats.metaRefused.Load(),
 	}
+	if m := l.lastMalformed.Load(); m != nil {
+		st.LastMalformed = *m
+	}
+	return st
 }
 
-func (l *Layer) countMalformed() { l.stats.malformed.Add(1) }
+// countMalformed counts a connection closed for malformed input and keeps
+// the last reason (truncated: it may quote the peer) for Stats.
+func (l *Layer) countMalformed(c *Conn, err error) {
+	l.stats.malformed.Add(1)
+	msg := fmt.Sprintf("%v: %v", c.RemoteAddr(), err)
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	l.lastMalformed.Store(&msg)
+}
 
 func (l *Layer) countDropped(rejected bool) {
 	l.stats.dropped.Add(1)

@@ -1,0 +1,72 @@
+package repeater_test
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/btslave/btslave/internal/lab"
+)
+
+// BenchmarkCrowdMatrix is issue #9's matrix: seeds {Transmission,
+// qBittorrent on its default slots and choker} x leechers {aria2 +
+// libtorrent, Transmission + libtorrent} x piece sizes {256 KiB, 1 MiB};
+// in each cell no helper, btslave and libtorrent's share mode with the same
+// caps. A 24 MiB torrent keeps the crowd seed-starved (seed 512 KiB/s,
+// six leechers at 128 KiB/s, helpers at 1 MiB/s with a 16 MiB cache)
+// and the matrix under 40 minutes. It prints a row per helper and cell:
+// the crowd's mean and max, the bound, the crowd gain, the helper's ratio,
+// its mean upload as a fraction of its cap and its peak RSS. Goal: gain >=
+// 0.6 (moonshot 0.8) at ratio >= 4 in every cell, ahead of share mode.
+// Run it alone: bench/run.sh matrix. CROWD_CELLS=qbittorrent/aria2/256
+// (a comma list of seed/leechers/KiB) runs some cells only.
+func BenchmarkCrowdMatrix(b *testing.B) {
+	lab.Require(b, "opentracker", "transmission-daemon", "qbittorrent-nox", "aria2c", lab.PythonLibtorrent)
+	only := map[string]bool{}
+	for _, c := range strings.Split(os.Getenv("CROWD_CELLS"), ",") {
+		if c != "" {
+			only[c] = true
+		}
+	}
+	fmt.Printf("%-34s %-22s %7s %7s %7s %6s %6s %7s %8s\n", "cell", "helper", "mean s", "max s", "bound s", "gain", "ratio", "up/cap", "RSS MiB")
+	for i := 0; i < b.N; i++ {
+		for _, seed := range []string{seedTransmission, seedQBittorrent} {
+			for _, leechers := range []string{"aria2", "transmission"} {
+				for _, kib := range []int64{256, 1024} {
+					cell := fmt.Sprintf("%s/%s/%d", seed, leechers, kib)
+					if len(only) > 0 && !only[cell] {
+						continue
+					}
+					c := &crowd{size: 24 << 20, pieceLen: kib << 10, seed: seed, seedUp: 512 << 10, leechUp: 128 << 10,
+						lt: 3, helperUp: 1 << 20, helperCache: 16 << 20, shareTarget: 4, timeout: 10 * time.Minute}
+					if leechers == "aria2" {
+						c.aria = 3
+					} else {
+						c.tr = 3
+					}
+					playCell(b, c, cell)
+				}
+			}
+		}
+	}
+}
+
+// playCell runs one cell with each helper and prints its rows.
+func playCell(b *testing.B, c *crowd, cell string) {
+	var none time.Duration
+	for _, h := range []string{helperNone, helperBtslave, helperShare} {
+		r := c.run(b, h)
+		b.Log(cell, r)
+		mean := r.mean()
+		if h == helperNone {
+			none = mean
+			fmt.Printf("%-34s %-22s %7.1f %7.1f %7.1f %6s %6s %7s %8s\n", cell, h, mean.Seconds(), r.times[len(r.times)-1].Seconds(), c.bound(0).Seconds(), "-", "-", "-", "-")
+			continue
+		}
+		bound := c.bound(float64(c.helperUp))
+		fmt.Printf("%-34s %-22s %7.1f %7.1f %7.1f %6.2f %6.2f %7.2f %8.1f\n", cell, h, mean.Seconds(), r.times[len(r.times)-1].Seconds(),
+			bound.Seconds(), gain(none, mean, bound), r.ratio(), r.upFraction(), float64(r.helperRSS)/(1<<20))
+	}
+}
