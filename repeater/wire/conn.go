@@ -189,7 +189,10 @@ func (c *Conn) SetUploadRate(bytesPerSec int64) {
 type reader struct {
 	buf      []byte // network bytes not yet handed to the library: buf[off:end]
 	off, end int
-	err      error // a read error to return once buf is drained
+	// inPlace is set while buf is the library's own buffer (readInPlace):
+	// what is handed on is written over what was read.
+	inPlace bool
+	err     error // a read error to return once buf is drained
 
 	hsLeft int
 	hs     [handshakeLen]byte
@@ -352,13 +355,17 @@ func (c *Conn) readInPlace(p []byte, wake time.Time) (int, error) {
 	}
 	own := r.buf
 	r.buf, r.off, r.end = p[:m], 0, m
+	r.inPlace = true
 	n, err := c.deliver(p)
+	r.inPlace = false
 	rest := r.buf[r.off:r.end]
+	if len(rest) > len(own) {
+		// Stopped early for injected messages (see deliver): keep all of
+		// it, in a buffer as large as the library's.
+		own = make([]byte, len(rest))
+	}
 	r.buf = own
 	r.off, r.end = 0, copy(own, rest)
-	if len(rest) > len(own) {
-		return n, fmt.Errorf("%w: %d bytes held over", ErrBadMessage, len(rest))
-	}
 	if err != nil {
 		return n, err
 	}
@@ -438,6 +445,12 @@ func (c *Conn) deliver(p []byte) (int, error) {
 				c.onHandshake(r.hs[:], false)
 			}
 		case r.pass == 0 && len(r.inject) > 0:
+			if r.inPlace && out+len(r.inject) > r.off {
+				// Parsing in place, the messages we add would overwrite
+				// input not yet parsed: stop here; readInPlace keeps the
+				// rest, and the next Read adds them first.
+				return out, nil
+			}
 			k := copy(p[out:], r.inject)
 			r.inject = r.inject[k:]
 			out += k

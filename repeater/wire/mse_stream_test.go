@@ -78,3 +78,41 @@ func TestDecryptedStreamIntact(t *testing.T) {
 		}
 	}
 }
+
+// Ensure messages the layer adds for the library (a kick, a synthesized
+// REJECT) never overwrite input not yet parsed when it parses in the
+// library's buffer: a CHOKE+UNCHOKE due in the middle of a PIECE used to
+// be written over the next message's header, and the connection closed on
+// a garbage length (seen with qBittorrent seeds).
+func TestInjectWhileParsingInPlace(t *testing.T) {
+	piece := msg(msgPiece, append(u32(3), append(u32(0), bytes.Repeat([]byte{7}, 4000)...)...)...)
+	next := cat(msg(msgHave, u32(5)...), msg(msgUnchoke), msg(msgHave, u32(6)...))
+	// The handshake and the first 500 bytes of the PIECE arrive first,
+	// the rest of it and the next messages in one read.
+	first := cat(handshake(true), piece[:500])
+	in := cat(first, piece[500:], next)
+	fc := &fakeConn{in: bytes.NewReader(in), chunk: len(first)}
+	c := New(&fakePieces{n: 10}).Wrap(fc, false)
+	buf := make([]byte, 8<<10)
+	n, err := c.Read(buf)
+	if err != nil || n != len(first) {
+		t.Fatalf("first read: %d %v", n, err)
+	}
+	kick := cat(msg(msgChoke), msg(msgUnchoke))
+	c.r.inject = append(c.r.inject, kick...) // a kick came due mid-PIECE
+	fc.chunk = len(in)
+	got := append([]byte(nil), buf[:n]...)
+	for {
+		n, err := c.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			if err != io.EOF {
+				t.Fatalf("read: %v", err)
+			}
+			break
+		}
+	}
+	if want := cat(first, piece[500:], kick, next); !bytes.Equal(got, want) {
+		t.Fatalf("library saw %d bytes, want %d:\n%x\nwant\n%x", len(got), len(want), got[len(got)-40:], want[len(want)-40:])
+	}
+}
