@@ -302,25 +302,6 @@ func (r *Repeater) onEvict(ih metainfo.Hash, piece int) {
 	r.client.Wire.PieceEvicted(ih, piece)
 }
 
-// unlimitedUpload is the upload rate assumed for the intake target when
-// the upload is not capped (bytes/s): a home uplink's order of magnitude.
-const unlimitedUpload = 4 << 20
-
-// intakeTarget is the download rate (bytes/s) one swarm aims at: what its
-// share of the upload cap can return at the target ratio (H/r, issue #9).
-// It is a target for pieces in flight, not a cap: the threshold and the
-// ratio rules still decide what is worth fetching.
-func (r *Repeater) intakeTarget() float64 {
-	up := float64(r.upCap)
-	if up <= 0 {
-		up = unlimitedUpload
-	}
-	r.mu.Lock()
-	n := max(len(r.swarms), 1)
-	r.mu.Unlock()
-	return up / float64(n) / max(r.opts.Repeater.TargetRatio, 1)
-}
-
 // Has implements wire.Pieces: a piece is servable when the cache holds it.
 func (r *Repeater) Has(ih metainfo.Hash, piece int) bool { return r.cache.Has(ih, piece) }
 
