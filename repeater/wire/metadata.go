@@ -158,24 +158,31 @@ func (c *Conn) onDecodedExt(ext byte, payload []byte) (bool, error) {
 }
 
 // onMetaBlock stores one block of our fetch; the last one completes it.
+// m is read and written under c.mu (checkMetaStall and requestMeta run on
+// other goroutines).
 func (c *Conn) onMetaBlock(m *metaConn, piece int, block []byte) error {
+	c.mu.Lock()
 	got := len(m.buf) / metaBlock
 	if piece != got || piece >= m.requested {
+		c.mu.Unlock()
 		return fmt.Errorf("%w: ut_metadata block %d not requested (want %d)", ErrBadMessage, piece, got)
 	}
 	want := min(metaBlock, m.size-len(m.buf))
 	if len(block) != want {
+		c.mu.Unlock()
 		return fmt.Errorf("%w: ut_metadata block %d of %d bytes, want %d", ErrBadMessage, piece, len(block), want)
 	}
 	m.buf = append(m.buf, block...)
 	m.progress = time.Now()
-	if len(m.buf) < m.size {
+	done := len(m.buf) >= m.size
+	info, ih := m.buf, c.st.infoHash
+	c.mu.Unlock()
+	if !done {
 		c.requestMeta(m)
 		return nil
 	}
-	ih := c.infoHash()
-	if _, err := torrentfile.ParseInfo(m.buf, ih); err != nil {
-		if !hashesTo(m.buf, ih) { // this peer lied
+	if _, err := torrentfile.ParseInfo(info, ih); err != nil {
+		if !hashesTo(info, ih) { // this peer lied
 			c.layer.endFetch(c, nil)
 			return fmt.Errorf("%w: metadata from this peer: %w", ErrBadMessage, err)
 		}
@@ -184,7 +191,7 @@ func (c *Conn) onMetaBlock(m *metaConn, piece int, block []byte) error {
 		return nil
 	}
 	c.layer.stats.metaFetched.Add(1)
-	c.layer.gotInfo(ih, m.buf) // first: no other connection starts a fetch
+	c.layer.gotInfo(ih, info) // first: no other connection starts a fetch
 	c.layer.endFetch(c, nil)
 	return nil
 }
