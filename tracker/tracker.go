@@ -262,6 +262,12 @@ func (t *Tracker) run(ctx context.Context) error {
 	return err
 }
 
+// Close releases the listeners of a tracker that was never Run (when
+// what it was built for failed to start); after Run it does nothing.
+func (t *Tracker) Close() {
+	t.runOnce.Do(func() { t.closeListeners(context.Background()) })
+}
+
 // closeListeners closes every socket.
 func (t *Tracker) closeListeners(ctx context.Context) {
 	if t.http != nil {
