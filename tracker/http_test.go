@@ -89,6 +89,17 @@ func TestHTTPPartialSeeds(t *testing.T) {
 	if st.Torrents != 1 || st.Seeds != 2 || st.Partial != 0 || st.Downloaders != 1 {
 		t.Errorf("stats %+v", st)
 	}
+	// A downloader that leaves with nothing left, without a completed
+	// event (as aria2 does when it exits at once), finished too; a seed
+	// leaving did not.
+	down.left, down.event = 0, "stopped"
+	httpAnnounce(t, tr, down)
+	seed.event = "stopped"
+	httpAnnounce(t, tr, seed)
+	files, _ = httpScrape(t, tr, ih)
+	if e := files[ih]; e.Downloaded != 2 || e.Complete != 1 || e.Incomplete != 0 {
+		t.Errorf("after the stops: %+v", e)
+	}
 }
 
 // Ensure a multi-hash scrape (BEP 48), with zeros for a known-nothing

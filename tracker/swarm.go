@@ -247,20 +247,25 @@ func update[P peerRec[P]](s *swarms, t *torrent, down, up *peerList[P], p P, r *
 	if ok {
 		old = list.get(bi, i).flags()
 	}
+	// A download counts once per peer: at its completed event, or when a
+	// peer known to download says left = 0 without one (aria2 sends only
+	// stopped when it exits at once).
+	var ch change
+	if r.left == 0 && old&flagCompleted == 0 && (r.event == eventCompleted || ok && kindOf(old) != flagSeed) {
+		ch.completed = true
+		ch.flags |= flagCompleted
+		t.c.downloaded++
+	}
 	if r.event == eventStopped {
 		if ok {
 			list.removeAt(bi, i)
 			t.uncount(s, kindOf(old))
 		}
-		return change{flags: flagStopped}
+		ch.flags |= flagStopped | r.kind()
+		return ch
 	}
 	kind := r.kind()
-	ch := change{flags: kind | old&flagCompleted}
-	if r.event == eventCompleted && old&flagCompleted == 0 {
-		ch.flags |= flagCompleted
-		ch.completed = true
-		t.c.downloaded++
-	}
+	ch.flags |= kind | old&flagCompleted
 	rec := p.with(ch.flags, epoch)
 	target := down
 	if kind != 0 {

@@ -370,16 +370,24 @@ func (s *syncer) applyLive(body []byte, ip6 bool) {
 			return
 		}
 		r := announceReq{ih: e.ih, addr: e.addr, left: 1}
+		if e.flags&flagSeed != 0 {
+			r.left = 0
+		}
+		if e.flags&flagCompleted != 0 {
+			// Counted where it was announced: count it here too, then
+			// apply what else the entry says.
+			r.event = eventCompleted
+			t.state.announce(&r, epoch, minute, nil)
+		}
 		switch {
 		case e.flags&flagStopped != 0:
 			r.event = eventStopped
-		case e.flags&flagCompleted != 0:
-			r.event = eventCompleted
 		case e.flags&flagPartial != 0:
 			r.event = eventPaused
-		}
-		if e.flags&flagSeed != 0 {
-			r.left = 0
+		case e.flags&flagCompleted != 0:
+			return
+		default:
+			r.event = eventNone
 		}
 		t.state.announce(&r, epoch, minute, nil)
 	})
