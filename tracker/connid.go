@@ -56,18 +56,25 @@ func (c *connIDs) rotate() error {
 	return nil
 }
 
-func connIDWith(b cipher.Block, ip netip.Addr) uint64 {
+// connIDBuf is the scratch space of one ID: the block cipher's input and
+// output, which escape through its interface and so are kept by the
+// caller (a socket's handler) instead of allocated for every packet.
+type connIDBuf [32]byte
+
+func connIDWith(b cipher.Block, ip netip.Addr, buf *connIDBuf) uint64 {
 	in := ip.Unmap().As16()
-	var out [16]byte
-	b.Encrypt(out[:], in[:])
-	return binary.BigEndian.Uint64(out[:8])
+	copy(buf[:16], in[:])
+	b.Encrypt(buf[16:], buf[:16])
+	return binary.BigEndian.Uint64(buf[16:24])
 }
 
 // make returns the connection ID for ip.
-func (c *connIDs) make(ip netip.Addr) uint64 { return connIDWith(c.keys.Load()[0], ip) }
+func (c *connIDs) make(ip netip.Addr, buf *connIDBuf) uint64 {
+	return connIDWith(c.keys.Load()[0], ip, buf)
+}
 
 // valid reports whether id was made for ip with a secret still accepted.
-func (c *connIDs) valid(ip netip.Addr, id uint64) bool {
+func (c *connIDs) valid(ip netip.Addr, id uint64, buf *connIDBuf) bool {
 	k := c.keys.Load()
-	return connIDWith(k[0], ip) == id || connIDWith(k[1], ip) == id
+	return connIDWith(k[0], ip, buf) == id || connIDWith(k[1], ip, buf) == id
 }

@@ -135,6 +135,7 @@ type udpHandler struct {
 	req    udpRequest
 	ar     announceReq
 	rep    reply
+	idBuf  connIDBuf
 }
 
 // handle answers one datagram from from, appending the reply to dst; an
@@ -148,9 +149,9 @@ func (h *udpHandler) handle(pkt []byte, from netip.AddrPort, dst []byte) []byte 
 	}
 	if r.action == udp.ActionConnect {
 		h.w.connects.Add(1)
-		return appendConnectReply(dst, r.tid, t.connIDs.make(from.Addr()))
+		return appendConnectReply(dst, r.tid, t.connIDs.make(from.Addr(), &h.idBuf))
 	}
-	if !t.connIDs.valid(from.Addr(), r.connID) {
+	if !t.connIDs.valid(from.Addr(), r.connID, &h.idBuf) {
 		// An error reply is smaller than the request: no amplification
 		// for a spoofed source, and a real client reconnects at once.
 		h.w.badConnID.Add(1)
