@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"runtime/debug"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -72,10 +74,21 @@ func (a *App) trackerStatus() *api.TrackerState {
 	return st
 }
 
+// trackerGCPercent is the garbage collector's target for a process that
+// is only a tracker, unless GOGC says otherwise. Peer records hold no
+// pointers, so a collection's work grows with the torrents, not the
+// peers: collecting at 25% growth instead of 100% costs little CPU and
+// keeps the heap near what is live (19 bytes per peer instead of 34 in
+// bench/run.sh tracker).
+const trackerGCPercent = 25
+
 // RunTracker runs the embedded tracker alone ("btslave tracker"), its
 // counters in the data dir's database, until ctx is done. [tracker]
 // enabled need not be set; cfg must be valid with it set.
 func RunTracker(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(trackerGCPercent)
+	}
 	db, err := store.Open(cfg.DataDir, store.Options{})
 	if err != nil {
 		return err
