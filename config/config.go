@@ -476,6 +476,11 @@ func (c *Config) prepareTracker(bad func(key, format string, args ...any)) {
 	if tr.SyncMulticast && tr.SyncKey == "" && len(tr.SyncPeers) == 0 {
 		bad("tracker.sync_multicast", "without sync_key only packets from sync_peers are taken, and there are none; set sync_key")
 	}
+	if tr.SyncMulticast && tr.SyncListen != "" {
+		if a := Addr(tr.SyncListen); a.Port() != 9696 || strings.Contains(a.Host(), ":") {
+			bad("tracker.sync_listen", "%q: sync_multicast needs an IPv4 (or empty) host and port 9696, the group's port", tr.SyncListen)
+		}
+	}
 	if !tr.Enabled {
 		return
 	}

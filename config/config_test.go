@@ -136,6 +136,7 @@ func TestParseErrors(t *testing.T) {
 		{"tracker bad sync peer", "[tracker]\nsync_peers = [\"192.0.2.1:9696\", \"tracker.example.org:9696\"]\n", 2, "tracker.sync_peers[1]", "ip:port"},
 		{"tracker short sync key", "[tracker]\nsync_key = \"secret\"\n", 2, "tracker.sync_key", "at least 16"},
 		{"tracker plain multicast", "[tracker]\nsync_multicast = true\n", 2, "tracker.sync_multicast", "set sync_key"},
+		{"tracker multicast port", "[tracker]\nsync_multicast = true\nsync_key = \"0123456789abcdef\"\nsync_listen = \":9697\"\n", 4, "tracker.sync_listen", "port 9696"},
 		{"tracker interval", "[tracker]\ninterval = \"0s\"\n", 2, "tracker.interval", "minimum"},
 		{"wrong type", "[peer]\ndht = \"yes\"\n", 2, "peer.dht", "incompatible"},
 		{"syntax", "[peer\n", 2, "", "expected"},

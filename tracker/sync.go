@@ -39,7 +39,9 @@ type SyncOptions struct {
 	// tracker of a group needs the same key.
 	Key []byte
 	// Multicast also sends to and listens on 224.0.42.5:9696 (TTL 1), the
-	// group of opentracker's livesync design.
+	// group of opentracker's livesync design: the sync socket, which must
+	// then be IPv4 on port 9696, joins the group on the default
+	// interface. Beacons, inquiries and tells then go to the group.
 	Multicast bool
 
 	// FlushDelay is the longest a peer waits in a SYNC_LIVE packet that
@@ -71,8 +73,7 @@ type SyncStats struct {
 type syncer struct {
 	t     *Tracker
 	o     SyncOptions
-	conn  *net.UDPConn // unicast; also what packets are sent from
-	mconn *net.UDPConn // multicast group member; nil unless Multicast
+	conn  *net.UDPConn // what packets are sent from and received on
 	peers map[netip.AddrPort]bool
 	wg    sync.WaitGroup
 	ready chan []byte // full SYNC_LIVE packets, for the sender
@@ -116,7 +117,11 @@ func newSyncer(t *Tracker, o SyncOptions) (*syncer, error) {
 	for _, p := range o.Peers {
 		s.peers[netip.AddrPortFrom(p.Addr().Unmap(), p.Port())] = true
 	}
-	pc, err := net.ListenPacket(udpNetwork(o.Listen), o.Listen)
+	network := udpNetwork(o.Listen)
+	if o.Multicast {
+		network = "udp4" // the group is IPv4
+	}
+	pc, err := net.ListenPacket(network, o.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("tracker: sync listen %s: %w", o.Listen, err)
 	}
@@ -133,32 +138,25 @@ func newSyncer(t *Tracker, o SyncOptions) (*syncer, error) {
 	return s, nil
 }
 
-// joinGroup joins the multicast group on the default interface, with a
-// TTL of 1 and without loopback of our own packets.
+// joinGroup makes the sync socket join the multicast group on the
+// default interface, with a TTL of 1 and without loopback of our own
+// packets.
 func (s *syncer) joinGroup() error {
-	pc, err := net.ListenPacket("udp4", syncGroup.String())
-	if err != nil {
-		return fmt.Errorf("tracker: sync multicast: %w", err)
+	if port := s.conn.LocalAddr().(*net.UDPAddr).Port; port != int(syncGroup.Port()) {
+		return fmt.Errorf("%w: sync multicast needs the sync socket on port %d, not %d", ErrOptions, syncGroup.Port(), port)
 	}
-	p := ipv4.NewPacketConn(pc)
+	p := ipv4.NewPacketConn(s.conn)
 	if err := p.JoinGroup(nil, &net.UDPAddr{IP: syncGroup.Addr().AsSlice()}); err != nil {
-		pc.Close()
 		return fmt.Errorf("tracker: sync multicast join %s: %w", syncGroup.Addr(), err)
 	}
-	sp := ipv4.NewPacketConn(s.conn)
-	if err := errors.Join(sp.SetMulticastTTL(1), sp.SetMulticastLoopback(false)); err != nil {
-		pc.Close()
+	if err := errors.Join(p.SetMulticastTTL(1), p.SetMulticastLoopback(false)); err != nil {
 		return fmt.Errorf("tracker: sync multicast: %w", err)
 	}
-	s.mconn = pc.(*net.UDPConn)
 	return nil
 }
 
 func (s *syncer) close() {
 	s.conn.Close()
-	if s.mconn != nil {
-		s.mconn.Close()
-	}
 	s.wg.Wait()
 }
 
@@ -212,9 +210,6 @@ func (s *syncer) tell(ih metainfo.Hash, addr netip.AddrPort, flags uint8, comple
 // is done.
 func (s *syncer) run(ctx context.Context) {
 	s.wg.Go(func() { s.read(s.conn) })
-	if s.mconn != nil {
-		s.wg.Go(func() { s.read(s.mconn) })
-	}
 	tick := time.NewTicker(min(s.o.FlushDelay/4, time.Second, s.o.BeaconInterval/4, s.o.InquireWait/4))
 	defer tick.Stop()
 	for {
@@ -259,7 +254,7 @@ func (s *syncer) send(pkt []byte, to []netip.AddrPort) {
 	}
 	if to == nil {
 		to = s.o.Peers
-		if s.mconn != nil {
+		if s.o.Multicast {
 			to = append(to[:len(to):len(to)], syncGroup)
 		}
 	}
@@ -293,7 +288,7 @@ func (s *syncer) read(c *net.UDPConn) {
 			continue
 		}
 		s.packetsIn.Add(1)
-		s.handle(&p, from, c == s.mconn)
+		s.handle(&p, from)
 	}
 }
 
@@ -338,7 +333,7 @@ func (s *syncer) reject(why string) {
 }
 
 // handle acts on an accepted packet.
-func (s *syncer) handle(p *syncPacket, from netip.AddrPort, group bool) {
+func (s *syncer) handle(p *syncPacket, from netip.AddrPort) {
 	if p.sender == s.t.id {
 		return
 	}
@@ -350,8 +345,8 @@ func (s *syncer) handle(p *syncPacket, from netip.AddrPort, group bool) {
 	case syncInquire:
 		if beUint32(p.body) == s.t.id {
 			to := from
-			if group {
-				to = syncGroup
+			if s.o.Multicast {
+				to = syncGroup // tell everyone, as the design has it
 			}
 			s.startTell(to)
 		}

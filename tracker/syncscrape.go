@@ -32,7 +32,7 @@ func (s *syncer) schedule(now time.Time) {
 		inquire = appendSyncHeader(make([]byte, 0, 64), t.id, syncInquire, s.auth())
 		inquire = binary.BigEndian.AppendUint32(inquire, s.candidate)
 		inquireTo = []netip.AddrPort{s.candidateAddr}
-		if s.candidateAddr == syncGroup {
+		if s.o.Multicast {
 			inquireTo = nil // to the group and the peers
 		}
 		s.wantUntil = time.Time{} // then wait for the next round of beacons
@@ -152,7 +152,7 @@ func (s *syncer) applyTell(body []byte) {
 }
 
 func (s *syncer) stats() SyncStats {
-	st := SyncStats{Multicast: s.mconn != nil, Auth: s.auth(),
+	st := SyncStats{Multicast: s.o.Multicast, Auth: s.auth(),
 		PacketsIn: s.packetsIn.Load(), PacketsOut: s.packetsOut.Load(), Rejected: s.rejected.Load()}
 	for _, p := range s.o.Peers {
 		st.Peers = append(st.Peers, p.String())
