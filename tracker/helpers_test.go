@@ -217,7 +217,7 @@ func newUDPClient(t testing.TB, tr *tracker.Tracker, from netip.Addr) *udpClient
 	if !from.IsValid() {
 		from = netip.MustParseAddr("127.0.0.1")
 	}
-	c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(from, 0)), net.UDPAddrFromAddrPort(tr.UDPAddr()))
+	c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(from, 0)), net.UDPAddrFromAddrPort(dialAddr(tr.UDPAddr(), from)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -110,3 +110,34 @@ func TestUDPPeerLimits(t *testing.T) {
 		t.Error("short announce answered")
 	}
 }
+
+// Ensure BEP 15 over IPv6: 18-byte peers, and a dual-stack socket
+// answering an IPv4 client with 6-byte ones.
+func TestUDPIPv6(t *testing.T) {
+	tr := startTracker(t, tracker.Options{UDPListen: "[::]:0"})
+	if !tr.UDPAddr().Addr().Is6() {
+		t.Skipf("no IPv6 socket: %v", tr.UDPAddr())
+	}
+	ih := randomHash()
+	six := newUDPClient(t, tr, lo6)
+	six.connect()
+	four := newUDPClient(t, tr, lo)
+	four.connect()
+	four.announce(ih, 1001, 0, 2, 0)
+	six.announce(ih, 1002, 0, 2, 0)
+	six.announce(ih, 1003, 0, 2, 0)
+	r6, _ := six.announce(ih, 1004, 5, 2, 50)
+	if !slices.Equal(sortedPeers(r6.peers), []netip.AddrPort{netip.AddrPortFrom(lo6, 1002), netip.AddrPortFrom(lo6, 1003)}) || r6.seeders != 3 {
+		t.Errorf("v6 downloader got %v (seeders %d), want the two v6 seeds", r6.peers, r6.seeders)
+	}
+	r4, _ := four.announce(ih, 1005, 5, 2, 50)
+	if !slices.Equal(r4.peers, []netip.AddrPort{netip.AddrPortFrom(lo, 1001)}) || r4.leechers != 2 {
+		t.Errorf("v4 downloader got %v (leechers %d), want the v4 seed", r4.peers, r4.leechers)
+	}
+}
+
+func sortedPeers(p []netip.AddrPort) []netip.AddrPort {
+	p = slices.Clone(p)
+	slices.SortFunc(p, netip.AddrPort.Compare)
+	return p
+}
