@@ -27,8 +27,8 @@ const (
 	benchTorrents = 10_000
 	benchPeersPer = 100
 	benchPhase    = 5 * time.Second
-	benchUDPConns = 4  // sockets of the load generator
-	benchWindow   = 64 // UDP requests in flight per socket
+	benchUDPConns = 16 // sockets of the load generator, spread over the SO_REUSEPORT sockets by address hash
+	benchWindow   = 16 // UDP requests in flight per socket
 	benchHTTPConn = 16 // HTTP connections, one request in flight each
 	benchScrapeN  = 10 // info-hashes per scrape
 )
