@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints btslave's benchmark figures next to their references and goals.
-# Usage: bench/run.sh [cache|transfer|rss|scrape|crowd|matrix|all]
+# Usage: bench/run.sh [cache|transfer|rss|scrape|tracker|crowd|matrix|all]
 # (default all; crowd, issue #4's 20-minute swarm scenario, and matrix,
 # issue #9's 40-minute matrix of swarms, run real programs and only when
 # named; CROWD_CELLS=seed/leechers/KiB,... runs some cells of the matrix)
@@ -51,6 +51,15 @@ if [[ $what == all || $what == scrape ]]; then
   go test ./repeater/scrape -run '^$' -bench 'BenchmarkScrape10k' -benchtime 5x > "$out/scrape"
   awk '/^BenchmarkScrape10k\// {split($1, a, "/"); sub(/-[0-9]+$/, "", a[2]); goal = (a[2] == "udp") ? 1 : 2;
        for (i = 1; i <= NF; i++) if ($i == "s/10k") printf "  %s: %.3f s / 10k hashes (goal <= %d s)\n", a[2], $(i-1), goal}' "$out/scrape"
+fi
+
+if [[ $what == all || $what == tracker ]]; then
+  # About 3 minutes: both trackers are loaded with a million peers.
+  bin="$out/btslave"
+  go build -o "$bin" ./cmd/btslave
+  BTSLAVE_BIN=$bin go test ./tracker -run '^$' -bench 'BenchmarkVsOpentracker$' -benchtime 1x -timeout 30m > "$out/tracker" 2>&1 ||
+    { tail -50 "$out/tracker"; exit 1; }
+  sed -n '/^== tracker/,/HTTP connections opened/p' "$out/tracker"
 fi
 
 if [[ $what == crowd ]]; then

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -37,6 +38,7 @@ type Config struct {
 	Master   Master   `toml:"master"`
 	Friends  Friends  `toml:"friends"`
 	API      API      `toml:"api"`
+	Tracker  Tracker  `toml:"tracker"`
 
 	// File is the path the configuration was read from, "" when it is the
 	// embedded defaults alone.
@@ -160,6 +162,32 @@ type Friends struct {
 type API struct {
 	Listen Addr   `toml:"listen"`
 	Token  string `toml:"token"`
+}
+
+// Tracker configures the embedded BitTorrent tracker (package tracker),
+// which the daemon runs when Enabled and "btslave tracker" runs alone.
+type Tracker struct {
+	Enabled bool `toml:"enabled"`
+	// HTTPListen and UDPListen are listen addresses; "" turns that
+	// protocol off.
+	HTTPListen string `toml:"http_listen"`
+	UDPListen  string `toml:"udp_listen"`
+	// PublicURL is the announce URL peers use; "" derives one.
+	PublicURL string `toml:"public_url"`
+	// Whitelist is a file of info-hashes to serve; Open serves any.
+	// Exactly one of them is set when the tracker is enabled.
+	Whitelist string `toml:"whitelist"`
+	Open      bool   `toml:"open"`
+	// Interval is the announce interval; peers expire after two.
+	Interval Duration `toml:"interval"`
+	// RatePerIP limits announces and scrapes per address and second.
+	RatePerIP float64 `toml:"rate_per_ip"`
+	// SyncListen, SyncPeers ("ip:port" each), SyncKey and SyncMulticast
+	// configure tracker-to-tracker sync (docs/tracker-sync.md).
+	SyncListen    string   `toml:"sync_listen"`
+	SyncPeers     []string `toml:"sync_peers"`
+	SyncKey       string   `toml:"sync_key"`
+	SyncMulticast bool     `toml:"sync_multicast"`
 }
 
 // Error is one problem in a configuration file.
@@ -364,6 +392,7 @@ func (c *Config) prepare() Errors {
 	}
 
 	c.prepareAuto(bad)
+	c.prepareTracker(bad)
 
 	oneOf("master.kind", c.Master.Kind, "", "transmission", "qbittorrent", "btslave")
 	if c.Master.Kind != "" {
@@ -409,6 +438,63 @@ func (c *Config) prepareAuto(bad func(key, format string, args ...any)) {
 	}
 }
 
+// prepareTracker checks [tracker]. Its listen addresses, URL and sync
+// peers are checked even when it is off, so that turning it on later
+// brings no surprise.
+func (c *Config) prepareTracker(bad func(key, format string, args ...any)) {
+	tr := &c.Tracker
+	for _, l := range []struct{ key, v string }{{"tracker.http_listen", tr.HTTPListen}, {"tracker.udp_listen", tr.UDPListen}, {"tracker.sync_listen", tr.SyncListen}} {
+		if l.v != "" {
+			if _, err := ParseAddr(l.v); err != nil {
+				bad(l.key, "%v", err)
+			}
+		}
+	}
+	if tr.PublicURL != "" {
+		if u, err := url.Parse(tr.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "udp") || u.Host == "" {
+			bad("tracker.public_url", "%q is not an http(s) or udp announce URL, e.g. \"http://tracker.example.org:6969/announce\"", tr.PublicURL)
+		}
+	}
+	if tr.Interval.Std() < time.Second {
+		bad("tracker.interval", "%v is below the minimum of 1s; e.g. \"30m\"", tr.Interval)
+	}
+	if tr.RatePerIP < 0 || math.IsNaN(tr.RatePerIP) || math.IsInf(tr.RatePerIP, 0) {
+		bad("tracker.rate_per_ip", "must be a number of requests per second, 0 for no limit")
+	}
+	for i, p := range tr.SyncPeers {
+		if ap, err := netip.ParseAddrPort(p); err != nil || ap.Port() == 0 {
+			bad(fmt.Sprintf("tracker.sync_peers[%d]", i), "%q is not an ip:port, e.g. \"192.0.2.7:9696\"", p)
+		}
+	}
+	if tr.SyncKey != "" && len(tr.SyncKey) < 16 {
+		bad("tracker.sync_key", "is %d characters; use at least 16 (every tracker of the group needs the same key)", len(tr.SyncKey))
+	}
+	syncing := len(tr.SyncPeers) > 0 || tr.SyncMulticast
+	if syncing && tr.SyncListen == "" {
+		bad("tracker.sync_listen", "must be set to sync with other trackers, e.g. \":9696\"")
+	}
+	if tr.SyncMulticast && tr.SyncKey == "" && len(tr.SyncPeers) == 0 {
+		bad("tracker.sync_multicast", "without sync_key only packets from sync_peers are taken, and there are none; set sync_key")
+	}
+	if tr.SyncMulticast && tr.SyncListen != "" {
+		if a := Addr(tr.SyncListen); a.Port() != 9696 || strings.Contains(a.Host(), ":") {
+			bad("tracker.sync_listen", "%q: sync_multicast needs an IPv4 (or empty) host and port 9696, the group's port", tr.SyncListen)
+		}
+	}
+	if !tr.Enabled {
+		return
+	}
+	if tr.HTTPListen == "" && tr.UDPListen == "" {
+		bad("tracker.http_listen", "the tracker needs http_listen, udp_listen or both")
+	}
+	switch {
+	case tr.Whitelist == "" && !tr.Open:
+		bad("tracker.whitelist", "set a whitelist file of the torrents to serve, or open = true to serve any torrent")
+	case tr.Whitelist != "" && tr.Open:
+		bad("tracker.open", "set whitelist or open, not both")
+	}
+}
+
 // Redacted returns a copy with secrets replaced, for printing.
 func (c *Config) Redacted() *Config {
 	r := *c
@@ -418,6 +504,10 @@ func (c *Config) Redacted() *Config {
 	}
 	if r.Master.Password != "" {
 		r.Master.Password = "(set)"
+	}
+	r.Tracker.SyncPeers = append([]string(nil), c.Tracker.SyncPeers...)
+	if r.Tracker.SyncKey != "" {
+		r.Tracker.SyncKey = "(set)"
 	}
 	return &r
 }

@@ -30,6 +30,9 @@ func TestDefault(t *testing.T) {
 	if c.Feeds.AllowPrivateRedirects {
 		t.Error("feeds.allow_private_redirects must default off")
 	}
+	if tr := c.Tracker; tr.Enabled || tr.SyncMulticast || tr.Open || len(tr.SyncPeers) != 0 || tr.Interval.Std() != 30*time.Minute || tr.HTTPListen != ":6969" {
+		t.Errorf("tracker defaults %+v: must be off, closed, without sync or multicast", tr)
+	}
 	a := c.Auto
 	if !a.Enabled || a.Interval.Std() != 5*time.Minute || a.Hysteresis != 1.5 || a.Cooldown.Std() != time.Hour ||
 		a.MinScore != 0.5 || a.ScrapeMaxAge >= a.Interval || a.Candidates != 1000 {
@@ -125,6 +128,16 @@ func TestParseErrors(t *testing.T) {
 		{"auto candidates", "[auto]\ncandidates = 0\n", 2, "auto.candidates", "outside"},
 		{"auto unknown", "[auto]\ncooldwn = \"1h\"\n", 2, "auto.cooldwn", `did you mean "auto.cooldown"`},
 		{"master no url", "[master]\nkind = \"transmission\"\n", 1, "master.url", "http(s) URL"},
+		{"tracker without whitelist", "[tracker]\nenabled = true\n", 1, "tracker.whitelist", "open = true"},
+		{"tracker whitelist and open", "[tracker]\nenabled = true\nwhitelist = \"/w\"\nopen = true\n", 4, "tracker.open", "not both"},
+		{"tracker no listener", "[tracker]\nenabled = true\nopen = true\nhttp_listen = \"\"\nudp_listen = \"\"\n", 4, "tracker.http_listen", "udp_listen or both"},
+		{"tracker bad listen", "[tracker]\nudp_listen = \"6969\"\n", 2, "tracker.udp_listen", "host:port"},
+		{"tracker bad url", "[tracker]\npublic_url = \"ftp://x/announce\"\n", 2, "tracker.public_url", "announce URL"},
+		{"tracker bad sync peer", "[tracker]\nsync_peers = [\"192.0.2.1:9696\", \"tracker.example.org:9696\"]\n", 2, "tracker.sync_peers[1]", "ip:port"},
+		{"tracker short sync key", "[tracker]\nsync_key = \"secret\"\n", 2, "tracker.sync_key", "at least 16"},
+		{"tracker plain multicast", "[tracker]\nsync_multicast = true\n", 2, "tracker.sync_multicast", "set sync_key"},
+		{"tracker multicast port", "[tracker]\nsync_multicast = true\nsync_key = \"0123456789abcdef\"\nsync_listen = \":9697\"\n", 4, "tracker.sync_listen", "port 9696"},
+		{"tracker interval", "[tracker]\ninterval = \"0s\"\n", 2, "tracker.interval", "minimum"},
 		{"wrong type", "[peer]\ndht = \"yes\"\n", 2, "peer.dht", "incompatible"},
 		{"syntax", "[peer\n", 2, "", "expected"},
 	}
@@ -233,12 +246,13 @@ func TestLocate(t *testing.T) {
 func TestRedactedEncode(t *testing.T) {
 	c := Default()
 	c.API.Token = "0123456789abcdef0123"
+	c.Tracker.SyncKey = "the sync group's secret"
 	red, err := c.Redacted().Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(red), "0123456789abcdef") {
-		t.Errorf("token leaked into printed config")
+	if strings.Contains(string(red), "0123456789abcdef") || strings.Contains(string(red), "group's secret") {
+		t.Errorf("token or sync key leaked into printed config")
 	}
 	if c.API.Token != "0123456789abcdef0123" {
 		t.Errorf("Redacted modified the original")

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -65,6 +66,7 @@ func printStatus(w io.Writer, st *api.Status) {
 	}
 	fmt.Fprintln(tw)
 	printFeedsAuto(tw, st)
+	printTracker(tw, st.Tracker)
 	defer func() {
 		if len(st.Visits) == 0 {
 			return
@@ -130,6 +132,24 @@ func printFeedsAuto(w io.Writer, st *api.Status) {
 			fmt.Fprintf(w, "\t%s\n", termSafe(n))
 		}
 	}
+}
+
+// printTracker prints the embedded tracker's line of the status, if it
+// runs.
+func printTracker(w io.Writer, tr *api.TrackerState) {
+	if tr == nil {
+		return
+	}
+	mode := "open"
+	if !tr.Open {
+		mode = fmt.Sprintf("whitelist of %d", tr.Whitelisted)
+	}
+	fmt.Fprintf(w, "tracker	%s (%s): %d torrents, %d seeds, %d partial seeds, %d downloaders; %.1f announces/s, %.1f scrapes/s",
+		termSafe(tr.AnnounceURL), mode, tr.Torrents, tr.Seeds, tr.PartialSeeds, tr.Downloaders, tr.AnnouncesPerSecond, tr.ScrapesPerSecond)
+	if len(tr.SyncPeers) > 0 {
+		fmt.Fprintf(w, "; syncing with %s", strings.Join(tr.SyncPeers, ", "))
+	}
+	fmt.Fprintln(w)
 }
 
 func onOff(b bool) string {

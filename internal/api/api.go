@@ -41,6 +41,22 @@ type Status struct {
 	Catalog int    `json:"catalog_entries"`
 	// Autopilot is what the autopilot did.
 	Autopilot Autopilot `json:"autopilot"`
+	// Tracker is the embedded tracker's state; nil when it is off.
+	Tracker *TrackerState `json:"tracker,omitempty"`
+}
+
+// TrackerState is the embedded tracker's, as the status shows it.
+type TrackerState struct {
+	AnnounceURL        string   `json:"announce_url"`
+	Open               bool     `json:"open"`
+	Whitelisted        int      `json:"whitelisted,omitempty"`
+	Torrents           int64    `json:"torrents"`
+	Seeds              int64    `json:"seeds"`
+	PartialSeeds       int64    `json:"partial_seeds"`
+	Downloaders        int64    `json:"downloaders"`
+	AnnouncesPerSecond float64  `json:"announces_per_second"`
+	ScrapesPerSecond   float64  `json:"scrapes_per_second"`
+	SyncPeers          []string `json:"sync_peers,omitempty"`
 }
 
 // Visit is one stay in a swarm.

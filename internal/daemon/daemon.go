@@ -41,6 +41,7 @@ import (
 	"github.com/btslave/btslave/internal/store"
 	"github.com/btslave/btslave/repeater"
 	"github.com/btslave/btslave/repeater/scrape"
+	"github.com/btslave/btslave/tracker"
 )
 
 // StopTimeout bounds a graceful stop: announce stopped, flush state, close
@@ -61,9 +62,10 @@ type App struct {
 	visits *prometheus.CounterVec
 
 	feeds   *feeds.Service
-	scraper *scrape.Scraper // nil when the autopilot is off
-	auto    *autopilot      // nil when the autopilot is off
-	bg      sync.WaitGroup  // feeds and autopilot loops
+	tracker *tracker.Tracker // nil when [tracker] is off
+	scraper *scrape.Scraper  // nil when the autopilot is off
+	auto    *autopilot       // nil when the autopilot is off
+	bg      sync.WaitGroup   // feeds and autopilot loops
 
 	// joinMu serialises joins, so that the owner's join that makes room
 	// and the autopilot's joins do not take each other's slots.
@@ -151,6 +153,11 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (_ *App, err err
 	a.reg = prometheus.NewRegistry()
 	if err := a.registerMetrics(); err != nil {
 		return nil, err
+	}
+	if cfg.Tracker.Enabled {
+		if err := a.startTracker(); err != nil {
+			return nil, err
+		}
 	}
 	a.api, err = api.Listen(api.ServerOptions{
 		Listen:     string(cfg.API.Listen),
@@ -252,6 +259,13 @@ func (a *App) Run(ctx context.Context) error {
 	if a.auto != nil {
 		a.bg.Go(func() { a.auto.Run(ctx) })
 	}
+	if a.tracker != nil {
+		a.bg.Go(func() {
+			if err := a.tracker.Run(ctx); err != nil {
+				a.log.Error("tracker stopped", "err", err)
+			}
+		})
+	}
 
 	var runErr error
 	select {
@@ -278,11 +292,14 @@ func (a *App) Run(ctx context.Context) error {
 	}
 }
 
-// close stops the parts in reverse order of start: the scraper, the
-// client (which announces "stopped" to its trackers), the storage, then
-// the database.
+// close stops the parts in reverse order of start: the tracker (if it
+// never ran), the scraper, the client (which announces "stopped" to its
+// trackers), the storage, then the database.
 func (a *App) close() {
 	a.closeOnce.Do(func() {
+		if a.tracker != nil {
+			a.tracker.Close()
+		}
 		if a.scraper != nil {
 			a.scraper.Close()
 		}
@@ -313,6 +330,7 @@ func (a *App) Status(context.Context) api.Status {
 		Visits:     a.recentVisits(10),
 		Feeds:      a.Feeds(context.Background()),
 		Autopilot:  api.Autopilot{Note: "off (auto.enabled = false)"},
+		Tracker:    a.trackerStatus(),
 	}
 	st.Catalog, _ = a.feeds.Catalog().Len()
 	if a.auto != nil {

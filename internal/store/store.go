@@ -81,6 +81,17 @@ var migrations = []Migration{
 		}
 		return nil
 	},
+	// 3 → 4: the embedded tracker's downloaded counters ("tracker":
+	// "downloaded" by info hash), so that a restart loses no completed
+	// count.
+	func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("tracker"))
+		if err != nil {
+			return err
+		}
+		_, err = b.CreateBucketIfNotExists([]byte("downloaded"))
+		return err
+	},
 }
 
 // DB is the daemon's database.

@@ -139,3 +139,17 @@ func TestKill9WhileWriting(t *testing.T) {
 		db.Close()
 	}
 }
+
+// Ensure that a fresh database has the embedded tracker's counter bucket.
+func TestTrackerBucket(t *testing.T) {
+	db := openT(t, t.TempDir())
+	err := db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte("tracker")); b == nil || b.Bucket([]byte("downloaded")) == nil {
+			return errors.New("no tracker/downloaded bucket")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
