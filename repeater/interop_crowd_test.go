@@ -147,22 +147,6 @@ func (c *crowd) run(t testing.TB, helper string) crowdResult {
 		t.Fatalf("the seed never announced: %v", err)
 	}
 
-	var finish func()
-	switch helper {
-	case helperBtslave:
-		finish = c.startBtslave(t, &res, seedAddr)
-	case helperShare:
-		h := lab.StartLibtorrent(t, lab.LibtorrentOptions{Torrent: c.torrentPath, UploadLimit: c.helperUp,
-			ShareMode: true, ShareModeTarget: c.shareTarget, Peers: []netip.AddrPort{seedAddr}})
-		procs = append(procs, h.Process)
-		finish = func() {
-			if st, ok := h.Status(); ok {
-				res.helperUp, res.helperDown = st.TotalPayloadUpload, st.TotalPayloadDownload
-			}
-			res.helperRSS = repeater.PeakRSS(h.PID())
-		}
-	}
-
 	// Start every leecher at once, then time each.
 	start := time.Now()
 	var mu sync.Mutex
@@ -203,6 +187,29 @@ func (c *crowd) run(t testing.TB, helper string) crowdResult {
 		wg.Add(1)
 		go record(func(ctx context.Context) error { _, err := tr.WaitComplete(ctx, id); return err }, filepath.Join(tr.DownloadDir, name))
 	}
+	// The helper joins a swarm that exists, as the autopilot does: once the
+	// tracker counts every leecher, so that its first announce lists them
+	// (Transmission never dials loopback peers: it must be dialled).
+	n := c.aria + c.lt + c.tr
+	if _, err := c.ot.WaitScrape(ctx, c.hash, func(s lab.ScrapeResult) bool { return s.Incomplete >= n }); err != nil {
+		t.Fatalf("the leechers never announced: %v", err)
+	}
+	var finish func()
+	switch helper {
+	case helperBtslave:
+		finish = c.startBtslave(t, &res, seedAddr)
+	case helperShare:
+		h := lab.StartLibtorrent(t, lab.LibtorrentOptions{Torrent: c.torrentPath, UploadLimit: c.helperUp,
+			ShareMode: true, ShareModeTarget: c.shareTarget, Peers: []netip.AddrPort{seedAddr}})
+		procs = append(procs, h.Process)
+		finish = func() {
+			if st, ok := h.Status(); ok {
+				res.helperUp, res.helperDown = st.TotalPayloadUpload, st.TotalPayloadDownload
+			}
+			res.helperRSS = repeater.PeakRSS(h.PID())
+		}
+	}
+
 	wg.Wait()
 	if finish != nil {
 		finish()
