@@ -286,13 +286,15 @@ func (c *crowd) startBtslave(t testing.TB, res *crowdResult, seed netip.AddrPort
 }
 
 // Ensure the direction of the repeater's help with real clients: with
-// btslave helping a seed-starved crowd, the crowd finishes sooner than
+// btslave helping a crowd starved by a qBittorrent seed (its default
+// 4 slots and fastest-upload choker), the crowd finishes sooner than
 // without, btslave uploads more than it downloads, every copy verifies,
 // and btslave's library never saw a request for a piece it lacked (each
 // would have closed a connection).
 func TestInteropHelperSpeedsCrowd(t *testing.T) {
 	lab.Require(t, "opentracker", "transmission-daemon", "aria2c", lab.PythonLibtorrent)
-	c := &crowd{size: 8 << 20, seedUp: 256 << 10, leechUp: 16 << 10, aria: 1, lt: 2,
+	lab.Require(t, "qbittorrent-nox")
+	c := &crowd{size: 8 << 20, seed: seedQBittorrent, seedUp: 256 << 10, leechUp: 16 << 10, aria: 1, lt: 2,
 		helperUp: 768 << 10, helperCache: 8 << 20, timeout: 4 * time.Minute}
 	without := c.run(t, helperNone)
 	with := c.run(t, helperBtslave)
