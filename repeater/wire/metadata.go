@@ -348,6 +348,9 @@ func (c *Conn) footprint() int {
 		n += cap(s.meta.buf)
 	}
 	c.mu.Unlock()
+	if c.r.z != nil {
+		n += c.r.z.footprint()
+	}
 	c.qmu.Lock()
 	n += cap(c.queue)
 	c.qmu.Unlock()
