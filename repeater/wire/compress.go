@@ -310,10 +310,12 @@ func (c *Conn) isMarker(ext byte) bool {
 func (c *Conn) onMarker(msg, rest []byte) error {
 	a := parseAlgo(string(msg[6:]))
 	if a == algoNone || c.layer.comp.prio(a) == 0 {
-		return fmt.Errorf("%w: lt_compress names %q, which we did not offer", ErrCompressedStream, msg[6:min(len(msg), 38)])
+		c.layer.stats.compressBad.Add(1)
+		return fmt.Errorf("%w: lt_compress names %q, which we did not offer", ErrCompressedStream, msg[6:])
 	}
 	z, err := newZReader(c, a, rest)
 	if err != nil {
+		c.layer.stats.compressBad.Add(1)
 		return err
 	}
 	c.r.z = z

@@ -213,7 +213,7 @@ func sendPieces(t *testing.T, a, b *libSide, data []byte) (plain, wire int64) {
 	for off := 0; off < len(data); off += 16 << 10 {
 		m := pieceMsg(uint32(off>>18), uint32(off&(256<<10-1)), data[off:min(off+16<<10, len(data))])
 		if off%(64<<10) == 0 {
-			m = append(m, msg(msgHave, 0, 0, 0, byte(off>>16))...)
+			m = append(m, msg(msgHave, 0, 0, 0, byte(off>>16&63))...)
 		}
 		stream, buf = append(stream, m...), append(buf, m...)
 		if len(buf) >= 32<<10 || off+16<<10 >= len(data) {
@@ -465,3 +465,45 @@ func (c rwConn) Write(p []byte) (int, error) { return c.rw.Write(p) }
 
 var _ = errors.New
 var _ metainfo.Hash
+
+// framePieces holds every block of data as a zstd frame of its own, as
+// the cache does with cache.compress.
+type framePieces struct {
+	fakePieces
+	data  []byte
+	asked int
+}
+
+func (f *framePieces) ZstdFrame(_ metainfo.Hash, piece, begin, length int, dst []byte) ([]byte, bool) {
+	f.asked++
+	off := piece<<18 + begin
+	if begin%(16<<10) != 0 || off+length > len(f.data) {
+		return dst, false
+	}
+	enc, _ := zstdEncoder()
+	return enc.EncodeAll(f.data[off:off+length], dst), true
+}
+
+// Ensure that with cp, blocks the pieces hold as zstd frames are sent as
+// those frames (no compression on the way), read back exactly, and that
+// incompressible ones still go raw.
+func TestCompressSplice(t *testing.T) {
+	data := cat(textData(8, 1<<20), randomData(9, 1<<20))
+	fp := &framePieces{fakePieces: fakePieces{n: 64}, data: data}
+	la, lb := New(fp), New(&fakePieces{n: 64})
+	if err := la.Compress(CompressOptions{Zstd: 2, LZ4: 1, Preferred: "zstd"}); err != nil {
+		t.Fatal(err)
+	}
+	lb.Compress(compOpts)
+	a, b := compressedPair(t, la, lb)
+	waitCompressed(t, a.c)
+	plain, wire := sendPieces(t, a, b, data)
+	s := la.Stats()
+	t.Logf("%d bytes as %d; %d frames spliced of %d asked", plain, wire, s.FramesSpliced, fp.asked)
+	if s.FramesSpliced != 64 || fp.asked != 128 {
+		t.Errorf("spliced %d frames of %d asked, want the 64 text blocks of 128", s.FramesSpliced, fp.asked)
+	}
+	if float64(wire) > 0.5*float64(plain)+float64(len(data))/2*0.35 {
+		t.Errorf("%d bytes as %d on the wire", plain, wire)
+	}
+}
