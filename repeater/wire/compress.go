@@ -142,6 +142,8 @@ type zstats struct {
 // ("" when that direction is plain) and the bytes after the marker, as
 // the library wrote or read them (Plain) and on the wire (Wire).
 type CompressState struct {
+	// Offered is set when our extended handshake advertised "c".
+	Offered           bool
 	Out, In           string
 	OutPlain, OutWire int64
 	InPlain, InWire   int64

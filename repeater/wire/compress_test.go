@@ -335,7 +335,7 @@ func TestCompressOrdinaryPeer(t *testing.T) {
 			if seen := lib.waitSeen(t, len(want)); !bytes.Equal(seen, want) {
 				t.Errorf("library read\n%q\nwant\n%q", seen, want)
 			}
-			if st := c.State().Compress; st.Out != "" || st.In != "" || st.OutWire != 0 {
+			if st := c.State().Compress; st.Out != "" || st.In != "" || st.OutWire != 0 || st.Offered != (tc.want != nil) {
 				t.Errorf("compression state %+v with a peer that has none", st)
 			}
 			if s := l.Stats(); s.Compressed != 0 || s.Malformed != 0 {

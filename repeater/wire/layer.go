@@ -306,6 +306,7 @@ func (c *Conn) State() PeerState {
 		TimedOut: s.timedOut, Outstanding: len(s.outstanding),
 		Compress: c.zs.state(),
 	}
+	ps.Compress.Offered = s.comp.ourID != 0
 	// The snapshot shares the bitsets and the extension map; the next
 	// change copies them first (peerState.haveW and the like), so a quiet
 	// peer costs no copy per round.
