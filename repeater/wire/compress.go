@@ -360,7 +360,32 @@ func (c *Conn) send(segs net.Buffers) error {
 	if c.zw != nil {
 		return c.zw.write(segs)
 	}
-	_, err := segs.WriteTo(c.Conn)
+	return c.writev(segs)
+}
+
+// writev writes bufs with one system call where it can: net.Buffers uses
+// writev only on a *net.TCPConn, so the TCP connection under a plaintext
+// decryptConn is written directly, and for anything else (MSE) the
+// buffers are joined first rather than written one by one.
+func (c *Conn) writev(bufs net.Buffers) error {
+	var w net.Conn = c.Conn
+	if d, ok := w.(*decryptConn); ok {
+		if tcp := d.direct(); tcp != nil {
+			w = tcp
+		}
+	}
+	if _, ok := w.(*net.TCPConn); ok || len(bufs) <= 1 {
+		_, err := bufs.WriteTo(w)
+		return err
+	}
+	bp := outPool.Get().(*[]byte)
+	b := (*bp)[:0]
+	for _, p := range bufs {
+		b = append(b, p...)
+	}
+	_, err := w.Write(b)
+	*bp = b[:0]
+	outPool.Put(bp)
 	return err
 }
 

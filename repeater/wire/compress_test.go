@@ -94,7 +94,7 @@ func (s *libSide) seen() ([]byte, error) {
 }
 
 // waitSeen waits until the side's library has read n bytes (or failed).
-func (s *libSide) waitSeen(t *testing.T, n int) []byte {
+func (s *libSide) waitSeen(t testing.TB, n int) []byte {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -109,13 +109,13 @@ func (s *libSide) waitSeen(t *testing.T, n int) []byte {
 // compressedPair connects two layers over loopback TCP (a dials b) and
 // has both libraries write their BitTorrent and extended handshakes. It
 // returns once both handshakes were read on both sides.
-func compressedPair(t *testing.T, la, lb *Layer) (a, b *libSide) {
+func compressedPair(t testing.TB, la, lb *Layer) (a, b *libSide) {
 	t.Helper()
 	pa, pb := tcpPair(t)
 	return libPair(t, la.Wrap(pa, true), lb.Wrap(pb, false))
 }
 
-func libPair(t *testing.T, ca, cb *Conn) (a, b *libSide) {
+func libPair(t testing.TB, ca, cb *Conn) (a, b *libSide) {
 	t.Helper()
 	a = &libSide{c: ca, done: make(chan struct{})}
 	b = &libSide{c: cb, done: make(chan struct{})}
@@ -137,7 +137,7 @@ func libPair(t *testing.T, ca, cb *Conn) (a, b *libSide) {
 }
 
 // waitCompressed waits until c's outbound direction is compressed.
-func waitCompressed(t *testing.T, c *Conn) {
+func waitCompressed(t testing.TB, c *Conn) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); c.State().Compress.Out == ""; {
 		if time.Now().After(deadline) {
@@ -205,7 +205,7 @@ func TestCompressRoundTrip(t *testing.T) {
 // HAVE now and then) in writes of whole messages of at least 32 KiB, as
 // anacrolix does, checks that b's library reads exactly that, and returns
 // the plain and wire bytes a's encoder counted.
-func sendPieces(t *testing.T, a, b *libSide, data []byte) (plain, wire int64) {
+func sendPieces(t testing.TB, a, b *libSide, data []byte) (plain, wire int64) {
 	t.Helper()
 	start := len(b.waitSeen(t, 0))
 	var stream, buf []byte

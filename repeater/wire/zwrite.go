@@ -526,10 +526,10 @@ func (z *zwriter) flush() error {
 			bufs = append(bufs, z.out[it.lo:it.hi])
 		}
 	}
+	err := z.c.writev(bufs)
 	clear(z.items)
 	z.items = z.items[:0]
 	z.out = z.out[:0]
-	_, err := bufs.WriteTo(z.c.Conn)
 	return err
 }
 
