@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"testing"
 
@@ -257,4 +258,50 @@ func FuzzCompressRoundTrip(f *testing.F) {
 			t.Fatalf("read back %d bytes (%v), want %d", len(got)-len(prefix), err, len(stream))
 		}
 	})
+}
+
+// Ensure interoperability with the reference framings, beyond our own
+// encoder: a zstd sender that keeps one frame open and flushes it at each
+// write (libzstd's ZSTD_e_flush, here klauspost's streaming encoder with
+// a 64 KiB window and checksums) and an lz4 sender using the frame format
+// with checksums (pierrec's Writer) are read exactly; and our lz4 stream
+// reads with pierrec's Reader, which checks the header checksum.
+func TestStandardFrames(t *testing.T) {
+	writes, _ := pieceWrites(cat(textData(10, 256<<10), randomData(11, 64<<10), textData(12, 64<<10)))
+	stream := cat(writes...)
+	var zbody bytes.Buffer
+	ze, err := zstd.NewWriter(&zbody, zstd.WithWindowSize(maxWindow), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lbody bytes.Buffer
+	lw := lz4.NewWriter(&lbody)
+	if err := lw.Apply(lz4.BlockSizeOption(lz4.Block64Kb), lz4.ChecksumOption(true), lz4.BlockChecksumOption(true)); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range writes {
+		ze.Write(w)
+		ze.Flush()
+		lw.Write(w)
+		lw.Flush()
+	}
+	ze.Close()
+	lw.Close()
+	for _, tc := range []struct {
+		name string
+		body []byte
+	}{{"zstd", zbody.Bytes()}, {"lz4", lbody.Bytes()}} {
+		c, _ := hostileConn(t, tc.name, nil, 0)
+		prefix, _ := readAll(c, 1<<17)
+		c, _ = hostileConn(t, tc.name, tc.body, 1000)
+		got, err := readAll(c, 1<<17)
+		if err != nil || !bytes.Equal(got, cat(prefix, stream)) {
+			t.Errorf("%s: read back %d bytes (%v), want %d", tc.name, len(got)-len(prefix), err, len(stream))
+		}
+	}
+	ours := compressedStream(t, algoLZ4, writes)
+	got, err := io.ReadAll(lz4.NewReader(bytes.NewReader(ours)))
+	if err != io.ErrUnexpectedEOF && err != nil || !bytes.Equal(got, stream) {
+		t.Errorf("pierrec's lz4 Reader read %d bytes of our stream (%v), want %d", len(got), err, len(stream))
+	}
 }
