@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Prints btslave's benchmark figures next to their references and goals.
-# Usage: bench/run.sh [cache|transfer|rss|scrape|tracker|crowd|matrix|all]
-# (default all; crowd, issue #4's 20-minute swarm scenario, and matrix,
-# issue #9's 40-minute matrix of swarms, run real programs and only when
-# named; CROWD_CELLS=seed/leechers/KiB,... runs some cells of the matrix)
+# Usage: bench/run.sh [cache|transfer|rss|scrape|tracker|crowd|matrix|bep56|all]
+# (default all; crowd, issue #4's 20-minute swarm scenario, matrix, issue
+# #9's 40-minute matrix of swarms, and bep56, issue #12's compression
+# figures (about 8 minutes), run real programs and only when named;
+# CROWD_CELLS=seed/leechers/KiB,... runs some cells of the matrix)
 # Figures are noisy on a busy machine: run it on an idle one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,4 +77,34 @@ if [[ $what == matrix ]]; then
   echo "   goal: gain >= 0.6 (moonshot 0.8) at ratio >= 4 in every cell, ahead of libtorrent share mode"
   go test ./repeater -run '^$' -bench 'BenchmarkCrowdMatrix' -benchtime 1x -timeout 90m > "$out/matrix" 2>&1 || { tail -50 "$out/matrix"; exit 1; }
   grep -E '^(cell|transmission/|qbittorrent/)' "$out/matrix"
+fi
+
+if [[ $what == bep56 ]]; then
+  echo "== BEP 56: ${BTSLAVE_BEP56_MIB:-128} MiB between two btslave processes through a counting loopback proxy =="
+  echo "   uncapped: mean of 3 runs; capped at 1 MiB/s each way: one run"
+  go test ./repeater -run '^$' -bench 'BenchmarkBEP56/(text|random|half)/' -benchtime 1x -count 3 -timeout 60m > "$out/bep56" 2>&1 || { tail -30 "$out/bep56"; exit 1; }
+  go test ./repeater -run '^$' -bench 'BenchmarkBEP56/text-1MiBps/' -benchtime 1x -count 1 -timeout 60m >> "$out/bep56" 2>&1 || { tail -30 "$out/bep56"; exit 1; }
+  awk '/^BenchmarkBEP56\// {
+         split($1, a, "/"); d = a[2]; m = a[3]; sub(/-[0-9]+$/, "", m); k = d "/" m
+         for (i = 3; i < NF; i += 2) v[k, $(i+1)] += $i
+         n[k]++; if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
+       }
+       function g(k, f) { return v[k, f] / n[k] }
+       function pct(x) { return sprintf("%+.1f%%", 100 * x) }
+       END {
+         printf "  %-18s %9s %9s %8s %11s %12s\n", "data/mode", "wire MiB", "wire/raw", "wall s", "seed CPU s", "leech CPU s"
+         for (i = 1; i <= nk; i++) { k = order[i]; split(k, p, "/"); base = p[1] "/plain"
+           printf "  %-18s %9.1f %9.3f %8.2f %11.2f %12.2f\n", k, g(k, "wire-MiB"), g(k, "wire-MiB") / g(base, "wire-MiB"), g(k, "wall-s"), g(k, "seed-cpu-s"), g(k, "leech-cpu-s") }
+         printf "  goal: text wire <= 1/3 of raw: %.3f\n", g("text/zstd", "wire-MiB") / g("text/plain", "wire-MiB")
+         printf "  goal: random grows <= 0.5%%: %s on the wire\n", pct(g("random/zstd", "wire-MiB") / g("random/plain", "wire-MiB") - 1)
+         printf "  goal: random costs <= 5%% more CPU: seed %s, leech %s, both %s\n", pct(g("random/zstd", "seed-cpu-s") / g("random/plain", "seed-cpu-s") - 1),
+           pct(g("random/zstd", "leech-cpu-s") / g("random/plain", "leech-cpu-s") - 1),
+           pct((g("random/zstd", "seed-cpu-s") + g("random/zstd", "leech-cpu-s")) / (g("random/plain", "seed-cpu-s") + g("random/plain", "leech-cpu-s")) - 1)
+         printf "  goal: text on a 1 MiB/s link >= 2.5x sooner: %.1f s against %.1f s, %.1fx\n", g("text-1MiBps/zstd", "wall-s"), g("text-1MiBps/plain", "wall-s"),
+           g("text-1MiBps/plain", "wall-s") / g("text-1MiBps/zstd", "wall-s")
+       }' "$out/bep56"
+  echo "== decompression on one core, layer parsing included (goal >= 500 MB/s), and per-connection memory (goal <= 1 MiB) =="
+  go test ./repeater/wire -run '^$' -bench 'BenchmarkDecompress|BenchmarkConnMemory' -benchtime 3x > "$out/wire" 2>&1 || { tail -30 "$out/wire"; exit 1; }
+  awk '/^BenchmarkDecompress\// {split($1, a, "/"); sub(/-[0-9]+$/, "", a[2]); for (i = 1; i <= NF; i++) if ($i == "MB/s") printf "  decompress %-5s %6.0f MB/s (Go source, %s of its size on the wire)\n", a[2], $(i-1), $(i+1)}
+       /^BenchmarkConnMemory\// {split($1, a, "/"); sub(/-[0-9]+$/, "", a[2]); for (i = 1; i <= NF; i++) if ($i == "B/conn") printf "  memory     %-5s %6.0f KiB per connection\n", a[2], $(i-1) / 1024}' "$out/wire"
 fi

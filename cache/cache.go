@@ -138,7 +138,7 @@ type held struct {
 	links [numLists]links
 
 	complete    bool
-	compressed  bool  // stored bytes are one zstd frame
+	compressed  bool  // stored bytes are zstd frames, one per FrameBlock
 	excl        bool  // being created or converted: other users wait
 	inflating   bool  // a reader is decompressing into plain
 	compressing bool  // MarkComplete is compressing it
@@ -147,10 +147,11 @@ type held struct {
 	size        int64 // bytes charged to stored
 	lastWrite   int64 // unix nanoseconds
 
-	buf   []byte   // memory backend: stored bytes
-	plain []byte   // decompressed copy of a compressed piece (scratch)
-	path  string   // file backend: piece file
-	f     *os.File // file backend: open handle or nil
+	buf    []byte   // memory backend: stored bytes
+	frames []uint32 // compressed: where each FrameBlock's frame starts, and the end
+	plain  []byte   // decompressed copy of a compressed piece (scratch)
+	path   string   // file backend: piece file
+	f      *os.File // file backend: open handle or nil
 }
 
 type event struct {

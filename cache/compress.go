@@ -5,12 +5,41 @@ import (
 	"os"
 	"sync"
 
+	"github.com/anacrolix/torrent/metainfo"
 	"github.com/klauspost/compress/zstd"
 )
 
 // A compressed piece is kept only if it is at most 95% of the plain length:
 // n <= l - l/minSavingDiv.
 const minSavingDiv = 20
+
+// FrameBlock is how much of a piece one zstd frame holds: a compressed
+// piece is the concatenation of one independent frame per 16 KiB block
+// (the block peers request), so that a block can be sent to a peer as its
+// frame, without compressing it again (ZstdFrame; BEP 56 "cp").
+const FrameBlock = 16 << 10
+
+// framesBound is the most bytes a piece of length l takes as frames.
+func (c *Cache) framesBound(l int64) int64 {
+	full := l / FrameBlock
+	n := full * int64(c.enc.MaxEncodedSize(FrameBlock))
+	if rest := l % FrameBlock; rest > 0 {
+		n += int64(c.enc.MaxEncodedSize(int(rest)))
+	}
+	return n
+}
+
+// encodeFrames appends src to dst as one zstd frame per FrameBlock and
+// returns the frames' offsets in dst's appended part (len = frames + 1).
+func (c *Cache) encodeFrames(src, dst []byte) ([]byte, []uint32) {
+	offs := make([]uint32, 0, len(src)/FrameBlock+2)
+	base := len(dst)
+	for off := 0; off < len(src); off += FrameBlock {
+		offs = append(offs, uint32(len(dst)-base))
+		dst = c.enc.EncodeAll(src[off:min(off+FrameBlock, len(src))], dst)
+	}
+	return dst, append(offs, uint32(len(dst)-base))
+}
 
 func newCodec() (*zstd.Encoder, *zstd.Decoder, error) {
 	enc, err := zstd.NewWriter(nil,
@@ -101,7 +130,7 @@ func (c *Cache) compressLocked(h *held, ver uint32) (n int64, lost bool, err err
 	if c.closed {
 		return 0, false, nil
 	}
-	bound := int64(c.enc.MaxEncodedSize(int(l)))
+	bound := c.framesBound(l)
 	growOut := max(0, bound-int64(cap(c.comp.out)))
 	growIn := int64(0)
 	if c.dir != "" {
@@ -136,8 +165,9 @@ func (c *Cache) compressLocked(h *held, ver uint32) (n int64, lost bool, err err
 		err = readFull(f, src)
 	}
 	var out []byte
+	var frames []uint32
 	if err == nil {
-		out = c.enc.EncodeAll(src, c.comp.out[:0])
+		out, frames = c.encodeFrames(src, c.comp.out[:0])
 	}
 	c.mu.Lock()
 	if err != nil {
@@ -184,6 +214,7 @@ func (c *Cache) compressLocked(h *held, ver uint32) (n int64, lost bool, err err
 	p.t.stored += n - l
 	h.size = n
 	h.compressed = true
+	h.frames = frames
 	return n, false, nil
 }
 
@@ -292,7 +323,7 @@ func (c *Cache) decompressInPlace(h *held) error {
 		p.t.stored += l - h.size
 		h.buf = plain
 		h.size = l
-		h.compressed = false
+		h.compressed, h.frames = false, nil
 		return nil
 	}
 	// The file grows from the frame to l: charge the difference first.
@@ -315,10 +346,56 @@ func (c *Cache) decompressInPlace(h *held) error {
 	c.releasePlain(h, keepAny)
 	p.t.stored += grow
 	h.size = l
-	h.compressed = false
+	h.compressed, h.frames = false, nil
 	if err != nil {
 		c.evict(h, keepAny)
 		return fmt.Errorf("%v: rewriting decompressed piece: %w", p, err)
 	}
 	return nil
+}
+
+// ZstdFrame appends to dst the zstd frame holding length bytes of piece i
+// at begin, when the piece is held compressed and that is one of its
+// frames (begin a multiple of FrameBlock, length FrameBlock or the rest of
+// the piece). It implements wire.Frames: a block sent to a peer that
+// takes zstd goes as the frame, not compressed again.
+func (c *Cache) ZstdFrame(ih metainfo.Hash, i, begin, length int, dst []byte) ([]byte, bool) {
+	c.mu.Lock()
+	p := c.lookup(ih, i)
+	if p == nil || p.h == nil || p.lost || !p.h.compressed || p.h.excl || begin < 0 || begin%FrameBlock != 0 ||
+		length != min(FrameBlock, int(p.length)-begin) || length <= 0 {
+		c.unlock()
+		return dst, false
+	}
+	h := p.h
+	b := begin / FrameBlock
+	if b+1 >= len(h.frames) {
+		c.unlock()
+		return dst, false
+	}
+	lo, hi := int64(h.frames[b]), int64(h.frames[b+1])
+	if c.dir == "" {
+		dst = append(dst, h.buf[lo:hi]...)
+		c.unlock()
+		return dst, true
+	}
+	h.refs++ // not evicted or rewritten meanwhile
+	f, err := c.fileOf(h)
+	c.unlock()
+	n := len(dst)
+	if err == nil {
+		dst = append(dst, make([]byte, hi-lo)...)
+		var k int
+		k, err = f.ReadAt(dst[n:], lo)
+		if k == int(hi-lo) {
+			err = nil
+		}
+	}
+	c.mu.Lock()
+	c.unref(h)
+	c.unlock()
+	if err != nil {
+		return dst[:n], false
+	}
+	return dst, true
 }

@@ -63,8 +63,14 @@
 // # Compression
 //
 // With Options.Compress, MarkComplete compresses the piece with zstd
-// (fastest level, a 1 MiB window, one encoder run at a time) and keeps the
-// result only if it saves at least 5%. A torrent whose last four pieces did
+// (fastest level, one encoder run at a time), one independent frame per
+// 16 KiB block ([FrameBlock]), and keeps the result only if it saves at
+// least 5%. Frames per block cost some ratio against one frame per
+// 256 KiB piece (Go source: 0.266 of the plain size against 0.220) and
+// buy this: [Cache.ZstdFrame] hands a block's frame to the wire layer,
+// which sends it as it is to a peer that takes zstd (BEP 56 "cp",
+// docs/bep56.md), so a block uploaded to many such peers is compressed
+// once, when it was cached. A torrent whose last four pieces did
 // not compress is sampled, one piece in 32, so incompressible media costs
 // little CPU. Reading a compressed piece decompresses it into a
 // decompressed copy kept in a small LRU (a sixteenth of the budget); those

@@ -63,6 +63,9 @@ type Peer struct {
 	IPv6               bool   `toml:"ipv6"`
 	Encryption         string `toml:"encryption"`
 	MaxPeersPerTorrent int    `toml:"max_peers_per_torrent"`
+	// CompressZstd and CompressLZ4 are the BEP 56 priorities (0 = off).
+	CompressZstd int `toml:"compress_zstd"`
+	CompressLZ4  int `toml:"compress_lz4"`
 }
 
 // Cache configures the bounded piece cache.
@@ -316,6 +319,11 @@ func (c *Config) prepare() Errors {
 	oneOf("peer.encryption", c.Peer.Encryption, "off", "allow", "prefer", "require")
 	if c.Peer.MaxPeersPerTorrent < 1 || c.Peer.MaxPeersPerTorrent > 10000 {
 		bad("peer.max_peers_per_torrent", "%d is outside 1..10000", c.Peer.MaxPeersPerTorrent)
+	}
+	for key, v := range map[string]int{"peer.compress_zstd": c.Peer.CompressZstd, "peer.compress_lz4": c.Peer.CompressLZ4} {
+		if v < 0 || v > 255 {
+			bad(key, "%d is outside 0..255 (0 turns it off)", v)
+		}
 	}
 
 	if c.Cache.Size < 1<<20 {

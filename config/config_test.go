@@ -24,6 +24,9 @@ func TestDefault(t *testing.T) {
 	if c.Peer.DHT || c.Peer.PEX || c.Peer.PortForwarding || c.Peer.UTP {
 		t.Errorf("discovery must default off: %+v", c.Peer)
 	}
+	if c.Peer.CompressZstd != 2 || c.Peer.CompressLZ4 != 1 {
+		t.Errorf("compression priorities zstd %d lz4 %d, want 2 and 1", c.Peer.CompressZstd, c.Peer.CompressLZ4)
+	}
 	if c.Feeds.Schedule != "@every 15m" || c.Repeater.VisitTime.Std() != 6*time.Hour {
 		t.Errorf("feeds.schedule %q visit_time %v", c.Feeds.Schedule, c.Repeater.VisitTime)
 	}
@@ -139,6 +142,7 @@ func TestParseErrors(t *testing.T) {
 		{"tracker multicast port", "[tracker]\nsync_multicast = true\nsync_key = \"0123456789abcdef\"\nsync_listen = \":9697\"\n", 4, "tracker.sync_listen", "port 9696"},
 		{"tracker interval", "[tracker]\ninterval = \"0s\"\n", 2, "tracker.interval", "minimum"},
 		{"wrong type", "[peer]\ndht = \"yes\"\n", 2, "peer.dht", "incompatible"},
+		{"compression priority", "[peer]\ncompress_zstd = 256\n", 2, "peer.compress_zstd", "outside 0..255"},
 		{"syntax", "[peer\n", 2, "", "expected"},
 	}
 	for _, tc := range cases {

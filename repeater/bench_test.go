@@ -81,6 +81,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(rssChildEnv); spec != "" {
 		os.Exit(rssChild(spec))
 	}
+	if spec := os.Getenv(bep56ChildEnv); spec != "" {
+		os.Exit(bep56Child(spec))
+	}
 	os.Exit(m.Run())
 }
 

@@ -35,6 +35,10 @@ type ClientOptions struct {
 	// torrent a partial seed). Nil means "ask the client": a piece is held
 	// when the client has it complete, and no torrent is a partial seed.
 	Pieces wire.Pieces
+	// CachedZstd says the storage holds pieces as zstd frames (cache.compress)
+	// and Pieces hands them out (wire.Frames): we advertise cp = zstd and
+	// send those frames as they are.
+	CachedZstd bool
 }
 
 // ClientConfig translates [peer] into an anacrolix client configuration.
@@ -157,6 +161,13 @@ func NewClient(o ClientOptions) (*Client, error) {
 		pieces = clientPieces{c}
 	}
 	c.Wire = wire.New(pieces)
+	comp := wire.CompressOptions{Zstd: o.Peer.CompressZstd, LZ4: o.Peer.CompressLZ4}
+	if _, frames := pieces.(wire.Frames); frames && o.CachedZstd && comp.Zstd > 0 {
+		comp.Preferred = "zstd"
+	}
+	if err := c.Wire.Compress(comp); err != nil {
+		return nil, fmt.Errorf("peer compression: %w", err)
+	}
 	switch o.Peer.Encryption {
 	case "off":
 		c.Wire.RefuseEncrypted(true)

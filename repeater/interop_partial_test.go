@@ -52,7 +52,9 @@ func trackerless(t *testing.T, mi *metainfo.MetaInfo) string {
 // Evictions happen; every leecher's file verifies; no connection is closed
 // for a piece we evicted; leechers other than libtorrent hear upload_only,
 // while libtorrent, which drops an uninteresting upload-only peer, sees our
-// extended handshake without it.
+// extended handshake without it. Our handshakes offer BEP 56 compression
+// (the defaults) to all of them: libtorrent logs "c" in what it received,
+// and every connection stays ordinary.
 func TestInteropPartialSeedSmallCache(t *testing.T) {
 	lab.Require(t, "opentracker", "transmission-daemon", "aria2c", lab.PythonLibtorrent)
 	ot := lab.StartOpentracker(t)
@@ -95,6 +97,7 @@ func TestInteropPartialSeedSmallCache(t *testing.T) {
 	// Transmission never dials loopback peers (LAB.md): btslave dials the
 	// seed and the Transmission leecher.
 	sw.AddPeers([]torrent.PeerInfo{{Addr: tcp(seed.Addr, seed.PeerPort), Trusted: true}})
+	checkOrdinary := watchOrdinary(t, r.Client(), sw.InfoHash(), "Transmission", "aria2", "libtorrent")
 
 	trLeech := lab.StartTransmission(t, lab.TransmissionOptions{})
 	trID, err := trLeech.AddTorrent(torrentPath, "")
@@ -138,6 +141,7 @@ func TestInteropPartialSeedSmallCache(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 	<-watchDone
+	checkOrdinary()
 
 	name := filepath.Base(dataPath)
 	lab.VerifyFile(t, filepath.Join(trLeech.DownloadDir, tr.Name), dataPath)
@@ -177,6 +181,9 @@ func TestInteropPartialSeedSmallCache(t *testing.T) {
 			saw = append(saw, h.Message)
 			if strings.Contains(h.Message, "'upload_only': 1") {
 				t.Errorf("libtorrent heard upload_only: 1 from btslave (%s): %s", btPeer, h.Message)
+			}
+			if !strings.Contains(h.Message, "'c': {") || !strings.Contains(h.Message, "'zstd': 2") {
+				t.Errorf("libtorrent did not read BEP 56's c from btslave (%s): %s", btPeer, h.Message)
 			}
 		}
 	}

@@ -2,13 +2,16 @@ package repeater_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/storage"
 
 	"github.com/btslave/btslave/config"
@@ -27,7 +30,9 @@ func peerConfig(ip netip.Addr) config.Peer {
 // Ensure that btslave's client interoperates with real programs: it
 // downloads a 64 MiB torrent from a Transmission seed it finds through
 // opentracker, then, with the seed gone, Transmission and aria2 download it
-// back from btslave. Every copy must hash-verify.
+// back from btslave. Every copy must hash-verify. btslave offers BEP 56
+// (its defaults) all along: the real clients see an ordinary connection
+// and nothing is compressed.
 func TestInteropDownloadAndServeBack(t *testing.T) {
 	lab.Require(t, "opentracker", "transmission-daemon", "aria2c")
 	ot := lab.StartOpentracker(t)
@@ -66,6 +71,7 @@ func TestInteropDownloadAndServeBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	bt.DownloadAll()
+	checkOrdinary := watchOrdinary(t, cl, bt.InfoHash(), "Transmission", "aria2")
 	start := time.Now()
 	waitTorrent(ctx, t, cl, bt, "btslave downloading from Transmission")
 	t.Logf("btslave downloaded 64 MiB from Transmission in %v; wire %+v", time.Since(start).Round(time.Millisecond), cl.Wire.Stats())
@@ -102,6 +108,7 @@ func TestInteropDownloadAndServeBack(t *testing.T) {
 	if !lab.VerifyFile(t, filepath.Join(aria.Dir, filepath.Base(dataPath)), dataPath) {
 		t.Error("aria2's copy differs")
 	}
+	checkOrdinary()
 	tot := cl.Wire.Totals(bt.InfoHash())
 	// The leechers also trade with each other, but every byte came from
 	// btslave at least once.
@@ -110,6 +117,58 @@ func TestInteropDownloadAndServeBack(t *testing.T) {
 	}
 	t.Logf("Transmission and aria2 downloaded from btslave in %v; btslave: down %d, up %d bytes over %d connections",
 		time.Since(start).Round(time.Millisecond), tot.BytesDown, tot.BytesUp, tot.Conns)
+}
+
+// watchOrdinary watches the connections of ih until the returned func is
+// called, which checks that BEP 56 left real clients alone: our handshake
+// offered compression to every one, none was ever compressed, none was
+// closed as malformed, and clients whose names contain each of want were
+// among them.
+func watchOrdinary(t *testing.T, cl *repeater.Client, ih metainfo.Hash, want ...string) (check func()) {
+	t.Helper()
+	seen := map[string]bool{}
+	var bad []string
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			for _, p := range cl.Wire.Peers(ih) {
+				if p.ClientName == "" {
+					continue // its extended handshake is not in yet
+				}
+				seen[p.ClientName] = true
+				if c := p.Compress; !c.Offered || c.Out != "" || c.In != "" {
+					bad = append(bad, fmt.Sprintf("%v (%s): %+v", p.Remote, p.ClientName, c))
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	return func() {
+		t.Helper()
+		close(stop)
+		<-done
+		for _, b := range bad {
+			t.Errorf("compression not offered, or used, with a real client: %s", b)
+		}
+		for _, w := range want {
+			found := false
+			for name := range seen {
+				found = found || strings.Contains(name, w)
+			}
+			if !found {
+				t.Errorf("no connection from %s seen (saw %v)", w, seen)
+			}
+		}
+		if s := cl.Wire.Stats(); s.Compressed != 0 || s.CompressRefused != 0 || s.Malformed != 0 {
+			t.Errorf("wire stats %+v: a real client compressed or broke", s)
+		}
+		t.Logf("BEP 56 offered to %v: ordinary connections", seen)
+	}
 }
 
 func waitTorrent(ctx context.Context, t *testing.T, cl *repeater.Client, tt *torrent.Torrent, what string) {

@@ -128,7 +128,8 @@ func New(o Options) (*Repeater, error) {
 	if err != nil {
 		return nil, fmt.Errorf("piece cache: %w", err)
 	}
-	r.client, err = NewClient(ClientOptions{Peer: o.Peer, Storage: r.cache, Logger: o.Logger, Trackers: o.Trackers, Pieces: r})
+	r.client, err = NewClient(ClientOptions{Peer: o.Peer, Storage: r.cache, Logger: o.Logger, Trackers: o.Trackers, Pieces: r,
+		CachedZstd: o.Cache.Compress})
 	if err != nil {
 		r.cache.Close()
 		return nil, err
@@ -312,6 +313,12 @@ func (r *Repeater) Requested(ih metainfo.Hash, piece int) { r.cache.Touch(ih, pi
 func (r *Repeater) PartialSeed(ih metainfo.Hash) bool {
 	s := r.Swarm(ih)
 	return s != nil && s.partial.Load()
+}
+
+// ZstdFrame implements wire.Frames: a cached block as the zstd frame the
+// cache holds it in (cache.compress), to send as it is.
+func (r *Repeater) ZstdFrame(ih metainfo.Hash, piece, begin, length int, dst []byte) ([]byte, bool) {
+	return r.cache.ZstdFrame(ih, piece, begin, length, dst)
 }
 
 // NumPieces implements wire.Pieces.

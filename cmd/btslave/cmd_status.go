@@ -65,6 +65,7 @@ func printStatus(w io.Writer, st *api.Status) {
 		fmt.Fprintf(tw, ", compressed to %.0f%%", 100*r)
 	}
 	fmt.Fprintln(tw)
+	printCompression(tw, st.Compression)
 	printFeedsAuto(tw, st)
 	printTracker(tw, st.Tracker)
 	defer func() {
@@ -97,6 +98,30 @@ func printStatus(w io.Writer, st *api.Status) {
 		if t.Error != "" {
 			fmt.Fprintf(tw, "  \t%s\n", termSafe(t.Error))
 		}
+	}
+}
+
+// printCompression prints BEP 56's line and one line per compressed
+// connection, with wire/plain each way.
+func printCompression(w io.Writer, c api.Compression) {
+	fmt.Fprintf(w, "compression\t%d peers now, %d since start; saved %s up, %s down",
+		len(c.Peers), c.Connections, fmtBytes(c.SavedUp), fmtBytes(c.SavedDown))
+	if c.FramesSpliced > 0 {
+		fmt.Fprintf(w, "; %d cached blocks sent as they are", c.FramesSpliced)
+	}
+	if c.Refused > 0 {
+		fmt.Fprintf(w, "; %d streams refused", c.Refused)
+	}
+	fmt.Fprintln(w)
+	way := func(algo string, plain int64, ratio float64) string {
+		if algo == "" {
+			return "plain"
+		}
+		return fmt.Sprintf("%s %.0f%% of %s", termSafe(algo), 100*ratio, fmtBytes(plain))
+	}
+	for _, p := range c.Peers {
+		fmt.Fprintf(w, "  %s\t%s: up %s, down %s\n", termSafe(p.Addr), termSafe(p.Client),
+			way(p.Up, p.UpPlain, p.UpRatio), way(p.Down, p.DownPlain, p.DownRatio))
 	}
 }
 

@@ -145,6 +145,7 @@ type daemonProc struct {
 	cmd     *exec.Cmd
 	log     *bytes.Buffer
 	done    chan error
+	exited  chan struct{} // closed once Wait returned
 	dataDir string
 }
 
@@ -156,16 +157,20 @@ func startDaemon(t *testing.T, cfgPath, dataDir string) *daemonProc {
 func startDaemonBinary(t *testing.T, bin, cfgPath, dataDir string) *daemonProc {
 	t.Helper()
 	os.Remove(filepath.Join(dataDir, api.AddrFile))
-	d := &daemonProc{log: new(bytes.Buffer), done: make(chan error, 1), dataDir: dataDir}
+	d := &daemonProc{log: new(bytes.Buffer), done: make(chan error, 1), exited: make(chan struct{}), dataDir: dataDir}
 	d.cmd = exec.Command(bin, "run", "--config", cfgPath, "--data-dir", dataDir)
 	d.cmd.Env = append(os.Environ(), "BTSLAVE_AS_MAIN=1")
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { d.done <- d.cmd.Wait() }()
+	go func() { d.done <- d.cmd.Wait(); close(d.exited) }()
 	t.Cleanup(func() {
 		d.cmd.Process.Kill()
+		select { // Wait has copied all the output: the log may be read
+		case <-d.exited:
+		case <-time.After(5 * time.Second):
+		}
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", d.log)
 		}

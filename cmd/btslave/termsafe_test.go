@@ -88,7 +88,9 @@ func fakeDaemon(t *testing.T) string {
 			return api.Status{Version: hostile, DataDir: hostile, ConfigFile: hostile, API: hostile,
 				Peer: api.PeerState{Listen: hostile}, Cache: api.Cache{Backend: hostile}, Torrents: []api.Torrent{tr},
 				Visits: []api.Visit{{InfoHash: hostile, Name: hostile, Reason: hostile, Joined: now.Add(-time.Hour), Left: now}},
-				Feeds:  []api.Feed{feed}, Autopilot: api.Autopilot{Enabled: true, LastRank: now, Note: hostile, Error: hostile}}
+				Feeds:  []api.Feed{feed}, Autopilot: api.Autopilot{Enabled: true, LastRank: now, Note: hostile, Error: hostile},
+				Compression: api.Compression{Connections: 1, Peers: []api.CompressedPeer{{Addr: hostile, Client: hostile, Up: hostile, Down: "zstd",
+					UpPlain: 4 << 20, UpWire: 1 << 20, UpRatio: 0.25, DownRatio: 1}}}}
 		},
 		Repeat: func(_ context.Context, r api.RepeatRequest) (api.Torrent, error) {
 			if r.InfoHash == tr.InfoHash {
@@ -171,5 +173,20 @@ func TestFeedsTestEscapesTerminalControls(t *testing.T) {
 	}
 	if bad := rawControls(out); len(bad) > 0 || !strings.Contains(out, `Bidi \u202etxt.exe\u202c and \u2066iso\u2069`) {
 		t.Errorf("feeds test (RSS title) prints raw controls %v:\n%s", bad, out)
+	}
+}
+
+// Ensure status shows each compressed connection's ratio each way, and
+// what compression saved.
+func TestPrintCompression(t *testing.T) {
+	var b strings.Builder
+	printCompression(&b, api.Compression{Connections: 3, SavedUp: 3 << 20, SavedDown: 1 << 10, FramesSpliced: 12, Peers: []api.CompressedPeer{
+		{Addr: "127.0.0.2:6881", Client: "btslave/0.1", Up: "zstd", UpPlain: 4 << 20, UpWire: 1 << 20, UpRatio: 0.25, DownRatio: 1},
+	}})
+	for _, want := range []string{"1 peers now, 3 since start; saved 3.0 MiB up, 1.0 KiB down; 12 cached blocks sent as they are",
+		"127.0.0.2:6881\tbtslave/0.1: up zstd 25% of 4.0 MiB, down plain"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, b.String())
+		}
 	}
 }

@@ -43,6 +43,8 @@ type Status struct {
 	Autopilot Autopilot `json:"autopilot"`
 	// Tracker is the embedded tracker's state; nil when it is off.
 	Tracker *TrackerState `json:"tracker,omitempty"`
+	// Compression is BEP 56 stream compression with other btslaves.
+	Compression Compression `json:"compression"`
 }
 
 // TrackerState is the embedded tracker's, as the status shows it.
@@ -57,6 +59,39 @@ type TrackerState struct {
 	AnnouncesPerSecond float64  `json:"announces_per_second"`
 	ScrapesPerSecond   float64  `json:"scrapes_per_second"`
 	SyncPeers          []string `json:"sync_peers,omitempty"`
+}
+
+// Compression is BEP 56 stream compression (docs/bep56.md): the
+// connections compressed now and what compression did since the start.
+type Compression struct {
+	Peers []CompressedPeer `json:"peers"`
+	// Connections counts connections compressed one way or both since the
+	// start; Refused, those closed for a bad or expanding stream.
+	Connections int64 `json:"connections"`
+	Refused     int64 `json:"refused"`
+	// SavedUp and SavedDown are the bytes kept off the wire (plain minus
+	// wire) sent and received; FramesSpliced, cached blocks sent as the
+	// zstd frames the cache holds.
+	SavedUp       int64 `json:"saved_up"`
+	SavedDown     int64 `json:"saved_down"`
+	FramesSpliced int64 `json:"frames_spliced"`
+}
+
+// CompressedPeer is one compressed connection: the algorithm each way ("":
+// that way is plain), bytes after the marker as the library wrote or read
+// them (plain) and on the wire, and wire/plain.
+type CompressedPeer struct {
+	InfoHash  string  `json:"infohash"`
+	Addr      string  `json:"addr"`
+	Client    string  `json:"client"`
+	Up        string  `json:"up"`
+	Down      string  `json:"down"`
+	UpPlain   int64   `json:"up_plain"`
+	UpWire    int64   `json:"up_wire"`
+	DownPlain int64   `json:"down_plain"`
+	DownWire  int64   `json:"down_wire"`
+	UpRatio   float64 `json:"up_ratio"`
+	DownRatio float64 `json:"down_ratio"`
 }
 
 // Visit is one stay in a swarm.

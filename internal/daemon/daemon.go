@@ -369,7 +369,30 @@ func (a *App) Status(context.Context) api.Status {
 		}
 		st.Torrents = append(st.Torrents, tt)
 	}
+	st.Compression = a.compressionStatus()
 	return st
+}
+
+// compressionStatus lists the compressed connections (BEP 56) and the
+// wire layer's counters.
+func (a *App) compressionStatus() api.Compression {
+	ws := a.client.Wire.Stats()
+	out := api.Compression{Peers: []api.CompressedPeer{}, Connections: ws.Compressed, Refused: ws.CompressRefused,
+		SavedUp: ws.SavedUp, SavedDown: ws.SavedDown, FramesSpliced: ws.FramesSpliced}
+	for _, t := range a.client.Torrents() {
+		for _, p := range a.client.Wire.Peers(t.InfoHash()) {
+			c := p.Compress
+			if c.Out == "" && c.In == "" {
+				continue
+			}
+			out.Peers = append(out.Peers, api.CompressedPeer{
+				InfoHash: p.InfoHash.HexString(), Addr: p.Remote.String(), Client: p.ClientName,
+				Up: c.Out, Down: c.In, UpPlain: c.OutPlain, UpWire: c.OutWire, DownPlain: c.InPlain, DownWire: c.InWire,
+				UpRatio: c.RatioOut(), DownRatio: c.RatioIn(),
+			})
+		}
+	}
+	return out
 }
 
 func (a *App) cacheStatus() api.Cache {

@@ -94,7 +94,8 @@ func TestRepeatStatusMetrics(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"btslave_swarms 1", `btslave_swarm_uploaded_bytes{infohash="` + ih + `"`, "btslave_cache_budget_bytes 8.388608e+06"} {
+	for _, want := range []string{"btslave_swarms 1", `btslave_swarm_uploaded_bytes{infohash="` + ih + `"`, "btslave_cache_budget_bytes 8.388608e+06",
+		`btslave_bep56_saved_bytes_total{direction="up"} 0`, `btslave_bep56_saved_bytes_total{direction="down"} 0`, "btslave_bep56_connections_total 0"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
 		}

@@ -55,6 +55,28 @@ func (a *App) registerMetrics() error {
 			Help: "Torrents in the feeds' catalog.",
 		}, func() float64 { n, _ := a.feeds.Catalog().Len(); return float64(n) }),
 		newFeedCollector(a),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "btslave_bep56_saved_bytes_total",
+			Help:        "Bytes BEP 56 stream compression kept off the wire (plain minus wire), by direction.",
+			ConstLabels: prometheus.Labels{"direction": "up"},
+		}, func() float64 { return float64(a.client.Wire.Stats().SavedUp) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "btslave_bep56_saved_bytes_total",
+			Help:        "Bytes BEP 56 stream compression kept off the wire (plain minus wire), by direction.",
+			ConstLabels: prometheus.Labels{"direction": "down"},
+		}, func() float64 { return float64(a.client.Wire.Stats().SavedDown) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "btslave_bep56_connections_total",
+			Help: "Peer connections compressed one way or both (BEP 56).",
+		}, func() float64 { return float64(a.client.Wire.Stats().Compressed) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "btslave_bep56_refused_total",
+			Help: "Connections closed for a malformed or over-expanding compressed stream.",
+		}, func() float64 { return float64(a.client.Wire.Stats().CompressRefused) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "btslave_bep56_frames_spliced_total",
+			Help: "Cached blocks sent as the zstd frames the cache holds, without compressing them again.",
+		}, func() float64 { return float64(a.client.Wire.Stats().FramesSpliced) }),
 	}
 	if a.auto != nil {
 		cs = append(cs, a.auto.collectors()...)

@@ -43,9 +43,17 @@ type Conn struct {
 	w   writer
 
 	// Injected messages wait in queue until the outbound stream is at a
-	// message boundary.
+	// message boundary. When our lt_compress marker is queued, zAt is the
+	// end of it in queue: what follows goes through the encoder zAlgo.
 	qmu   sync.Mutex
 	queue []byte
+	zAt   int
+	zAlgo algo
+
+	// zw compresses our direction after our marker (BEP 56), under wmu;
+	// zs counts both directions.
+	zw *zwriter
+	zs zstats
 
 	// State shared with the layer, under mu.
 	mu sync.Mutex
@@ -117,6 +125,7 @@ type peerState struct {
 	ourMetaID, ourPexID byte
 	ourExtShown         bool
 	meta                *metaConn // our metadata fetch on this connection
+	comp                compState // BEP 56 negotiation
 
 	// haveShared, advShared and extShared are set while State's last
 	// snapshot shares have, advertised or extIDs: they are copied before
@@ -213,6 +222,8 @@ type reader struct {
 	// remain before the payload, which is counted as downloaded.
 	pieceHdr int
 	piece    bool
+	// z decodes the peer's direction after its lt_compress marker.
+	z *zreader
 }
 
 // Read hands the library the peer's bytes, minus requests we answer
@@ -277,7 +288,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			// ever held back, so a full buffer means a bug.
 			return 0, fmt.Errorf("%w: read buffer full", ErrBadMessage)
 		}
-		m, err := c.netRead(r.buf[r.end:], wake)
+		m, err := c.fill(r.buf[r.end:], wake)
 		r.end += m
 		if err != nil {
 			r.err = err
@@ -344,12 +355,21 @@ func (c *Conn) netRead(b []byte, wake time.Time) (int, error) {
 	return n, err
 }
 
+// fill reads the peer's stream: from the network, or decoded after the
+// peer's lt_compress marker.
+func (c *Conn) fill(b []byte, wake time.Time) (int, error) {
+	if c.r.z != nil {
+		return c.r.z.read(b, wake)
+	}
+	return c.netRead(b, wake)
+}
+
 // readInPlace reads from the network into p and parses it there: dropped
 // requests are squeezed out, and an incomplete message at the end is moved
 // to the read buffer for the next Read.
 func (c *Conn) readInPlace(p []byte, wake time.Time) (int, error) {
 	r := &c.r
-	m, rerr := c.netRead(p, wake)
+	m, rerr := c.fill(p, wake)
 	if m == 0 {
 		return 0, rerr
 	}
@@ -594,6 +614,20 @@ func (c *Conn) readHeader(avail []byte) (more bool, err error) {
 			r.inject = append(r.inject, msg...)
 			r.off += total
 			c.maybeFetchInfo()
+			return false, nil
+		case c.isMarker(ext):
+			// The peer's stream is compressed from the next byte on: what
+			// is buffered after the marker goes to the decoder.
+			if total > maxMarker {
+				return false, fmt.Errorf("%w: lt_compress message of %d bytes", ErrCompressedStream, n)
+			}
+			if len(avail) < total {
+				return true, nil
+			}
+			if err := c.onMarker(avail[:total], avail[total:]); err != nil {
+				return false, err
+			}
+			r.end = r.off
 			return false, nil
 		case c.decodedExt(ext):
 			// ut_metadata and ut_pex messages are bencoded: held whole and
@@ -857,6 +891,16 @@ type writer struct {
 	// ext is our extended handshake, held until we know whether the peer
 	// is a seed; deferred is everything the library wrote after it.
 	ext, deferred []byte
+	// holdPartial is set when the held extended handshake is for a
+	// partial seed (it waits for the peer's bitfield).
+	holdPartial bool
+	// zRest follows our lt_compress marker in this write: it goes through
+	// the encoder zAlgo, which starts once what precedes is sent.
+	zRest []byte
+	zAlgo algo
+	// dzAt and dzAlgo mark such a marker's end in deferred.
+	dzAt   int
+	dzAlgo algo
 
 	segs net.Buffers
 }
@@ -921,8 +965,7 @@ func (c *Conn) writeLocked(p []byte) (int, error) {
 			w.holdLeft -= k
 			i += k
 			if w.holdLeft == 0 {
-				c.flushSegsLocked()
-				c.extHandshakeReady(w.hold)
+				c.heldExtHandshake(w.hold)
 				w.hold = nil
 			}
 			w.dirty = true
@@ -966,8 +1009,9 @@ func (c *Conn) writeLocked(p []byte) (int, error) {
 	}
 	if w.hsLeft == 0 && w.hold == nil && w.pass == 0 && len(w.pend) == 0 {
 		// At a message boundary: injected messages may go now.
-		if q := c.takeQueue(); q != nil {
-			w.segs = append(w.segs, q)
+		if q, at, a := c.takeQueue(); q != nil {
+			w.segs = append(w.segs, q[:at])
+			w.zRest, w.zAlgo = q[at:], a
 			w.dirty = true
 		}
 	}
@@ -982,6 +1026,13 @@ func (c *Conn) writeLocked(p []byte) (int, error) {
 		for _, seg := range w.segs {
 			w.deferred = append(w.deferred, seg...)
 		}
+		if w.zAlgo != algoNone {
+			// Our marker was queued before this handshake came (a
+			// second one): the encoder starts where it ends.
+			w.dzAt, w.dzAlgo = len(w.deferred), w.zAlgo
+			w.deferred = append(w.deferred, w.zRest...)
+			w.zRest, w.zAlgo = nil, algoNone
+		}
 		clear(w.segs)
 		w.dirty = false
 		return len(p), nil
@@ -990,15 +1041,20 @@ func (c *Conn) writeLocked(p []byte) (int, error) {
 		return 0, err
 	}
 	var err error
-	if w.dirty {
-		segs := w.segs
-		_, err = segs.WriteTo(c.Conn)
-	} else {
+	switch {
+	case w.dirty:
+		err = c.send(w.segs)
+	case c.zw == nil:
 		// Nothing changed, held or added: the library's bytes as they are.
 		_, err = c.Conn.Write(p)
+	default:
+		err = c.send(net.Buffers{p})
+	}
+	if err == nil && w.zAlgo != algoNone {
+		err = c.startCompress(w.zAlgo, w.zRest)
 	}
 	clear(w.segs) // do not keep the caller's buffer alive
-	w.dirty = false
+	w.dirty, w.zRest, w.zAlgo = false, nil, algoNone
 	if err != nil {
 		return 0, err
 	}
@@ -1042,18 +1098,20 @@ func (c *Conn) decideOutbound(hdr []byte) {
 	}
 	switch id {
 	case msgExtended:
-		if len(hdr) >= 6 && hdr[5] == 0 && c.layer.pieces.PartialSeed(c.infoHash()) {
-			w.hold = append([]byte(nil), hdr...)
-			w.dirty = true
-			w.holdLeft = total - len(hdr)
-			if w.holdLeft == 0 {
-				c.flushSegsLocked()
-				c.extHandshakeReady(w.hold)
-				w.hold = nil
-			}
-			return
-		}
 		if len(hdr) >= 6 && hdr[5] == 0 && total <= 4+maxExtHandshake {
+			// Held whole: it gains the compression keys, and in partial-
+			// seed mode waits for the peer's bitfield.
+			w.holdPartial = c.layer.pieces.PartialSeed(c.infoHash())
+			if w.holdPartial || c.layer.comp.on() {
+				w.hold = append([]byte(nil), hdr...)
+				w.dirty = true
+				w.holdLeft = total - len(hdr)
+				if w.holdLeft == 0 {
+					c.heldExtHandshake(w.hold)
+					w.hold = nil
+				}
+				return
+			}
 			w.capture, w.capID = append(make([]byte, 0, total), hdr...), id
 		}
 	case msgChoke, msgUnchoke, msgInterested, msgNotInterested, msgHaveAll, msgHaveNone:
@@ -1152,8 +1210,7 @@ func (c *Conn) flushSegsLocked() {
 	if len(c.w.segs) == 0 {
 		return
 	}
-	segs := c.w.segs
-	segs.WriteTo(c.Conn) // an error shows on the next write
+	c.send(c.w.segs) // an error shows on the next write
 	clear(c.w.segs)
 	c.w.segs = c.w.segs[:0]
 }
@@ -1196,10 +1253,18 @@ func (c *Conn) releaseLocked() error {
 	if !seed && !drops {
 		out = c.rewriteExtHandshake(w.ext)
 	}
+	at, a := len(out)+w.dzAt, w.dzAlgo
 	out = append(out, w.deferred...)
-	w.ext, w.deferred = nil, nil
+	w.ext, w.deferred, w.dzAt, w.dzAlgo = nil, nil, 0, algoNone
 	c.deferring.Store(false)
-	_, err := c.Conn.Write(out)
+	if a == algoNone {
+		at = len(out)
+	}
+	err := c.send(net.Buffers{out[:at]})
+	if err == nil && a != algoNone {
+		err = c.startCompress(a, out[at:])
+	}
+	c.ourExtSent()
 	return err
 }
 
@@ -1242,15 +1307,21 @@ func (c *Conn) inject(msg []byte) {
 	c.flushQueue()
 }
 
-func (c *Conn) takeQueue() []byte {
+// takeQueue takes the queued messages; when our lt_compress marker is
+// among them, at is where it ends and a is the algorithm for the rest,
+// else at is len(q).
+func (c *Conn) takeQueue() (q []byte, at int, a algo) {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	if len(c.queue) == 0 {
-		return nil
+		return nil, 0, algoNone
 	}
-	q := c.queue
-	c.queue = nil
-	return q
+	q, at, a = c.queue, len(c.queue), c.zAlgo
+	if a != algoNone {
+		at = c.zAt
+	}
+	c.queue, c.zAt, c.zAlgo = nil, 0, algoNone
+	return q, at, a
 }
 
 // flushQueue writes queued messages when nobody is writing and the stream
@@ -1270,11 +1341,14 @@ func (c *Conn) flushQueue() {
 			c.wmu.Unlock()
 			return // the write in progress will flush at its boundary
 		}
-		q := c.takeQueue()
+		q, at, a := c.takeQueue()
 		var err error
 		if q != nil {
 			c.Conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
-			_, err = c.Conn.Write(q)
+			err = c.send(net.Buffers{q[:at]})
+			if err == nil && a != algoNone {
+				err = c.startCompress(a, q[at:])
+			}
 			c.Conn.SetWriteDeadline(time.Time{})
 		}
 		c.wmu.Unlock()

@@ -38,7 +38,16 @@
 //
 // # Compression
 //
-// BEP 56 stream compression will slot in at the same place: after the
-// lt_compress marker each direction's bytes pass through a zstd codec
-// between this parser and the network.
+// BEP 56 stream compression (docs/bep56.md) sits between this parser and
+// the network. Our extended handshake gains "c", "cp" and m.lt_compress
+// (Layer.Compress); once both handshakes are exchanged and the peer
+// offers a common algorithm, we queue our lt_compress marker at the next
+// message boundary, and everything we send after it goes through the
+// encoder (zwrite.go: one frame or raw block per run of PIECE messages,
+// flushed at the end of every Write). The peer's marker is kept from the
+// library; after it, the peer's bytes are decoded block by block
+// (zread.go), within a 64 KiB window and at most 64 times the compressed
+// bytes, before this parser sees them. Each direction is independent; a
+// peer without "c" sees an ordinary connection. Cached blocks held as
+// zstd frames (Frames) are sent as they are.
 package wire

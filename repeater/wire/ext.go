@@ -98,7 +98,9 @@ func (c *Conn) onPeerExtHandshake(msg []byte) ([]byte, error) {
 		s.metaSize = size
 		strip = c.layer.fetchesInfo(s.infoHash)
 	}
+	s.onPeerCompression(d)
 	c.mu.Unlock()
+	c.maybeCompress()
 	return libraryView(d, strip)
 }
 
@@ -122,8 +124,11 @@ func parseExtHandshake(payload []byte) (map[string]any, error) {
 
 // libraryView is the extended handshake message the library sees for the
 // peer's dictionary d: "m" cut to what the library implements, "v"
-// truncated, "reqq" capped, and "metadata_size" removed when strip is set.
+// truncated, "reqq" capped, BEP 56's "c" and "cp" (the layer's) removed,
+// and "metadata_size" removed when strip is set.
 func libraryView(d map[string]any, strip bool) ([]byte, error) {
+	delete(d, "c")
+	delete(d, "cp")
 	if m, ok := d["m"].(map[string]any); ok {
 		lib := map[string]any{}
 		for k, v := range m {

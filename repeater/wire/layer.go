@@ -48,8 +48,12 @@ type Layer struct {
 	meta          metaState
 	lastMalformed atomic.Pointer[string]
 
+	// comp configures BEP 56 (Compress).
+	comp CompressOptions
+
 	stats struct {
 		conns, malformed, dropped, rejected, donthaves, haves, uploadOnly, kicks, timedOut, refused, decrypted, metaFetched, metaRefused atomic.Int64
+		compressed, compressBad, spliced, savedUp, savedDown                                                                             atomic.Int64
 	}
 }
 
@@ -278,6 +282,7 @@ type PeerState struct {
 	ChokesIn       int64 // CHOKEs received
 	TimedOut       int64 // requests the peer never answered
 	Outstanding    int   // our requests awaiting an answer
+	Compress       CompressState
 }
 
 // Has reports whether the peer has piece, from its bitfield, HAVEs and
@@ -301,7 +306,9 @@ func (c *Conn) State() PeerState {
 		Dropped: s.dropped, Rejected: s.rejected, Donthaves: s.donthaves, HavesInjected: s.havesSent,
 		RequestsOut: s.requestsOut, PiecesIn: s.piecesIn, RejectsIn: s.rejectsIn, ChokesIn: s.chokesIn,
 		TimedOut: s.timedOut, Outstanding: len(s.outstanding),
+		Compress: c.zs.state(),
 	}
+	ps.Compress.Offered = s.comp.ourID != 0
 	// The snapshot shares the bitsets and the extension map; the next
 	// change copies them first (peerState.haveW and the like), so a quiet
 	// peer costs no copy per round.
@@ -340,6 +347,12 @@ type Stats struct {
 	// LastMalformed is the peer and reason of the last connection closed
 	// for malformed input.
 	LastMalformed string
+	// BEP 56 (docs/bep56.md).
+	Compressed      int64 // connections compressed one way or both
+	CompressRefused int64 // connections closed for a bad or expanding compressed stream
+	FramesSpliced   int64 // cached zstd frames sent as they are
+	SavedUp         int64 // bytes compression kept off the wire, sent (plain minus wire)
+	SavedDown       int64 // and received
 }
 
 // Stats returns the layer's counters.
@@ -352,6 +365,8 @@ func (l *Layer) Stats() Stats {
 		TimedOut: l.stats.timedOut.Load(), Encrypted: l.stats.refused.Load(),
 		Decrypted:   l.stats.decrypted.Load(),
 		InfoFetched: l.stats.metaFetched.Load(), InfoRefused: l.stats.metaRefused.Load(),
+		Compressed: l.stats.compressed.Load(), CompressRefused: l.stats.compressBad.Load(),
+		FramesSpliced: l.stats.spliced.Load(), SavedUp: l.stats.savedUp.Load(), SavedDown: l.stats.savedDown.Load(),
 	}
 	if m := l.lastMalformed.Load(); m != nil {
 		st.LastMalformed = *m

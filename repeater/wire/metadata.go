@@ -100,9 +100,10 @@ func (l *Layer) InfoRefused(ih metainfo.Hash) error {
 // metadata.
 func (l *Layer) fetchesInfo(ih metainfo.Hash) bool {
 	l.meta.mu.Lock()
-	sink, f := l.meta.sink, l.meta.fetches[ih]
+	f := l.meta.fetches[ih]
+	open := l.meta.sink != nil && (f == nil || !f.done) // done is written under mu (endFetch)
 	l.meta.mu.Unlock()
-	return sink != nil && (f == nil || !f.done) && l.pieces.NumPieces(ih) == 0
+	return open && l.pieces.NumPieces(ih) == 0
 }
 
 // decodedExt reports whether the peer's extension message ext is one the
@@ -355,6 +356,9 @@ func (c *Conn) footprint() int {
 		n += cap(s.meta.buf)
 	}
 	c.mu.Unlock()
+	if c.r.z != nil {
+		n += c.r.z.footprint()
+	}
 	c.qmu.Lock()
 	n += cap(c.queue)
 	c.qmu.Unlock()

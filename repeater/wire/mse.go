@@ -130,3 +130,14 @@ func (d *decryptConn) Write(p []byte) (int, error) {
 	}
 	return d.rw.Write(p)
 }
+
+// direct is the TCP connection under a plaintext stream, for vectored
+// writes (net.Buffers writes them with one writev only to a *net.TCPConn);
+// nil when the stream is encrypted or failed.
+func (d *decryptConn) direct() net.Conn {
+	d.start()
+	if d.err != nil || d.rw != nil {
+		return nil
+	}
+	return d.Conn
+}
