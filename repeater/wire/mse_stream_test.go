@@ -37,6 +37,7 @@ func TestDecryptedStreamIntact(t *testing.T) {
 				stream = append(stream, msg(msgHave, u32(uint32(i%64))...)...)
 			}
 		}
+		wrng := rand.New(rand.NewPCG(2, uint64(method))) // the writer's own
 		go func() {
 			rw, _, err := mse.InitiateHandshake(peer, ih[:], hs, method)
 			if err != nil {
@@ -44,9 +45,9 @@ func TestDecryptedStreamIntact(t *testing.T) {
 				return
 			}
 			for off, n := 0, 0; off < len(stream); off += n {
-				n = min(1+rng.IntN(40000), len(stream)-off)
+				n = min(1+wrng.IntN(40000), len(stream)-off)
 				rw.Write(stream[off : off+n])
-				if rng.IntN(40) == 0 {
+				if wrng.IntN(40) == 0 {
 					time.Sleep(1200 * time.Millisecond) // past the reader's 1 s wake-up
 				}
 			}
