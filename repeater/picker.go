@@ -162,8 +162,16 @@ func makePlan(in planInput) plan {
 // so that upload capacity is not wasted while demand exists. It stays
 // within [1, downloaders]. cap 0 means unlimited, where the upload is
 // never idle.
+//
+// The target is what the swarm allows: a piece fetched for n peers
+// returns at most n uploads, so with few downloaders the target ratio may
+// be out of reach, and chasing it only pinned the threshold at "every
+// downloader lacks it" and stalled intake for tens of seconds (three
+// leechers, target 4). It aims at three quarters of the downloaders at
+// most, never under 1.
 func adaptThreshold(cur int, ratio, target float64, rate, cap float64, downloaders int, starved bool) int {
 	idle := cap > 0 && rate < 0.5*cap
+	target = min(target, max(1, 0.75*float64(downloaders)))
 	switch {
 	case ratio < target:
 		cur++

@@ -94,6 +94,9 @@ func TestAdaptThreshold(t *testing.T) {
 		{"few downloaders pull it down", 4, 1, 4, 900, 1000, 2, 2, false},
 		{"idle but starved for intake: rise", 2, 1, 4, 100, 1000, 5, 3, true},
 		{"idle, starved, on target: hold", 2, 5, 4, 100, 1000, 5, 2, true},
+		{"three downloaders: aim at what they allow", 3, 2.5, 4, 100, 1000, 3, 2, false},
+		{"three downloaders, under what they allow: rise", 2, 2, 4, 900, 1000, 3, 3, false},
+		{"one downloader: ratio 1 is on target", 1, 1, 4, 100, 1000, 1, 1, false},
 	}
 	for _, tc := range cases {
 		if got := adaptThreshold(tc.cur, tc.ratio, tc.target, tc.rate, tc.cap, tc.downloaders, tc.starved); got != tc.want {
