@@ -45,6 +45,9 @@ type Status struct {
 	Tracker *TrackerState `json:"tracker,omitempty"`
 	// Compression is BEP 56 stream compression with other btslaves.
 	Compression Compression `json:"compression"`
+	// NextSteps tell a new user what to do while the daemon has no feed
+	// and no swarm; empty otherwise.
+	NextSteps []string `json:"next_steps,omitempty"`
 }
 
 // TrackerState is the embedded tracker's, as the status shows it.
