@@ -38,7 +38,7 @@ btslave.page({
     }
     const rs = [{ label: 'up', color: '--up', values: up }, { label: 'down', color: '--down', values: down }];
     const qs = [{ label: 'ratio', color: '--ratio', values: ratio }];
-    b.chart(this.rateCanvas, times, rs, b.rate);
+    b.chart(this.rateCanvas, times, rs, b.rate, 4096);
     b.chart(this.ratioCanvas, times, qs, v => v.toFixed(2));
     this.rateLegend.replaceChildren(b.legend(rs, b.rate));
     this.ratioLegend.replaceChildren(b.legend(qs));

@@ -1,9 +1,10 @@
 'use strict';
 // btslave.chart draws a line chart on a canvas: series of {label, color,
 // values} over times (ms), the y axis from 0 to the largest value, a grid,
-// the newest value of each series in the legend. It sets
+// the newest value of each series in the legend; floor is the least top of
+// the y axis. It sets
 // canvas.dataset.points to the points drawn (the browser test reads it).
-btslave.chart = (canvas, times, series, fmt) => {
+btslave.chart = (canvas, times, series, fmt, floor) => {
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth || 300, h = canvas.clientHeight || 160;
   canvas.width = Math.round(w * dpr);
@@ -17,6 +18,7 @@ btslave.chart = (canvas, times, series, fmt) => {
   const pw = w - left - right, ph = h - top - bottom;
   let ymax = 0;
   for (const s of series) for (const v of s.values) if (isFinite(v)) ymax = Math.max(ymax, v);
+  ymax = Math.max(ymax, floor || 0);
   if (ymax <= 0) ymax = 1;
   const t0 = times[0] || 0, t1 = times[times.length - 1] || 1;
   const x = t => left + (t1 > t0 ? (t - t0) / (t1 - t0) : 1) * pw;
