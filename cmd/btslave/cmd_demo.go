@@ -76,7 +76,7 @@ func runDemo(ctx context.Context, e env, o demo.Options, web string, plain bool)
 			return err
 		}
 		defer dash.close()
-		o.Helper = dash.setHelper
+		o.Helper = dash.SetHelper
 	}
 	pr := &progressPrinter{w: e.stdout, plain: plain}
 	o.Progress = func(p demo.Progress) {
@@ -99,7 +99,7 @@ func runDemo(ctx context.Context, e env, o demo.Options, web string, plain bool)
 	fmt.Fprintf(e.stdout, "\nNext: run the real daemon with 'btslave run', then 'btslave web' for the dashboard.\n")
 	if dash != nil {
 		dash.setResult(res)
-		fmt.Fprintf(e.stdout, "The dashboard stays open on %s; Ctrl-C ends it.\n", dash.url)
+		fmt.Fprintf(e.stdout, "The dashboard stays open on %s (a new one-time login link: %s); Ctrl-C ends it.\n", dash.url, dash.LoginURL())
 		<-ctx.Done()
 	}
 	return nil

@@ -2,19 +2,26 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 
 	"github.com/btslave/btslave/internal/demo"
-	"github.com/btslave/btslave/repeater"
-	"github.com/btslave/btslave/tracker"
 )
 
-type demoDashboard struct{ url string }
-
-func startDemoDashboard(ctx context.Context, e env, addr string) (*demoDashboard, error) {
-	return nil, errors.New("--web: not yet")
+// demoDashboard is the dashboard of "btslave demo --web".
+type demoDashboard struct {
+	*demo.Dashboard
+	url string
 }
-func (d *demoDashboard) close()                                         {}
-func (d *demoDashboard) setHelper(*repeater.Repeater, *tracker.Tracker) {}
-func (d *demoDashboard) setProgress(demo.Progress)                      {}
-func (d *demoDashboard) setResult(demo.Result)                          {}
+
+func startDemoDashboard(_ context.Context, e env, addr string) (*demoDashboard, error) {
+	d, err := demo.StartDashboard(addr, nil)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(e.stdout, "Dashboard: open %s (a one-time login link)\n\n", d.LoginURL())
+	return &demoDashboard{Dashboard: d, url: d.URL()}, nil
+}
+
+func (d *demoDashboard) close()                      { d.Close() }
+func (d *demoDashboard) setProgress(p demo.Progress) { d.SetProgress(p) }
+func (d *demoDashboard) setResult(r demo.Result)     { d.SetResult(r) }

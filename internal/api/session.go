@@ -232,3 +232,7 @@ input{width:100%%;font:inherit;padding:.4em;box-sizing:border-box}button{font:in
 <form method="post" action="/login"><label>API token <input type="password" name="token" autocomplete="current-password" required></label><button type="submit">Log in</button></form></body></html>
 `, p)
 }
+
+// LoginCode makes a one-time login code, as POST /api/v1/web/login-code
+// does (for a program that runs the server itself, as "btslave demo --web").
+func (s *Server) LoginCode() LoginCode { return s.sess.newCode() }

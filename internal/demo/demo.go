@@ -52,7 +52,8 @@ type Options struct {
 	// Progress is called about four times a second while a round runs.
 	Progress func(Progress)
 	// Helper, when set, is told of the repeater of the second round once it
-	// runs (the dashboard of `btslave demo --web` reads it).
+	// runs, and of nil before it closes (the dashboard of `btslave demo
+	// --web` reads it).
 	Helper func(*repeater.Repeater, *tracker.Tracker)
 }
 
@@ -271,6 +272,7 @@ func playRound(ctx context.Context, o Options, dir string, mi *metainfo.MetaInfo
 		}
 		if o.Helper != nil {
 			o.Helper(rep, tr)
+			cl.add(func() { o.Helper(nil, nil) }) // before the repeater closes
 		}
 	}
 
@@ -352,3 +354,11 @@ func (rd *Round) summarize() {
 }
 
 func isAddrInUse(err error) bool { return errors.Is(err, syscall.EADDRINUSE) }
+
+// randomToken is a throw-away API token: the demo's dashboard is logged
+// into with one-time codes only.
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%x", b)
+}

@@ -3,10 +3,15 @@ package demo
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
+	"net/http"
+	"net/http/cookiejar"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/btslave/btslave/internal/api"
 )
 
 // short is a demo small enough for a unit test: 1 MiB, three leechers.
@@ -22,15 +27,50 @@ func short(t *testing.T) Options {
 }
 
 // Ensure a shortened demo plays both rounds to the end and reports what it
-// measured: every leecher completes both ways and the repeater uploads.
+// measured: every leecher completes both ways and the repeater uploads;
+// its dashboard (--web) shows the helper's swarm and the tracker while
+// round 2 runs, and the outcome after.
 func TestDemoShort(t *testing.T) {
 	o := short(t)
+	d, err := StartDashboard("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
 	var rounds [3]int
 	var last Progress
-	o.Progress = func(p Progress) { rounds[p.Round]++; last = p }
+	var during api.Status
+	o.Helper = d.SetHelper
+	o.Progress = func(p Progress) {
+		rounds[p.Round]++
+		last = p
+		d.SetProgress(p)
+		if p.Round == 2 && p.HelperUp > 0 && len(during.Torrents) == 0 {
+			during = d.status(context.Background())
+		}
+	}
 	res, err := Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
+	}
+	d.SetResult(res)
+	if len(during.Torrents) != 1 || during.Torrents[0].BytesUploaded <= 0 || during.Tracker == nil || during.Tracker.Torrents != 1 {
+		t.Errorf("dashboard status in round 2: torrents %+v, tracker %+v", during.Torrents, during.Tracker)
+	}
+	if after := d.status(context.Background()); len(after.NextSteps) == 0 || !strings.Contains(after.NextSteps[0], "sooner") {
+		t.Errorf("dashboard status after the demo: %q", after.NextSteps)
+	}
+	// The one-time login link opens the dashboard.
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	resp, err := c.Get(d.LoginURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "/pages/10-overview.js") {
+		t.Errorf("login link: %s %.200s", resp.Status, body)
 	}
 	t.Logf("without %+v; with %+v; gain %.2f", res.Without, res.With, res.Gain())
 	if rounds[1] == 0 || rounds[2] == 0 {
@@ -48,6 +88,19 @@ func TestDemoShort(t *testing.T) {
 		if f != 1 {
 			t.Errorf("leecher %d at %.2f at the end", i, f)
 		}
+	}
+}
+
+// Ensure a taken dashboard port fails at once with a clear error.
+func TestDemoDashboardPortTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, err = StartDashboard(ln.Addr().String(), nil)
+	if !errors.Is(err, ErrPortTaken) || !strings.Contains(err.Error(), ln.Addr().String()) {
+		t.Fatalf("err = %v, want ErrPortTaken naming the address", err)
 	}
 }
 
