@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/btslave/btslave/config"
@@ -40,7 +44,7 @@ ends it); the login URL is printed.`,
 			fs.StringVar(&o.TrackerAddr, "tracker", o.TrackerAddr, "the embedded tracker's HTTP listen `address`")
 			fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "give up on a round after this long")
 			fs.StringVar(&web, "web", "", "keep the dashboard open on this `address` after the run (e.g. 127.0.0.1:7978)")
-			fs.BoolVar(&plain, "plain", false, "print a progress line every few seconds instead of redrawing bars")
+			fs.BoolVar(&plain, "plain", false, "print a progress line every few seconds instead of redrawing bars (the default when stdout is not a terminal)")
 		},
 		run: func(ctx context.Context, e env, args []string) error {
 			if len(args) > 0 {
@@ -66,6 +70,10 @@ ends it); the login URL is printed.`,
 }
 
 func runDemo(ctx context.Context, e env, o demo.Options, web string, plain bool) error {
+	// Ctrl-C stops the demo cleanly: its clients close, its files go.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	plain = plain || !isTerminal(e.stdout)
 	fmt.Fprintf(e.stdout, "btslave demo: a %s torrent, a seed uploading %s/s, %d leechers uploading %s/s each;\n"+
 		"btslave may upload %s/s. Round 1 runs without help, round 2 with btslave.\n\n",
 		fmtBytes(o.Size), fmtBytes(o.SeedUp), o.Leechers, fmtBytes(o.LeechUp), fmtBytes(o.HelperUp))
@@ -87,6 +95,9 @@ func runDemo(ctx context.Context, e env, o demo.Options, web string, plain bool)
 	}
 	res, err := demo.Run(ctx, o)
 	pr.finish()
+	if ctx.Err() != nil {
+		return errors.New("demo interrupted")
+	}
 	if err != nil {
 		return err
 	}
