@@ -261,6 +261,18 @@ func TestBrowserDashboard(t *testing.T) {
 	shot("dashboard-phone.png")
 	do("desktop again", chromedp.EmulateViewport(1280, 900))
 
+	// The other pages draw, and no poll failed on any of them.
+	for page, want := range map[string]string{"visits": "No visit has ended yet", "tracker": trackerBase + "/announce"} {
+		do(page, chromedp.Navigate(dash+"/#"+page), chromedp.WaitVisible(chromedp.ID("page-"+page)),
+			chromedp.Poll[chromedp.Void](`document.getElementById('page-`+page+`').textContent.length > 0`, chromedp.WithPollingTimeout(10*time.Second)))
+		if got := text("#page-" + page); !strings.Contains(got, want) {
+			t.Errorf("%s page shows %q, want %q", page, got, want)
+		}
+	}
+	if evalBool("poll errors", `document.getElementById('live').classList.contains('err')`) {
+		t.Errorf("the dashboard's polls failed: %q", text("#live"))
+	}
+
 	// Without the cookie, and from a foreign origin, the API refuses.
 	status, err := chromedp.Run(ctx, chromedp.Evaluate[int](`fetch('/api/v1/status', {credentials: 'omit'}).then(r => r.status)`, chromedp.EvalAwaitPromise))
 	if err != nil {
