@@ -19,7 +19,7 @@ import (
 // real browser: the helper's traffic reaches the overview's chart and its
 // swarm the swarms page while round 2 runs. Saves dashboard-demo.png.
 func TestBrowserDemo(t *testing.T) {
-	lab.Require(t, chromium)
+	lab.Require(t, "chromium")
 	d, err := demo.StartDashboard("127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -28,8 +29,9 @@ import (
 	"github.com/btslave/btslave/repeater/announce"
 )
 
-// chromium is Debian's browser, installed by internal/lab/install-deps.sh.
-const chromium = "/usr/bin/chromium"
+// chromium is Debian's browser, installed by internal/lab/install-deps.sh
+// (lab.Require checks it is in PATH).
+const chromium = "chromium"
 
 // runDaemon starts a daemon on loopback with the embedded tracker on and
 // the autopilot ranking every second, and no feed.
@@ -90,7 +92,7 @@ func screenshotDir(t *testing.T) string {
 // charts draw, and is refused without the cookie and from a foreign
 // Origin. It saves screenshots, at desktop and phone width.
 func TestBrowserDashboard(t *testing.T) {
-	lab.Require(t, chromium)
+	lab.Require(t, "chromium")
 	port := lab.FreePort(t, lab.Loopback)
 	trackerBase := fmt.Sprintf("http://127.0.0.1:%d", port)
 	var ih, other metainfo.Hash
@@ -317,7 +319,7 @@ func TestBrowserDashboard(t *testing.T) {
 func browser(t *testing.T) (context.Context, context.CancelFunc) {
 	t.Helper()
 	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
-		chromedp.ExecPath(chromium),
+		chromedp.ExecPath(chromiumPath(t)),
 		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-background-networking", true),
@@ -336,4 +338,12 @@ func browser(t *testing.T) (context.Context, context.CancelFunc) {
 	}
 	ctx, cancelT := context.WithTimeout(bctx, 90*time.Second)
 	return ctx, func() { cancelT(); cancelB(); cancelA() }
+}
+
+func chromiumPath(t *testing.T) string {
+	p, err := exec.LookPath(chromium)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
