@@ -55,6 +55,9 @@ func printStatus(w io.Writer, st *api.Status) {
 	fmt.Fprintf(tw, "config\t%s\n", termSafe(cfgFile))
 	fmt.Fprintf(tw, "data dir\t%s\n", termSafe(st.DataDir))
 	fmt.Fprintf(tw, "api\t%s\n", termSafe(st.API))
+	for _, step := range st.NextSteps {
+		fmt.Fprintf(tw, "next\t%s\n", termSafe(step))
+	}
 	p := st.Peer
 	fmt.Fprintf(tw, "peer\tport %d (%s), DHT %s, PEX %s, limits up %s down %s\n",
 		p.Port, termSafe(p.Listen), onOff(p.DHT), onOff(p.PEX), rate(p.UploadLimit), rate(p.DownloadLimit))

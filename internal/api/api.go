@@ -14,6 +14,10 @@
 //	GET    /api/v1/feeds           the feeds ([]Feed)
 //	POST   /api/v1/feeds           add a feed (FeedRequest → Feed)
 //	DELETE /api/v1/feeds/{name}    remove a feed added at run time
+//	POST   /api/v1/feeds/test      fetch a feed once, say what it keeps (FeedTest)
+//	POST   /api/v1/web/login-code  a one-time dashboard login code (LoginCode)
+//	GET    /login, POST /logout    the dashboard's login (session.go)
+//	GET    /                       the dashboard (ServerOptions.UI), with a session
 //	GET    /metrics                Prometheus metrics
 //
 // A request the daemon refuses as the caller's fault (bad input, a feed
@@ -45,6 +49,9 @@ type Status struct {
 	Tracker *TrackerState `json:"tracker,omitempty"`
 	// Compression is BEP 56 stream compression with other btslaves.
 	Compression Compression `json:"compression"`
+	// NextSteps tell a new user what to do while the daemon has no feed
+	// and no swarm; empty otherwise.
+	NextSteps []string `json:"next_steps,omitempty"`
 }
 
 // TrackerState is the embedded tracker's, as the status shows it.

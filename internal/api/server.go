@@ -34,8 +34,14 @@ type ServerOptions struct {
 	Feeds      func(ctx context.Context) []Feed
 	AddFeed    func(ctx context.Context, req FeedRequest) (Feed, error)
 	RemoveFeed func(ctx context.Context, name string) error
-	Registry   *prometheus.Registry
-	Logger     *slog.Logger
+	// TestFeed fetches a feed once and says what its filters keep
+	// (POST /api/v1/feeds/test), as "btslave feeds test" does.
+	TestFeed func(ctx context.Context, req FeedRequest) (FeedTest, error)
+	// UI is the dashboard, served at "/" to logged-in browsers (see
+	// session.go); nil serves none.
+	UI       http.Handler
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
 }
 
 // Server is the local API server.
@@ -43,6 +49,7 @@ type Server struct {
 	opts ServerOptions
 	ln   net.Listener
 	srv  *http.Server
+	sess *sessions
 }
 
 // Listen binds the API's address. It refuses to run without a token.
@@ -57,7 +64,7 @@ func Listen(opts ServerOptions) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api: listen on %s: %w", opts.Listen, err)
 	}
-	s := &Server{opts: opts, ln: ln}
+	s := &Server{opts: opts, ln: ln, sess: newSessions()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/status", s.handleStatus)
 	if opts.Repeat != nil {
@@ -91,9 +98,7 @@ func Listen(opts ServerOptions) (*Server, error) {
 	if opts.Registry != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
-	})
+	s.mountWeb(mux)
 	s.srv = &http.Server{
 		Handler:           s.checkHost(s.auth(mux)),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -132,6 +137,13 @@ func (s *Server) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := []byte(r.Header.Get("Authorization"))
 		if subtle.ConstantTimeCompare(got, want) != 1 {
+			switch s.browserAuth(w, r) {
+			case browserOK:
+				next.ServeHTTP(w, r)
+				return
+			case browserAnswered:
+				return
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="btslave"`)
 			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token (see api.token in the data dir)")
 			return

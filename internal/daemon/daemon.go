@@ -42,6 +42,7 @@ import (
 	"github.com/btslave/btslave/repeater"
 	"github.com/btslave/btslave/repeater/scrape"
 	"github.com/btslave/btslave/tracker"
+	"github.com/btslave/btslave/web"
 )
 
 // StopTimeout bounds a graceful stop: announce stopped, flush state, close
@@ -169,6 +170,8 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (_ *App, err err
 		Feeds:      a.Feeds,
 		AddFeed:    a.AddFeed,
 		RemoveFeed: a.RemoveFeed,
+		TestFeed:   a.TestFeed,
+		UI:         web.Handler(),
 		Registry:   a.reg,
 		Logger:     log.With("component", "api"),
 	})
@@ -246,6 +249,7 @@ func (a *App) Run(ctx context.Context) error {
 		"config", cmp.Or(a.cfg.File, "(embedded defaults)"),
 		"peer_listen", a.client.LocalPort(),
 		"api", a.api.Addr().String())
+	a.logNextSteps()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -331,6 +335,7 @@ func (a *App) Status(context.Context) api.Status {
 		Feeds:      a.Feeds(context.Background()),
 		Autopilot:  api.Autopilot{Note: "off (auto.enabled = false)"},
 		Tracker:    a.trackerStatus(),
+		NextSteps:  a.nextSteps(),
 	}
 	st.Catalog, _ = a.feeds.Catalog().Len()
 	if a.auto != nil {

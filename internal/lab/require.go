@@ -27,6 +27,7 @@ var debianPackages = map[string]string{
 	"qbittorrent-nox":     "qbittorrent-nox",
 	"mktorrent":           "mktorrent",
 	"gcc":                 "gcc",
+	"chromium":            "chromium",
 	PythonLibtorrent:      "python3-libtorrent",
 }
 

@@ -1,0 +1,3 @@
+'use strict';
+// Loaded last: every page has registered itself.
+btslave.start();
