@@ -33,7 +33,8 @@ type hasher struct {
 	numPieces   int
 	pieceFile   []int32 // aligned layouts: the file of each piece
 	done        atomic.Int64
-	progress    func(done int64)
+	progress    func(done, total int64)
+	size        int64 // bytes of data
 	next        atomic.Int64
 	out         hashes
 }
@@ -160,7 +161,7 @@ func (h *hasher) readFull(w *worker, i int, b []byte, off int64) error {
 func (h *hasher) add(n int64) {
 	d := h.done.Add(n)
 	if h.progress != nil {
-		h.progress(d)
+		h.progress(d, h.size)
 	}
 }
 

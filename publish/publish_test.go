@@ -100,7 +100,7 @@ func TestCreate_Cancel(t *testing.T) {
 	dir := writeTree(t, 4, map[string]int{"big": 4 << 20})
 	ctx, cancel := context.WithCancel(context.Background())
 	var calls atomic.Int32
-	_, err := publish.Create(ctx, dir, publish.Options{PieceLength: 16 << 10, Workers: 2, Progress: func(int64) {
+	_, err := publish.Create(ctx, dir, publish.Options{PieceLength: 16 << 10, Workers: 2, Progress: func(int64, int64) {
 		if calls.Add(1) == 3 {
 			cancel()
 		}
@@ -120,7 +120,7 @@ func TestCreate_FileChanges(t *testing.T) {
 		t.Run(change, func(t *testing.T) {
 			dir := writeTree(t, 5, map[string]int{"a": 64 << 10, "b": 64 << 10})
 			var once atomic.Bool
-			_, err := publish.Create(context.Background(), dir, publish.Options{PieceLength: 16 << 10, Workers: 1, Progress: func(int64) {
+			_, err := publish.Create(context.Background(), dir, publish.Options{PieceLength: 16 << 10, Workers: 1, Progress: func(int64, int64) {
 				if once.CompareAndSwap(false, true) {
 					p := filepath.Join(dir, "b")
 					if change == "shrink" {

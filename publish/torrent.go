@@ -34,8 +34,8 @@ type Options struct {
 	// Workers hash pieces in parallel; 0 is GOMAXPROCS.
 	Workers int
 	// Progress, if set, is called from the workers with the bytes hashed so
-	// far (of Torrent.Size); it must be quick and safe for concurrent use.
-	Progress func(done int64)
+	// far of total; it must be quick and safe for concurrent use.
+	Progress func(done, total int64)
 }
 
 // Torrent is a made torrent.
@@ -77,7 +77,7 @@ func Create(ctx context.Context, path string, o Options) (*Torrent, error) {
 	}
 	total := layout(files, pl, o.Version, single)
 	h := newHasher(files, pl, total, o.Version)
-	h.progress = o.Progress
+	h.progress, h.size = o.Progress, size
 	if err := h.run(ctx, o.Workers); err != nil {
 		return nil, err
 	}
