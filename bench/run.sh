@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints btslave's benchmark figures next to their references and goals.
-# Usage: bench/run.sh [cache|transfer|rss|scrape|tracker|crowd|matrix|bep56|all]
+# Usage: bench/run.sh [cache|transfer|rss|scrape|tracker|crowd|matrix|bep56|publish|all]
 # (default all; crowd, issue #4's 20-minute swarm scenario, matrix, issue
 # #9's 40-minute matrix of swarms, and bep56, issue #12's compression
 # figures (about 8 minutes), run real programs and only when named;
@@ -107,4 +107,9 @@ if [[ $what == bep56 ]]; then
   go test ./repeater/wire -run '^$' -bench 'BenchmarkDecompress|BenchmarkConnMemory' -benchtime 3x > "$out/wire" 2>&1 || { tail -30 "$out/wire"; exit 1; }
   awk '/^BenchmarkDecompress\// {split($1, a, "/"); sub(/-[0-9]+$/, "", a[2]); for (i = 1; i <= NF; i++) if ($i == "MB/s") printf "  decompress %-5s %6.0f MB/s (Go source, %s of its size on the wire)\n", a[2], $(i-1), $(i+1)}
        /^BenchmarkConnMemory\// {split($1, a, "/"); sub(/-[0-9]+$/, "", a[2]); for (i = 1; i <= NF; i++) if ($i == "B/conn") printf "  memory     %-5s %6.0f KiB per connection\n", a[2], $(i-1) / 1024}' "$out/wire"
+fi
+
+if [[ $what == publish ]]; then
+  # Issue #14's hashing figures, about 3 minutes (bench/publish.sh).
+  bench/publish.sh
 fi
