@@ -46,6 +46,7 @@ fuzz:
 	$(GO) test ./tracker -run '^$$' -fuzz FuzzParseAnnounceQuery -fuzztime 60s
 	$(GO) test ./tracker -run '^$$' -fuzz FuzzParseUDPRequest -fuzztime 60s
 	$(GO) test ./publish -run '^$$' -fuzz FuzzCreate -fuzztime 60s
+	$(GO) test ./publish -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 60s
 	$(GO) test ./tracker -run '^$$' -fuzz FuzzParseSyncPacket -fuzztime 60s
 
 bench:

@@ -2,6 +2,7 @@ package publish_test
 
 import (
 	"context"
+	"encoding/json"
 	"encoding/binary"
 	"fmt"
 	"testing"
@@ -38,5 +39,31 @@ func FuzzCreate(f *testing.F) {
 			t.Fatal(err)
 		}
 		checkAnacrolix(t, tr)
+	})
+}
+
+// FuzzDecodeRecord feeds DecodeRecord arbitrary bytes: it must not panic,
+// and a record it accepts must survive a JSON round trip unchanged.
+func FuzzDecodeRecord(f *testing.F) {
+	f.Add([]byte(`{"infohash":"0123456789abcdef0123456789abcdef01234567","name":"x","version":"hybrid","size":3,"root":"/d","files":[{"path":["x"],"abs":"/d/x","length":3,"mtime":"2026-01-02T03:04:05Z"}],"magnet":"magnet:?","published":"2026-01-02T03:04:05Z"}`))
+	f.Add([]byte(`{"infohash":"zz"}`))
+	f.Add([]byte(`{"infohash":"0123456789abcdef0123456789abcdef01234567","files":[{"abs":"/a/../b","length":-1}]}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r, err := publish.DecodeRecord(in)
+		if err != nil {
+			return
+		}
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r2, err := publish.DecodeRecord(b)
+		if err != nil {
+			t.Fatalf("re-encoded record refused: %v\n%s", err, b)
+		}
+		b2, _ := json.Marshal(r2)
+		if string(b) != string(b2) {
+			t.Fatalf("round trip changed the record:\n%s\n%s", b, b2)
+		}
 	})
 }
