@@ -2,8 +2,8 @@ package publish_test
 
 import (
 	"context"
-	"encoding/json"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"testing"
 
