@@ -66,7 +66,10 @@ func newHasher(files []File, pieceLength, total int64, v Version) *hasher {
 // run hashes every piece with workers goroutines.
 func (h *hasher) run(ctx context.Context, workers int) error {
 	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
+		// More readers than cores, so that one worker's read overlaps the
+		// others' hashing on a cold cache; at most 128 MiB of buffers.
+		p := runtime.GOMAXPROCS(0)
+		workers = max(p, min(2*p+2, int(128<<20/h.pieceLength)))
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

@@ -31,7 +31,8 @@ type Options struct {
 	// CreationDate is written as "creation date"; zero writes none (the
 	// output then depends only on the data and the options).
 	CreationDate time.Time
-	// Workers hash pieces in parallel; 0 is GOMAXPROCS.
+	// Workers hash pieces in parallel; 0 is 2×GOMAXPROCS+2 (reads overlap
+	// hashing), fewer for pieces so large that their buffers pass 128 MiB.
 	Workers int
 	// Progress, if set, is called from the workers with the bytes hashed so
 	// far of total; it must be quick and safe for concurrent use.

@@ -80,7 +80,7 @@ tracker, hosting, the feed and the everseed (issue #14).`,
 			fs.BoolVar(&noTracker, "no-tracker", false, "no tracker, not even the embedded one")
 			fs.Var(&webSeeds, "web-seed", "BEP 19 web seed `url`, repeatable")
 			fs.StringVar(&out, "out", "", "output `file` (one PATH) or directory (default: NAME.torrent in the current directory)")
-			fs.IntVar(&workers, "workers", 0, "hashing goroutines (default: one per core)")
+			fs.IntVar(&workers, "workers", 0, "hashing goroutines (default: 2 per core + 2, each with a piece buffer)")
 			fs.BoolVar(&asJSON, "json", false, "print a JSON summary")
 		},
 		run: func(ctx context.Context, e env, args []string) error {
