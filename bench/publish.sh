@@ -33,9 +33,9 @@ PY
 }
 
 declare -A tool=(
-  [btslave-hybrid]="$work/btslave publish $work/data.bin --no-tracker --piece-size 2MiB --out $work/b.torrent"
-  [btslave-v1]="$work/btslave publish $work/data.bin --no-tracker --format v1 --piece-size 2MiB --out $work/b1.torrent"
-  [btslave-v2]="$work/btslave publish $work/data.bin --no-tracker --format v2 --piece-size 2MiB --out $work/b2.torrent"
+  [btslave-hybrid]="$work/btslave publish --local $work/data.bin --no-tracker --piece-size 2MiB --out $work/b.torrent"
+  [btslave-v1]="$work/btslave publish --local $work/data.bin --no-tracker --format v1 --piece-size 2MiB --out $work/b1.torrent"
+  [btslave-v2]="$work/btslave publish --local $work/data.bin --no-tracker --format v2 --piece-size 2MiB --out $work/b2.torrent"
   [mktorrent-v1]="mktorrent -t 2 -l 21 -a http://127.0.0.1:1/announce -o $work/m.torrent $work/data.bin"
   [libtorrent-hybrid]="lt_create"
 )

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/btslave/btslave/config"
+	"github.com/btslave/btslave/internal/api"
 	"github.com/btslave/btslave/publish"
 )
 
@@ -49,7 +50,7 @@ func publishCommand() *command {
 	var g globalOptions
 	var format, pieceSize, name, comment, source, out string
 	var trackers, webSeeds listFlag
-	var private, asJSON, noTracker bool
+	var private, asJSON, noTracker, local bool
 	var workers int
 	return &command{
 		name:  "publish",
@@ -64,10 +65,17 @@ across the cores, each byte read once for v1 and v2 together. The
 run (Ctrl-C) leaves nothing behind. It prints the magnet link, or a JSON
 summary with --json; a progress bar goes to a terminal's stderr.
 
+The running daemon does the work: it hashes the path, keeps seeding it
+from your disk until 'btslave unpublish' (the everseed, across restarts;
+it stops and says why if the files change or vanish), adds it to the
+embedded tracker's whitelist when the tracker runs in whitelist mode, and
+serves the .torrent and a feed of everything published on [publish]
+listen. The magnet link and the .torrent's URL are printed. With --local
+no daemon is needed: the .torrent is written here (--out), nothing more.
+
 Trackers are the --tracker URLs (repeat the flag; a comma-separated value
-is one tier), else the embedded tracker's public URL when [tracker] is
-enabled in the config. Not done yet: registering with the running daemon's
-tracker, hosting, the feed and the everseed (issue #14).`,
+is one tier), else the embedded tracker's announce URL when it runs
+(with --local: when [tracker] is enabled in the config).`,
 		flags: func(fs *flag.FlagSet) {
 			g.addFlags(fs)
 			fs.StringVar(&format, "format", "hybrid", "torrent `version`: hybrid, v1 or v2")
@@ -82,6 +90,7 @@ tracker, hosting, the feed and the everseed (issue #14).`,
 			fs.StringVar(&out, "out", "", "output `file` (one PATH) or directory (default: NAME.torrent in the current directory)")
 			fs.IntVar(&workers, "workers", 0, "hashing goroutines (default: 2 per core + 2, each with a piece buffer)")
 			fs.BoolVar(&asJSON, "json", false, "print a JSON summary")
+			fs.BoolVar(&local, "local", false, "only write the .torrent here; no daemon, no everseed")
 		},
 		run: func(ctx context.Context, e env, args []string) error {
 			if len(args) == 0 {
@@ -102,6 +111,17 @@ tracker, hosting, the feed and the everseed (issue #14).`,
 			}
 			if name != "" && len(args) > 1 {
 				return usageErr("--name needs a single PATH")
+			}
+			if !local {
+				if out != "" || workers != 0 {
+					return usageErr("--out and --workers go with --local")
+				}
+				req := api.PublishRequest{Version: v.String(), PieceLength: o.PieceLength, Name: name, Comment: comment,
+					Source: source, Private: private, WebSeeds: webSeeds}
+				for _, t := range trackers {
+					req.Trackers = append(req.Trackers, strings.Split(t, ","))
+				}
+				return publishViaDaemon(ctx, e, &g, args, req, asJSON)
 			}
 			for _, t := range trackers {
 				o.Trackers = append(o.Trackers, strings.Split(t, ","))
@@ -290,5 +310,104 @@ func (b *progressBar) stop(t *publish.Torrent) {
 			b.draw()
 		}
 		fmt.Fprintln(b.w)
+	}
+}
+
+// publishViaDaemon has the running daemon publish each path.
+func publishViaDaemon(ctx context.Context, e env, g *globalOptions, args []string, req api.PublishRequest, asJSON bool) error {
+	var out []api.Published
+	for _, path := range args {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return err
+		}
+		req.Path = abs
+		err = g.callAPI(ctx, e, 24*time.Hour, func(ctx context.Context, c *api.Client) error {
+			p, err := c.Publish(ctx, req)
+			if err == nil {
+				out = append(out, *p)
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if asJSON {
+		return printJSON(e.stdout, out)
+	}
+	for _, p := range out {
+		printPublished(e.stdout, p)
+	}
+	return nil
+}
+
+func printPublished(w io.Writer, p api.Published) {
+	state := "seeding"
+	if !p.Seeding {
+		state = "stopped: " + p.Stopped
+	}
+	fmt.Fprintf(w, "%s  %s  %s, %d files, %d B  %s\n", p.InfoHash, termSafe(p.Name), p.Version, p.Files, p.Size, termSafe(state))
+	if p.Seeding {
+		fmt.Fprintf(w, "  peers %d (seeds %d, downloaders %d), served %d B, pieces verified %d/%d\n", p.Peers, p.Seeds, p.Downloaders, p.BytesServed, p.Verified, p.Pieces)
+	}
+	if p.TorrentURL != "" {
+		fmt.Fprintf(w, "  %s\n", termSafe(p.TorrentURL))
+	}
+	fmt.Fprintf(w, "  %s\n", termSafe(p.Magnet))
+}
+
+func publishedCommand() *command {
+	var g globalOptions
+	var asJSON bool
+	return &command{
+		name:  "published",
+		short: "list what the daemon publishes, with its swarms' figures",
+		long: `Lists the torrents published with 'btslave publish': whether the everseed
+serves each (or why it stopped), the peers connected to it (seeds and
+downloaders), the bytes it served and how many pieces it has checked
+against the torrent so far.`,
+		flags: func(fs *flag.FlagSet) {
+			g.addFlags(fs)
+			fs.BoolVar(&asJSON, "json", false, "print as JSON")
+		},
+		run: func(ctx context.Context, e env, args []string) error {
+			if len(args) > 0 {
+				return usageErr("published takes no arguments")
+			}
+			return g.callAPI(ctx, e, 10*time.Second, func(ctx context.Context, c *api.Client) error {
+				ps, err := c.Published(ctx)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(e.stdout, ps)
+				}
+				for _, p := range ps {
+					printPublished(e.stdout, p)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func unpublishCommand() *command {
+	var g globalOptions
+	return &command{
+		name:  "unpublish",
+		args:  "INFOHASH",
+		short: "stop seeding and listing a published torrent",
+		long: `Stops the everseed of a published torrent (v1 or v2 infohash) and drops it
+from the feed and the public listener. Your files are not touched.`,
+		flags: func(fs *flag.FlagSet) { g.addFlags(fs) },
+		run: func(ctx context.Context, e env, args []string) error {
+			if len(args) != 1 {
+				return usageErr("unpublish takes one INFOHASH")
+			}
+			return g.callAPI(ctx, e, 10*time.Second, func(ctx context.Context, c *api.Client) error {
+				return c.Unpublish(ctx, args[0])
+			})
+		},
 	}
 }

@@ -27,7 +27,7 @@ func TestPublishCommand(t *testing.T) {
 	os.WriteFile(cfg, []byte("[tracker]\nenabled = true\nopen = true\nhttp_listen = \"0.0.0.0:6970\"\n"), 0o644)
 	out := t.TempDir()
 
-	code, stdout, stderr := run(t, env, "publish", dir, "--json", "--config", cfg, "--out", out, "--comment", "hi")
+	code, stdout, stderr := run(t, env, "publish", "--local", dir, "--json", "--config", cfg, "--out", out, "--comment", "hi")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -51,14 +51,15 @@ func TestPublishCommand(t *testing.T) {
 	}
 
 	// Text output: the magnet link.
-	code, stdout, stderr = run(t, env, "publish", dir, "--no-tracker", "--format", "v1", "--out", filepath.Join(out, "x.torrent"))
+	code, stdout, stderr = run(t, env, "publish", "--local", dir, "--no-tracker", "--format", "v1", "--out", filepath.Join(out, "x.torrent"))
 	if code != 0 || !strings.Contains(stdout, "magnet:?xt=urn:btih:") || strings.Contains(stdout, "btmh") {
 		t.Errorf("v1 text: exit %d\n%s%s", code, stdout, stderr)
 	}
 
 	for _, args := range [][]string{
-		{"publish"}, {"publish", dir, "--format", "v3"}, {"publish", dir, "--piece-size", "1000"},
-		{"publish", filepath.Join(out, "missing")}, {"publish", dir, dir, "--name", "x"},
+		{"publish"}, {"publish", "--local", dir, "--format", "v3"}, {"publish", "--local", dir, "--piece-size", "1000"},
+		{"publish", "--local", filepath.Join(out, "missing")}, {"publish", "--local", dir, dir, "--name", "x"},
+		{"publish", dir, "--out", out},
 	} {
 		if code, _, _ := run(t, env, args...); code == 0 {
 			t.Errorf("%v: exit 0", args)
@@ -78,7 +79,7 @@ func TestPublishInterrupted(t *testing.T) {
 	f.Truncate(4 << 30) // sparse: hashed, not stored
 	f.Close()
 	out := t.TempDir()
-	cmd := exec.Command(os.Args[0], "publish", big, "--no-tracker", "--workers", "1", "--out", out)
+	cmd := exec.Command(os.Args[0], "publish", "--local", big, "--no-tracker", "--workers", "1", "--out", out)
 	cmd.Env = append(os.Environ(), "BTSLAVE_AS_MAIN=1")
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log

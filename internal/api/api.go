@@ -14,6 +14,9 @@
 //	GET    /api/v1/feeds           the feeds ([]Feed)
 //	POST   /api/v1/feeds           add a feed (FeedRequest → Feed)
 //	DELETE /api/v1/feeds/{name}    remove a feed added at run time
+//	POST   /api/v1/published       publish a path (PublishRequest → Published)
+//	GET    /api/v1/published       the published torrents ([]Published)
+//	DELETE /api/v1/published/{hash} unpublish: stop the everseed, drop it from the feed
 //	GET    /metrics                Prometheus metrics
 //
 // A request the daemon refuses as the caller's fault (bad input, a feed

@@ -34,8 +34,13 @@ type ServerOptions struct {
 	Feeds      func(ctx context.Context) []Feed
 	AddFeed    func(ctx context.Context, req FeedRequest) (Feed, error)
 	RemoveFeed func(ctx context.Context, name string) error
-	Registry   *prometheus.Registry
-	Logger     *slog.Logger
+	// Publish, Published and Unpublish are the publish endpoints
+	// (publish.go). Errors wrapping ErrBadRequest are the caller's fault.
+	Publish   func(ctx context.Context, req PublishRequest) (Published, error)
+	Published func(ctx context.Context) []Published
+	Unpublish func(ctx context.Context, infoHash string) error
+	Registry  *prometheus.Registry
+	Logger    *slog.Logger
 }
 
 // Server is the local API server.
@@ -88,6 +93,7 @@ func Listen(opts ServerOptions) (*Server, error) {
 			w.WriteHeader(http.StatusNoContent)
 		})
 	}
+	s.publishRoutes(mux)
 	if opts.Registry != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
 	}
