@@ -314,6 +314,7 @@ func (a *App) close() {
 		if a.pub != nil && a.pub.ln != nil { // Shutdown closed it if Run ran
 			a.pub.ln.Close()
 		}
+		a.stopAll() // everseeds' announcers
 		if a.rep != nil {
 			a.rep.Close() // leaves swarms, stops the client, flushes the cache
 		}

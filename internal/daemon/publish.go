@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +19,9 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/btslave/btslave/internal/api"
+	"github.com/btslave/btslave/internal/buildinfo"
 	"github.com/btslave/btslave/publish"
+	"github.com/btslave/btslave/repeater/announce"
 )
 
 // checkEvery is how often a seeding everseed's files are checked (size,
@@ -44,6 +47,8 @@ type everseed struct {
 	st      *publish.Everseed
 	t       *torrent.Torrent
 	stopped string
+	cancel  context.CancelFunc // stops the announcer
+	done    chan struct{}      // closed when the announcer has sent "stopped"
 }
 
 // startPublish opens the registry and resumes every published torrent
@@ -185,23 +190,86 @@ func (a *App) addEverseed(s *everseed) error {
 		s.st.Close()
 		return fmt.Errorf("publish: add to the client: %w", err)
 	}
+	an, err := announce.New(announce.Options{
+		InfoHash: t.InfoHash(),
+		PeerID:   a.client.PeerID(),
+		Port:     a.client.LocalPort(),
+		Trackers: mi.UpvertedAnnounceList(),
+		Stats: func() (up, down, left int64) {
+			ts := t.Stats()
+			return ts.BytesWrittenData.Int64(), 0, 0 // a seed
+		},
+		OnPeers: func(addrs []netip.AddrPort) {
+			ps := make([]torrent.PeerInfo, len(addrs))
+			for i, ap := range addrs {
+				ps[i] = torrent.PeerInfo{Addr: net.TCPAddrFromAddrPort(ap), Source: "tracker"}
+			}
+			t.AddPeers(ps)
+		},
+		LocalIP:   listenIP(a.cfg.Peer.Listen),
+		UserAgent: buildinfo.ClientName(),
+		Logger:    a.pub.log.With("infohash", s.rec.InfoHash),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	if err != nil { // no usable tracker: seeded to whoever finds us
+		a.pub.log.Info("everseed announces to no tracker", "name", s.rec.Name, "err", err)
+		close(done)
+	} else {
+		go func() {
+			defer close(done)
+			an.Run(ctx)
+		}()
+	}
 	a.pub.mu.Lock()
-	s.t = t
+	s.t, s.cancel, s.done = t, cancel, done
 	a.pub.mu.Unlock()
 	return nil
+}
+
+// stopAll stops every announcer at shutdown ("stopped" to the trackers);
+// the client itself is closed by the repeater.
+func (a *App) stopAll() {
+	if a.pub == nil {
+		return
+	}
+	a.pub.mu.Lock()
+	var dones []chan struct{}
+	for _, s := range a.pub.seeds {
+		if s.cancel != nil {
+			s.cancel()
+			dones = append(dones, s.done)
+		}
+	}
+	a.pub.mu.Unlock()
+	deadline := time.After(StopTimeout / 2)
+	for _, d := range dones {
+		select {
+		case <-d:
+		case <-deadline:
+			return
+		}
+	}
 }
 
 // stopSeed drops the torrent from the client and records why.
 func (a *App) stopSeed(s *everseed, why error) {
 	a.pub.mu.Lock()
-	t, st := s.t, s.st
-	s.t, s.st = nil, nil
+	t, st, cancel, done := s.t, s.st, s.cancel, s.done
+	s.t, s.st, s.cancel = nil, nil, nil
 	if s.stopped == "" || t != nil {
 		s.stopped = why.Error()
 	}
 	a.pub.mu.Unlock()
 	if st != nil {
 		st.Fail(why)
+	}
+	if cancel != nil {
+		cancel()
+		select { // the announcer sends "stopped" within its StopTimeout
+		case <-done:
+		case <-time.After(StopTimeout):
+		}
 	}
 	if t != nil {
 		t.Drop()
