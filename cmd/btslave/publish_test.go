@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/anacrolix/torrent/metainfo"
+
+	"github.com/btslave/btslave/internal/api"
 )
 
 // Ensure that publish writes a torrent anacrolix reads with the printed
@@ -95,5 +97,48 @@ func TestPublishInterrupted(t *testing.T) {
 	ents, _ := os.ReadDir(out)
 	if len(ents) != 0 {
 		t.Errorf("interrupted publish left %v", ents)
+	}
+}
+
+// Ensure publish, published and unpublish against a running daemon: the
+// daemon seeds what it published, lists it with the magnet link, and
+// forgets it on unpublish; an unknown infohash is a usage error.
+func TestPublishThroughDaemon(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	cfgPath := filepath.Join(t.TempDir(), "btslave.toml")
+	os.WriteFile(cfgPath, []byte("[peer]\nlisten = \"127.0.0.1:0\"\n[api]\nlisten = \"127.0.0.1:0\"\n[cache]\nsize = \"8MiB\"\n[auto]\nenabled = false\n[publish]\nlisten = \"127.0.0.1:0\"\n"), 0o600)
+	env := testEnv(t)
+	cli := func(args ...string) (int, string, string) {
+		return run(t, env, append(args, "--config", cfgPath, "--data-dir", dataDir)...)
+	}
+	dir := filepath.Join(t.TempDir(), "Album")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "01.flac"), bytes.Repeat([]byte("x"), 90000), 0o644)
+	os.WriteFile(filepath.Join(dir, "02.flac"), bytes.Repeat([]byte("y"), 40000), 0o644)
+
+	startDaemon(t, cfgPath, dataDir)
+	code, out, errOut := cli("publish", dir, "--json")
+	if code != 0 {
+		t.Fatalf("publish: %d %s", code, errOut)
+	}
+	var ps []api.Published
+	if err := json.Unmarshal([]byte(out), &ps); err != nil || len(ps) != 1 || !ps[0].Seeding || ps[0].Files != 2 {
+		t.Fatalf("publish --json: %v %s", err, out)
+	}
+	ih := ps[0].InfoHash
+	if code, out, _ := cli("published"); code != 0 || !strings.Contains(out, ih) || !strings.Contains(out, "seeding") || !strings.Contains(out, "magnet:?") || !strings.Contains(out, "/t/"+ih+".torrent") {
+		t.Fatalf("published: %d %q", code, out)
+	}
+	if code, _, errOut := cli("unpublish", ih); code != 0 {
+		t.Fatalf("unpublish: %d %s", code, errOut)
+	}
+	if code, out, _ := cli("published", "--json"); code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("published after unpublish: %q", out)
+	}
+	if code, _, _ := cli("unpublish", ih); code != exitUsage {
+		t.Errorf("unpublish twice: exit %d, want 2", code)
+	}
+	if code, _, _ := cli("publish", filepath.Join(dir, "missing")); code != exitUsage {
+		t.Errorf("publish of a missing path: exit %d, want 2", code)
 	}
 }
