@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"runtime"
@@ -98,6 +99,7 @@ func (h *hasher) run(ctx context.Context, workers int) error {
 
 // worker state: one piece buffer, the leaf hashes, the file open now.
 type worker struct {
+	sha1   hash.Hash
 	buf    []byte
 	leaves [][32]byte
 	open   int
@@ -121,7 +123,7 @@ func (w *worker) file(h *hasher, i int) (*os.File, error) {
 }
 
 func (h *hasher) work(ctx context.Context) error {
-	w := &worker{buf: make([]byte, h.pieceLength), leaves: make([][32]byte, h.pieceLength/BlockSize)}
+	w := &worker{sha1: sha1.New(), buf: make([]byte, h.pieceLength), leaves: make([][32]byte, h.pieceLength/BlockSize)}
 	defer func() {
 		if w.f != nil {
 			w.f.Close()
@@ -178,16 +180,28 @@ func (h *hasher) pieceAligned(w *worker, p int) error {
 	if err := h.readFull(w, i, w.buf[:n], start); err != nil {
 		return err
 	}
-	if h.version == Hybrid {
-		// Padding files are zeros; a single file's last piece is short.
-		clear(w.buf[n:])
-		sum := sha1.Sum(w.buf[:min(h.pieceLength, h.total-int64(p)*h.pieceLength)])
-		copy(h.out.v1[p*sha1.Size:], sum[:])
-	}
 	nb := int((n + BlockSize - 1) / BlockSize)
-	for b := range nb {
-		lo := int64(b) * BlockSize
-		w.leaves[b] = sha256.Sum256(w.buf[lo:min(lo+BlockSize, n)])
+	if h.version == Hybrid {
+		// One pass, block by block, so that SHA-1 and SHA-256 read each
+		// block while it is in the CPU's cache. Padding files are zeros; a
+		// single file's last piece is short.
+		v1len := min(h.pieceLength, h.total-int64(p)*h.pieceLength)
+		clear(w.buf[n:v1len])
+		w.sha1.Reset()
+		for b := range nb {
+			lo := int64(b) * BlockSize
+			w.sha1.Write(w.buf[lo:min(lo+BlockSize, v1len)])
+			w.leaves[b] = sha256.Sum256(w.buf[lo:min(lo+BlockSize, n)])
+		}
+		if end := int64(nb) * BlockSize; end < v1len {
+			w.sha1.Write(w.buf[end:v1len])
+		}
+		w.sha1.Sum(h.out.v1[p*sha1.Size : p*sha1.Size : (p+1)*sha1.Size])
+	} else {
+		for b := range nb {
+			lo := int64(b) * BlockSize
+			w.leaves[b] = sha256.Sum256(w.buf[lo:min(lo+BlockSize, n)])
+		}
 	}
 	if f.Length <= h.pieceLength {
 		// The whole file is one piece: its tree is only as wide as its
