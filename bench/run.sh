@@ -110,6 +110,6 @@ if [[ $what == bep56 ]]; then
 fi
 
 if [[ $what == publish ]]; then
-  # Issue #14's hashing figures, about 3 minutes (bench/publish.sh).
+  # Issue #14's hashing figures, about 4 minutes (bench/publish.sh).
   bench/publish.sh
 fi
