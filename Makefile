@@ -45,6 +45,8 @@ fuzz:
 	$(GO) test ./internal/torrentfile -run '^$$' -fuzz FuzzParseInfo -fuzztime 60s
 	$(GO) test ./tracker -run '^$$' -fuzz FuzzParseAnnounceQuery -fuzztime 60s
 	$(GO) test ./tracker -run '^$$' -fuzz FuzzParseUDPRequest -fuzztime 60s
+	$(GO) test ./publish -run '^$$' -fuzz FuzzCreate -fuzztime 60s
+	$(GO) test ./publish -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 60s
 	$(GO) test ./tracker -run '^$$' -fuzz FuzzParseSyncPacket -fuzztime 60s
 	$(GO) test ./internal/api -run '^$$' -fuzz FuzzSameOrigin -fuzztime 60s
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints btslave's benchmark figures next to their references and goals.
-# Usage: bench/run.sh [cache|transfer|rss|scrape|tracker|crowd|matrix|bep56|demo|all]
+# Usage: bench/run.sh [cache|transfer|rss|scrape|tracker|crowd|matrix|bep56|demo|publish|all]
 # (default all; crowd, issue #4's 20-minute swarm scenario, matrix, issue
 # #9's 40-minute matrix of swarms, and bep56, issue #12's compression
 # figures (about 8 minutes), run real programs and only when named;
@@ -113,4 +113,9 @@ if [[ $what == demo ]]; then
   echo "== btslave demo: the default seed-starved swarm without and with the repeater (goal: gain >= 0.1, the helper visibly helps, at ratio > 1) =="
   flock /tmp/btslave-bench.lock go test ./internal/demo -run '^$' -bench BenchmarkDemo -benchtime 1x | tee "$out/demo" |
     awk '/^BenchmarkDemo/ {for (i = 1; i <= NF; i++) v[$(i+1)] = $i; printf "  crowd mean %.1f s without help, %.1f s with btslave: gain %.2f (goal >= 0.1); ratio %.2f (goal > 1)\n", v["without-s"], v["with-s"], v["gain"], v["ratio"]}'
+fi
+
+if [[ $what == publish ]]; then
+  # Issue #14's hashing figures, about 4 minutes (bench/publish.sh).
+  bench/publish.sh
 fi

@@ -39,6 +39,7 @@ type Config struct {
 	Friends  Friends  `toml:"friends"`
 	API      API      `toml:"api"`
 	Tracker  Tracker  `toml:"tracker"`
+	Publish  Publish  `toml:"publish"`
 
 	// File is the path the configuration was read from, "" when it is the
 	// embedded defaults alone.
@@ -191,6 +192,15 @@ type Tracker struct {
 	SyncPeers     []string `toml:"sync_peers"`
 	SyncKey       string   `toml:"sync_key"`
 	SyncMulticast bool     `toml:"sync_multicast"`
+}
+
+// Publish is the [publish] section: where published torrents are hosted.
+type Publish struct {
+	// Listen is the public, read-only HTTP listener serving
+	// /t/<infohash>.torrent and /feed.xml; "" turns it off.
+	Listen string `toml:"listen"`
+	// FeedTitle names the feed.
+	FeedTitle string `toml:"feed_title"`
 }
 
 // Error is one problem in a configuration file.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anacrolix/torrent"
@@ -74,10 +75,11 @@ var ErrTooManySwarms = errors.New("serving max_swarms swarms already")
 // Repeater serves swarms as an upload-only partial seed from the bounded
 // piece cache. It owns the BitTorrent client, the wire layer and the cache.
 type Repeater struct {
-	opts   Options
-	log    *slog.Logger
-	cache  *cache.Cache
-	client *Client
+	opts     Options
+	everseed atomic.Pointer[func(metainfo.Hash) bool] // SetEverseed
+	log      *slog.Logger
+	cache    *cache.Cache
+	client   *Client
 
 	policy leavePolicy
 	upCap  config.Rate // the client's upload cap (0: unlimited)
@@ -304,7 +306,9 @@ func (r *Repeater) onEvict(ih metainfo.Hash, piece int) {
 }
 
 // Has implements wire.Pieces: a piece is servable when the cache holds it.
-func (r *Repeater) Has(ih metainfo.Hash, piece int) bool { return r.cache.Has(ih, piece) }
+func (r *Repeater) Has(ih metainfo.Hash, piece int) bool {
+	return r.isEverseed(ih) || r.cache.Has(ih, piece)
+}
 
 // Requested implements wire.Pieces.
 func (r *Repeater) Requested(ih metainfo.Hash, piece int) { r.cache.Touch(ih, piece) }

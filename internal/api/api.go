@@ -18,6 +18,9 @@
 //	POST   /api/v1/web/login-code  a one-time dashboard login code (LoginCode)
 //	GET    /login, POST /logout    the dashboard's login (session.go)
 //	GET    /                       the dashboard (ServerOptions.UI), with a session
+//	POST   /api/v1/published       publish a path (PublishRequest → Published)
+//	GET    /api/v1/published       the published torrents ([]Published)
+//	DELETE /api/v1/published/{hash} unpublish: stop the everseed, drop it from the feed
 //	GET    /metrics                Prometheus metrics
 //
 // A request the daemon refuses as the caller's fault (bad input, a feed

@@ -39,9 +39,14 @@ type ServerOptions struct {
 	TestFeed func(ctx context.Context, req FeedRequest) (FeedTest, error)
 	// UI is the dashboard, served at "/" to logged-in browsers (see
 	// session.go); nil serves none.
-	UI       http.Handler
-	Registry *prometheus.Registry
-	Logger   *slog.Logger
+	UI http.Handler
+	// Publish, Published and Unpublish are the publish endpoints
+	// (publish.go). Errors wrapping ErrBadRequest are the caller's fault.
+	Publish   func(ctx context.Context, req PublishRequest) (Published, error)
+	Published func(ctx context.Context) []Published
+	Unpublish func(ctx context.Context, infoHash string) error
+	Registry  *prometheus.Registry
+	Logger    *slog.Logger
 }
 
 // Server is the local API server.
@@ -95,6 +100,7 @@ func Listen(opts ServerOptions) (*Server, error) {
 			w.WriteHeader(http.StatusNoContent)
 		})
 	}
+	s.publishRoutes(mux)
 	if opts.Registry != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
 	}

@@ -64,6 +64,7 @@ type App struct {
 
 	feeds   *feeds.Service
 	tracker *tracker.Tracker // nil when [tracker] is off
+	pub     *publisher       // published torrents and their everseeds
 	scraper *scrape.Scraper  // nil when the autopilot is off
 	auto    *autopilot       // nil when the autopilot is off
 	bg      sync.WaitGroup   // feeds and autopilot loops
@@ -160,6 +161,9 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (_ *App, err err
 			return nil, err
 		}
 	}
+	if err := a.startPublish(); err != nil {
+		return nil, err
+	}
 	a.api, err = api.Listen(api.ServerOptions{
 		Listen:     string(cfg.API.Listen),
 		Token:      token,
@@ -172,6 +176,9 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (_ *App, err err
 		RemoveFeed: a.RemoveFeed,
 		TestFeed:   a.TestFeed,
 		UI:         web.Handler(),
+		Publish:    a.Publish,
+		Published:  a.Published,
+		Unpublish:  a.Unpublish,
 		Registry:   a.reg,
 		Logger:     log.With("component", "api"),
 	})
@@ -263,6 +270,7 @@ func (a *App) Run(ctx context.Context) error {
 	if a.auto != nil {
 		a.bg.Go(func() { a.auto.Run(ctx) })
 	}
+	a.bg.Go(func() { a.runPublish(ctx) })
 	if a.tracker != nil {
 		a.bg.Go(func() {
 			if err := a.tracker.Run(ctx); err != nil {
@@ -307,6 +315,10 @@ func (a *App) close() {
 		if a.scraper != nil {
 			a.scraper.Close()
 		}
+		if a.pub != nil && a.pub.ln != nil { // Shutdown closed it if Run ran
+			a.pub.ln.Close()
+		}
+		a.stopAll() // everseeds' announcers
 		if a.rep != nil {
 			a.rep.Close() // leaves swarms, stops the client, flushes the cache
 		}
