@@ -60,4 +60,3 @@ func HostOf(rawURL, override string) string {
 	}
 	return u.Hostname()
 }
-
