@@ -1,0 +1,224 @@
+package repeater
+
+import (
+	"net"
+	"net/netip"
+	"sort"
+	"sync"
+
+	"github.com/anacrolix/torrent"
+
+	"github.com/btslave/btslave/repeater/wire"
+)
+
+// masterLink is what a swarm knows of the master it helps: the owner's
+// client (or a friend's) that it fetches pieces for.
+type masterLink struct {
+	addr netip.AddrPort
+
+	mu     sync.Mutex
+	pinned map[int]bool // pieces pinned in the cache until the master has them
+	stats  MasterStats
+}
+
+// MasterStats is a helped master's view from one swarm.
+type MasterStats struct {
+	Addr      netip.AddrPort
+	Connected bool
+	// Pieces the master has of NumPieces, from its bitfield and HAVEs.
+	Pieces, NumPieces int
+	// ToMaster is the payload sent to the master; FromSwarm and ToSwarm
+	// what the other peers sent us and got from us, on connections open
+	// now (wire totals of closed connections are not split by peer).
+	ToMaster, FromSwarm, ToSwarm int64
+	// Wanted is how many pieces the master lacks that the swarm has and
+	// we are fetching or hold for it; Pinned how many are pinned.
+	Wanted, Pinned int
+}
+
+// Complete says whether the master has every piece.
+func (m MasterStats) Complete() bool { return m.NumPieces > 0 && m.Pieces >= m.NumPieces }
+
+// SetMaster makes the swarm help the master at addr: it dials it and
+// keeps dialling it when the connection drops, fetches the pieces the
+// master lacks before anything else (rarest in the swarm first, never one
+// the master has), pins them until the master has them and does not say
+// upload_only while it wants pieces. The zero addr stops helping.
+func (s *Swarm) SetMaster(addr netip.AddrPort) {
+	s.mu.Lock()
+	old := s.masterLink
+	if !addr.IsValid() {
+		s.masterLink = nil
+	} else if old == nil || old.addr != addr {
+		s.masterLink = &masterLink{addr: addr, pinned: map[int]bool{}}
+	}
+	cur := s.masterLink
+	s.mu.Unlock()
+	if old != nil && old != cur {
+		old.unpinAll(s)
+	}
+	if cur != nil && cur != old {
+		s.AddPeers([]torrent.PeerInfo{{Addr: net.TCPAddrFromAddrPort(addr), Trusted: true}})
+	}
+	if cur == nil {
+		s.SetPartialSeed(true)
+	}
+}
+
+// Master is what the swarm knows of the master it helps; ok is false when
+// it helps none.
+func (s *Swarm) Master() (MasterStats, bool) {
+	s.mu.Lock()
+	m := s.masterLink
+	s.mu.Unlock()
+	if m == nil {
+		return MasterStats{}, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stats, true
+}
+
+func (m *masterLink) unpinAll(s *Swarm) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for p := range m.pinned {
+		s.r.cache.Unpin(s.ih, p)
+	}
+	clear(m.pinned)
+}
+
+// isMaster matches a connection to the master: by address and port when
+// we dialled it, by address when it dialled us.
+func isMaster(p *wire.PeerState, addr netip.AddrPort) bool {
+	ra, ok := p.Remote.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	ap := ra.AddrPort()
+	return ap.Addr().Unmap() == addr.Addr().Unmap()
+}
+
+// masterRound looks at the master's connection and returns the pieces to
+// fetch for it, rarest first: those it lacks that another peer has and we
+// neither hold nor fetch. It updates pins and stats. peers excludes the
+// master afterwards, so that the swarm's own demand does not count it twice.
+func (s *Swarm) masterRound(n int, peers []wire.PeerState, held, pending map[int]bool) (fetch []int, rest []wire.PeerState) {
+	s.mu.Lock()
+	m := s.masterLink
+	s.mu.Unlock()
+	if m == nil {
+		return nil, peers
+	}
+	var mp *wire.PeerState
+	st := MasterStats{Addr: m.addr, NumPieces: n}
+	rest = peers[:0:0]
+	for i := range peers {
+		if mp == nil && isMaster(&peers[i], m.addr) {
+			mp = &peers[i]
+			continue
+		}
+		rest = append(rest, peers[i])
+		st.FromSwarm += peers[i].BytesDown
+		st.ToSwarm += peers[i].BytesUp
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if mp == nil {
+		st.Pinned = len(m.pinned)
+		st.Pieces = m.stats.Pieces
+		m.stats = st
+		return nil, rest
+	}
+	st.Connected = true
+	st.ToMaster = mp.BytesUp
+	have := make([]int, n)
+	for i := range rest {
+		for j := 0; j < n; j++ {
+			if rest[i].HasPiece(j) {
+				have[j]++
+			}
+		}
+	}
+	var lacks []int
+	for j := 0; j < n; j++ {
+		if mp.HasPiece(j) {
+			st.Pieces++
+			if m.pinned[j] {
+				s.r.cache.Unpin(s.ih, j)
+				delete(m.pinned, j)
+			}
+			continue
+		}
+		if held[j] || pending[j] {
+			st.Wanted++
+			if !m.pinned[j] && s.r.cache.Pin(s.ih, j) == nil {
+				m.pinned[j] = true
+			}
+			continue
+		}
+		if have[j] > 0 {
+			lacks = append(lacks, j)
+		}
+	}
+	sort.SliceStable(lacks, func(a, b int) bool { return have[lacks[a]] < have[lacks[b]] })
+	st.Pinned = len(m.pinned)
+	m.stats = st
+	// An honest downloader while the master wants pieces we can bring.
+	s.SetPartialSeed(st.Wanted == 0 && len(lacks) == 0)
+	return lacks, rest
+}
+
+// mergeMasterFirst puts the master's pieces ahead of the plan's, within
+// the in-flight budget, and keeps the master's pieces out of evictions.
+func mergeMasterFirst(pl plan, forMaster []int, slots int, masterLacks func(int) bool) plan {
+	if len(forMaster) == 0 && masterLacks == nil {
+		return pl
+	}
+	seen := map[int]bool{}
+	var fetch []int
+	for _, p := range append(forMaster, pl.fetch...) {
+		if len(fetch) >= slots {
+			break
+		}
+		if !seen[p] {
+			seen[p] = true
+			fetch = append(fetch, p)
+		}
+	}
+	pl.fetch = fetch
+	if masterLacks != nil {
+		kept := pl.evict[:0]
+		for _, p := range pl.evict {
+			if !masterLacks(p) {
+				kept = append(kept, p)
+			}
+		}
+		pl.evict = kept
+		cancel := pl.cancel[:0]
+		for _, p := range pl.cancel {
+			if !masterLacks(p) {
+				cancel = append(cancel, p)
+			}
+		}
+		pl.cancel = cancel
+	}
+	return pl
+}
+
+// masterFirst applies mergeMasterFirst with the master's current view.
+func (s *Swarm) masterFirst(pl plan, forMaster []int, slots int) plan {
+	s.mu.Lock()
+	m := s.masterLink
+	s.mu.Unlock()
+	if m == nil {
+		return pl
+	}
+	m.mu.Lock()
+	pinned := make(map[int]bool, len(m.pinned))
+	for p := range m.pinned {
+		pinned[p] = true
+	}
+	m.mu.Unlock()
+	return mergeMasterFirst(pl, forMaster, max(slots, len(pl.fetch), min(len(forMaster), 4)), func(p int) bool { return pinned[p] })
+}
