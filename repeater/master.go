@@ -18,7 +18,14 @@ type masterLink struct {
 
 	mu     sync.Mutex
 	pinned map[int]bool // pieces pinned in the cache until the master has them
-	stats  MasterStats
+	// told is the master's bitfield as its own API reports it (BEP 3
+	// order): clients suppress HAVEs for pieces the peer has (we sent them
+	// the piece), so the wire alone never sees those arrive.
+	told []byte
+	// upBase/downBase carry the master's counters over closed connections;
+	// lastUp/lastDown are the open one's.
+	upBase, downBase, lastUp, lastDown int64
+	stats                              MasterStats
 }
 
 // MasterStats is a helped master's view from one swarm.
@@ -28,8 +35,8 @@ type MasterStats struct {
 	// Pieces the master has of NumPieces, from its bitfield and HAVEs.
 	Pieces, NumPieces int
 	// ToMaster is the payload sent to the master; FromSwarm and ToSwarm
-	// what the other peers sent us and got from us, on connections open
-	// now (wire totals of closed connections are not split by peer).
+	// what the other peers sent us and got from us, over open and closed
+	// connections.
 	ToMaster, FromSwarm, ToSwarm int64
 	// Wanted is how many pieces the master lacks that the swarm has and
 	// we are fetching or hold for it; Pinned how many are pinned.
@@ -63,6 +70,24 @@ func (s *Swarm) SetMaster(addr netip.AddrPort) {
 	if cur == nil {
 		s.SetPartialSeed(true)
 	}
+}
+
+// MasterHas tells the swarm the master's bitfield from the master's own
+// API (BEP 3 order); nil keeps the last one.
+func (s *Swarm) MasterHas(bits []byte) {
+	s.mu.Lock()
+	m := s.masterLink
+	s.mu.Unlock()
+	if m == nil || bits == nil {
+		return
+	}
+	m.mu.Lock()
+	m.told = append(m.told[:0], bits...)
+	m.mu.Unlock()
+}
+
+func (m *masterLink) toldHas(i int) bool {
+	return i/8 < len(m.told) && m.told[i/8]&(0x80>>(i%8)) != 0
 }
 
 // Master is what the swarm knows of the master it helps; ok is false when
@@ -119,19 +144,33 @@ func (s *Swarm) masterRound(n int, peers []wire.PeerState, held, pending map[int
 			continue
 		}
 		rest = append(rest, peers[i])
-		st.FromSwarm += peers[i].BytesDown
-		st.ToSwarm += peers[i].BytesUp
 	}
+	tot := s.r.client.Wire.Totals(s.ih)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if mp != nil {
+		if mp.BytesUp < m.lastUp || mp.BytesDown < m.lastDown { // a new connection
+			m.upBase, m.downBase = m.upBase+m.lastUp, m.downBase+m.lastDown
+		}
+		m.lastUp, m.lastDown = mp.BytesUp, mp.BytesDown
+	} else {
+		m.upBase, m.downBase = m.upBase+m.lastUp, m.downBase+m.lastDown
+		m.lastUp, m.lastDown = 0, 0
+	}
+	st.ToMaster = m.upBase + m.lastUp
+	st.FromSwarm = max(0, tot.BytesDown-m.downBase-m.lastDown)
+	st.ToSwarm = max(0, tot.BytesUp-st.ToMaster)
 	if mp == nil {
 		st.Pinned = len(m.pinned)
-		st.Pieces = m.stats.Pieces
+		for j := 0; j < n; j++ {
+			if m.toldHas(j) {
+				st.Pieces++
+			}
+		}
 		m.stats = st
 		return nil, rest
 	}
 	st.Connected = true
-	st.ToMaster = mp.BytesUp
 	have := make([]int, n)
 	for i := range rest {
 		for j := 0; j < n; j++ {
@@ -142,7 +181,7 @@ func (s *Swarm) masterRound(n int, peers []wire.PeerState, held, pending map[int
 	}
 	var lacks []int
 	for j := 0; j < n; j++ {
-		if mp.HasPiece(j) {
+		if mp.HasPiece(j) || m.toldHas(j) {
 			st.Pieces++
 			if m.pinned[j] {
 				s.r.cache.Unpin(s.ih, j)

@@ -174,15 +174,18 @@ func (h *Helper) Sync(ctx context.Context, ts []master.Torrent, peer netip.AddrP
 		h.mu.Lock()
 		j := h.jobs[ih]
 		h.mu.Unlock()
-		if j != nil && j.master == peer {
-			h.mu.Lock()
+		if j == nil || j.master != peer {
+			if _, err := h.Help(ctx, Target{MetaInfo: t.MetaInfo, Magnet: t.Magnet, Master: peer, Adder: adder, Self: self}); err != nil {
+				h.log.Warn("cannot help master with torrent", "infohash", t.InfoHash, "name", t.Name, "err", err)
+				continue
+			}
+		}
+		h.mu.Lock()
+		if j = h.jobs[ih]; j != nil {
 			j.progress = t.Progress
-			h.mu.Unlock()
-			continue
+			j.swarm.MasterHas(t.Pieces)
 		}
-		if _, err := h.Help(ctx, Target{MetaInfo: t.MetaInfo, Magnet: t.Magnet, Master: peer, Adder: adder, Self: self}); err != nil {
-			h.log.Warn("cannot help master with torrent", "infohash", t.InfoHash, "name", t.Name, "err", err)
-		}
+		h.mu.Unlock()
 	}
 	now := time.Now()
 	var stop []metainfo.Hash
