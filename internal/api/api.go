@@ -14,6 +14,7 @@
 //	GET    /api/v1/feeds           the feeds ([]Feed)
 //	POST   /api/v1/feeds           add a feed (FeedRequest → Feed)
 //	DELETE /api/v1/feeds/{name}    remove a feed added at run time
+//	POST   /api/v1/master/help     help a master (HelpRequest → MasterTorrent)
 //	GET    /metrics                Prometheus metrics
 //
 // A request the daemon refuses as the caller's fault (bad input, a feed
@@ -45,6 +46,8 @@ type Status struct {
 	Tracker *TrackerState `json:"tracker,omitempty"`
 	// Compression is BEP 56 stream compression with other btslaves.
 	Compression Compression `json:"compression"`
+	// Master is the master helped ([master], help-master).
+	Master MasterState `json:"master"`
 }
 
 // TrackerState is the embedded tracker's, as the status shows it.

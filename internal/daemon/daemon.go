@@ -65,6 +65,7 @@ type App struct {
 	tracker *tracker.Tracker // nil when [tracker] is off
 	scraper *scrape.Scraper  // nil when the autopilot is off
 	auto    *autopilot       // nil when the autopilot is off
+	master  masterParts      // helpers of masters (master.go)
 	bg      sync.WaitGroup   // feeds and autopilot loops
 
 	// joinMu serialises joins, so that the owner's join that makes room
@@ -129,6 +130,9 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (_ *App, err err
 		return nil, err
 	}
 	a.client = a.rep.Client()
+	if err := a.startMaster(); err != nil {
+		return nil, err
+	}
 
 	a.feeds, err = feeds.New(feeds.Options{
 		Feeds:   cfg.Feeds,
@@ -169,6 +173,7 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (_ *App, err err
 		Feeds:      a.Feeds,
 		AddFeed:    a.AddFeed,
 		RemoveFeed: a.RemoveFeed,
+		Help:       a.Help,
 		Registry:   a.reg,
 		Logger:     log.With("component", "api"),
 	})
@@ -259,6 +264,7 @@ func (a *App) Run(ctx context.Context) error {
 	if a.auto != nil {
 		a.bg.Go(func() { a.auto.Run(ctx) })
 	}
+	a.runMaster(ctx)
 	if a.tracker != nil {
 		a.bg.Go(func() {
 			if err := a.tracker.Run(ctx); err != nil {
@@ -370,6 +376,7 @@ func (a *App) Status(context.Context) api.Status {
 		st.Torrents = append(st.Torrents, tt)
 	}
 	st.Compression = a.compressionStatus()
+	st.Master = a.masterStatus()
 	return st
 }
 
