@@ -234,6 +234,9 @@ func (h *Helper) Stats() []Stat {
 	out := make([]Stat, 0, len(h.jobs))
 	for ih, j := range h.jobs {
 		ms, _ := j.swarm.Master()
+		if !ms.Addr.IsValid() {
+			ms.Addr = j.master // no round yet (metadata still coming)
+		}
 		st := Stat{InfoHash: ih.HexString(), Name: j.name, Source: j.source, Started: j.started, MasterStats: ms, Progress: j.progress}
 		if ms.NumPieces > 0 && ms.Connected {
 			st.Progress = float64(ms.Pieces) / float64(ms.NumPieces)
