@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints btslave's benchmark figures next to their references and goals.
-# Usage: bench/run.sh [cache|transfer|rss|scrape|tracker|crowd|matrix|bep56|all]
+# Usage: bench/run.sh [cache|transfer|rss|scrape|tracker|crowd|matrix|bep56|master|all]
 # (default all; crowd, issue #4's 20-minute swarm scenario, matrix, issue
 # #9's 40-minute matrix of swarms, and bep56, issue #12's compression
 # figures (about 8 minutes), run real programs and only when named;
@@ -107,4 +107,13 @@ if [[ $what == bep56 ]]; then
   go test ./repeater/wire -run '^$' -bench 'BenchmarkDecompress|BenchmarkConnMemory' -benchtime 3x > "$out/wire" 2>&1 || { tail -30 "$out/wire"; exit 1; }
   awk '/^BenchmarkDecompress\// {split($1, a, "/"); sub(/-[0-9]+$/, "", a[2]); for (i = 1; i <= NF; i++) if ($i == "MB/s") printf "  decompress %-5s %6.0f MB/s (Go source, %s of its size on the wire)\n", a[2], $(i-1), $(i+1)}
        /^BenchmarkConnMemory\// {split($1, a, "/"); sub(/-[0-9]+$/, "", a[2]); for (i = 1; i <= NF; i++) if ($i == "B/conn") printf "  memory     %-5s %6.0f KiB per connection\n", a[2], $(i-1) / 1024}' "$out/wire"
+fi
+
+if [[ $what == master ]]; then
+  # Issue #10's flash crowd (real programs, loopback); long: 128 MiB and
+  # k = 0..3 take over an hour on 2 cores. MASTER_SIZE_MIB, MASTER_K
+  # ("0 1") and MASTER_QBT=1 (qbittorrent-nox master) scale it.
+  echo "== master helped by k btslaves (goal: master rate +0.45*k*U, crowd <= 5% slower) =="
+  MASTER_BENCH=1 flock /tmp/btslave-bench.lock go test ./master/helper -run '^TestMasterBench$' -count=1 -timeout 3h -v |
+    grep -E '^  |FAIL|ok' || true
 fi
