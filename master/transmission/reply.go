@@ -12,7 +12,6 @@ import (
 
 // Torrent status codes of Transmission's RPC.
 const (
-	statusStopped      = 0
 	statusDownloadWait = 3
 	statusDownloading  = 4
 )
