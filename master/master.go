@@ -33,6 +33,10 @@ type Torrent struct {
 	// Stopped: the master is not downloading it now (paused or stopped by
 	// the owner, queued).
 	Stopped bool
+	// Helpers are the addresses of the btslave peers in the master's own
+	// peer list (its BEP 10 client name starts with "btslave"), when the
+	// client gives one: the helpers of one master split its pieces by them.
+	Helpers []netip.Addr
 }
 
 // HasPiece says whether the master has piece i according to Pieces.

@@ -26,6 +26,9 @@ type masterLink struct {
 	// lastUp/lastDown are the open one's.
 	upBase, downBase, lastUp, lastDown int64
 	stats                              MasterStats
+	// share, of shares: the helpers of one master split its pieces, piece
+	// p being this swarm's first when p % shares == share (SetMasterShare).
+	share, shares int
 }
 
 // MasterStats is a helped master's view from one swarm.
@@ -70,6 +73,22 @@ func (s *Swarm) SetMaster(addr netip.AddrPort) {
 	if cur == nil {
 		s.SetPartialSeed(true)
 	}
+}
+
+// SetMasterShare says that this helper is number share of shares helpers
+// of the same master: it fetches the pieces p with p % shares == share
+// first and the others only when it has none of its own to fetch, so that
+// two helpers seldom bring the master the same piece.
+func (s *Swarm) SetMasterShare(share, shares int) {
+	s.mu.Lock()
+	m := s.masterLink
+	s.mu.Unlock()
+	if m == nil || shares < 1 || share < 0 || share >= shares {
+		return
+	}
+	m.mu.Lock()
+	m.share, m.shares = share, shares
+	m.mu.Unlock()
 }
 
 // MasterHas tells the swarm the master's bitfield from the master's own
@@ -201,6 +220,7 @@ func (s *Swarm) masterRound(n int, peers []wire.PeerState, held, pending map[int
 		}
 	}
 	sort.SliceStable(lacks, func(a, b int) bool { return have[lacks[a]] < have[lacks[b]] })
+	lacks = ownFirst(lacks, m.share, m.shares)
 	st.Pinned = len(m.pinned)
 	m.stats = st
 	// An honest downloader while the master wants pieces we can bring.
@@ -260,4 +280,23 @@ func (s *Swarm) masterFirst(pl plan, forMaster []int, slots int) plan {
 	}
 	m.mu.Unlock()
 	return mergeMasterFirst(pl, forMaster, max(slots, len(pl.fetch), min(len(forMaster), 4)), func(p int) bool { return pinned[p] })
+}
+
+// ownFirst keeps this helper's share of the pieces (p % shares == share),
+// in their order, or all of them when the share has none left: the other
+// helpers' pieces are fetched only once ours are all under way or held.
+func ownFirst(pieces []int, share, shares int) []int {
+	if shares <= 1 {
+		return pieces
+	}
+	var own []int
+	for _, p := range pieces {
+		if p%shares == share {
+			own = append(own, p)
+		}
+	}
+	if len(own) == 0 {
+		return pieces
+	}
+	return own
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -184,6 +185,9 @@ func (h *Helper) Sync(ctx context.Context, ts []master.Torrent, peer netip.AddrP
 		if j = h.jobs[ih]; j != nil {
 			j.progress = t.Progress
 			j.swarm.MasterHas(t.Pieces)
+			if share, shares := Share(self.Addr(), t.Helpers); shares > 0 {
+				j.swarm.SetMasterShare(share, shares)
+			}
 		}
 		h.mu.Unlock()
 	}
@@ -247,4 +251,24 @@ func (h *Helper) Stats() []Stat {
 		out = append(out, st)
 	}
 	return out
+}
+
+// Share is this helper's place among the helpers of one master: self and
+// the btslave addresses in the master's peer list, sorted. shares is 0
+// when self is unknown.
+func Share(self netip.Addr, helpers []netip.Addr) (share, shares int) {
+	if !self.IsValid() {
+		return 0, 0
+	}
+	self = self.Unmap()
+	set := map[netip.Addr]bool{self: true}
+	for _, h := range helpers {
+		set[h.Unmap()] = true
+	}
+	all := make([]netip.Addr, 0, len(set))
+	for a := range set {
+		all = append(all, a)
+	}
+	slices.SortFunc(all, func(a, b netip.Addr) int { return a.Compare(b) })
+	return slices.Index(all, self), len(all)
 }

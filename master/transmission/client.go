@@ -196,7 +196,7 @@ func (c *Client) PeerAddr(ctx context.Context) (netip.AddrPort, error) {
 
 // torrentFields are the torrent-get fields used, in classic form.
 var torrentFields = []string{"hashString", "name", "status", "percentDone", "pieces", "pieceCount",
-	"magnetLink", "torrentFile", "labels", "leftUntilDone", "sizeWhenDone", "error", "errorString"}
+	"magnetLink", "torrentFile", "labels", "leftUntilDone", "sizeWhenDone", "error", "errorString", "peers"}
 
 // Downloading lists the torrents that still lack data.
 func (c *Client) Downloading(ctx context.Context) ([]master.Torrent, error) {

@@ -105,6 +105,9 @@ func TestTransmission41JSONRPC(t *testing.T) {
 			t.Errorf("piece %d: has = %v", i, got.HasPiece(i))
 		}
 	}
+	if len(got.Helpers) != 1 || got.Helpers[0].String() != "127.0.0.7" {
+		t.Errorf("btslave peers in the master's list = %v, want [127.0.0.7]", got.Helpers)
+	}
 	f, _ := master.NewFilter("", "", "hd")
 	if !f.Match(got) {
 		t.Error("category hd does not match labels tv,hd")

@@ -3,6 +3,7 @@ package transmission
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"unicode"
@@ -160,6 +161,7 @@ func DecodeTorrents(args map[string]json.RawMessage) ([]torrent, error) {
 		var left int64
 		var pieces string
 		var labels []string
+		var peers []map[string]json.RawMessage
 		var err error
 		for _, f := range []struct {
 			name string
@@ -174,7 +176,7 @@ func DecodeTorrents(args map[string]json.RawMessage) ([]torrent, error) {
 			name string
 			v    any
 		}{{"pieces", &pieces}, {"pieceCount", &t.NumPieces}, {"magnetLink", &t.Magnet}, {"torrentFile", &t.metaPath},
-			{"labels", &labels}} {
+			{"labels", &labels}, {"peers", &peers}} {
 			if err = opt(m, f.name, f.v); err != nil {
 				return nil, fmt.Errorf("torrent %d: %w", i, err)
 			}
@@ -198,6 +200,7 @@ func DecodeTorrents(args map[string]json.RawMessage) ([]torrent, error) {
 			t.Magnet = master.Magnet(t.InfoHash, t.Name)
 		}
 		t.Category = strings.Join(labels, ",")
+		t.Helpers = btslavePeers(peers)
 		t.Stopped = status != statusDownloading && status != statusDownloadWait
 		out = append(out, t)
 	}
@@ -214,4 +217,23 @@ func isHash(s string) bool {
 		}
 	}
 	return true
+}
+
+// btslavePeers picks the addresses of the btslave peers of a torrent's
+// "peers" list; entries it cannot read are skipped.
+func btslavePeers(peers []map[string]json.RawMessage) []netip.Addr {
+	var out []netip.Addr
+	for _, p := range peers {
+		var addr, client string
+		if opt(p, "address", &addr) != nil || opt(p, "clientName", &client) != nil {
+			continue
+		}
+		if !strings.HasPrefix(strings.ToLower(client), "btslave") {
+			continue
+		}
+		if a, err := netip.ParseAddr(addr); err == nil {
+			out = append(out, a.Unmap())
+		}
+	}
+	return out
 }
