@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/anacrolix/torrent"
 
@@ -29,6 +30,35 @@ type masterLink struct {
 	// share, of shares: the helpers of one master split its pieces, piece
 	// p being this swarm's first when p % shares == share (SetMasterShare).
 	share, shares int
+	// window holds (time, from swarm, to swarm) samples of the last
+	// minute, for the give-back rule (owes).
+	window []flowSample
+	// lenient: the give-back rule is off (SetMasterGiveBack).
+	lenient bool
+}
+
+type flowSample struct {
+	at       time.Time
+	from, to int64
+}
+
+// giveBackWindow is the span over which a helper must give the swarm at
+// least what it took: BTSlave's "forward as much data to the torrent as
+// it gets".
+const giveBackWindow = time.Minute
+
+// owes records a sample and says whether, over the last minute, the
+// swarm gave us more than slack bytes beyond what we gave it: then no new
+// piece is fetched for the master until uploads catch up.
+func (m *masterLink) owes(now time.Time, from, to, slack int64) bool {
+	m.window = append(m.window, flowSample{now, from, to})
+	i := 0
+	for i < len(m.window)-1 && now.Sub(m.window[i+1].at) >= giveBackWindow {
+		i++
+	}
+	m.window = m.window[i:]
+	first := m.window[0]
+	return (from-first.from)-(to-first.to) > slack
 }
 
 // MasterStats is a helped master's view from one swarm.
@@ -44,6 +74,9 @@ type MasterStats struct {
 	// Wanted is how many pieces the master lacks that the swarm has and
 	// we are fetching or hold for it; Pinned how many are pinned.
 	Wanted, Pinned int
+	// Owes: over the last minute the swarm gave us more than we gave it,
+	// so nothing new is fetched for the master until we have given back.
+	Owes bool
 }
 
 // Complete says whether the master has every piece.
@@ -89,6 +122,20 @@ func (s *Swarm) SetMasterShare(share, shares int) {
 	m.mu.Lock()
 	m.share, m.shares = share, shares
 	m.mu.Unlock()
+}
+
+// SetMasterGiveBack turns the give-back rule on (the default) or off: on,
+// nothing new is fetched for the master while, over the last minute, the
+// swarm gave us more than two pieces beyond what we gave it.
+func (s *Swarm) SetMasterGiveBack(on bool) {
+	s.mu.Lock()
+	m := s.masterLink
+	s.mu.Unlock()
+	if m != nil {
+		m.mu.Lock()
+		m.lenient = !on
+		m.mu.Unlock()
+	}
 }
 
 // MasterHas tells the swarm the master's bitfield from the master's own
@@ -221,6 +268,9 @@ func (s *Swarm) masterRound(n int, peers []wire.PeerState, held, pending map[int
 	}
 	sort.SliceStable(lacks, func(a, b int) bool { return have[lacks[a]] < have[lacks[b]] })
 	lacks = ownFirst(lacks, m.share, m.shares)
+	if st.Owes = m.owes(time.Now(), st.FromSwarm, st.ToSwarm, 2*s.t.Info().PieceLength) && !m.lenient; st.Owes {
+		lacks = nil
+	}
 	st.Pinned = len(m.pinned)
 	m.stats = st
 	// An honest downloader while the master wants pieces we can bring.

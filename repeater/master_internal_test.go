@@ -3,6 +3,7 @@ package repeater
 import (
 	"slices"
 	"testing"
+	"time"
 )
 
 // Ensure that helpers of one master take their own share first and the
@@ -23,5 +24,25 @@ func TestMasterShareAndMerge(t *testing.T) {
 	got := mergeMasterFirst(pl, []int{3, 4}, 3, func(p int) bool { return p == 8 || p == 6 })
 	if !slices.Equal(got.fetch, []int{3, 4, 9}) || !slices.Equal(got.evict, []int{3}) || !slices.Equal(got.cancel, []int{11}) {
 		t.Errorf("merged plan %+v", got)
+	}
+}
+
+// Ensure that the give-back rule counts the last minute only.
+func TestMasterOwes(t *testing.T) {
+	var m masterLink
+	t0 := time.Unix(1000, 0)
+	if m.owes(t0, 0, 0, 10) {
+		t.Error("owes at the start")
+	}
+	if !m.owes(t0.Add(10*time.Second), 100, 50, 10) {
+		t.Error("took 100, gave 50: does not owe")
+	}
+	if m.owes(t0.Add(20*time.Second), 100, 95, 10) {
+		t.Error("took 100, gave 95 (slack 10): owes")
+	}
+	// A minute later the old debt has left the window.
+	m.owes(t0.Add(70*time.Second), 100, 95, 10)
+	if m.owes(t0.Add(90*time.Second), 105, 95, 10) {
+		t.Error("within the window took 5, gave 0 (slack 10): owes")
 	}
 }

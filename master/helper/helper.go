@@ -49,6 +49,10 @@ type Options struct {
 	Linger time.Duration
 	// Source names who asked ("owner", "cli", a friend), for status.
 	Source string
+	// NoGiveBack turns off the rule that a helper gives the swarm at
+	// least what it takes over every minute (repeater.Swarm.SetMasterGiveBack):
+	// for a swarm where nobody but the master downloads.
+	NoGiveBack bool
 }
 
 // Helper runs the helped swarms.
@@ -124,6 +128,7 @@ func (h *Helper) Help(ctx context.Context, t Target) (*repeater.Swarm, error) {
 		return nil, fmt.Errorf("help %s: %w", spec.InfoHash.HexString(), err)
 	}
 	s.SetMaster(t.Master)
+	s.SetMasterGiveBack(!h.o.NoGiveBack)
 	ih := s.InfoHash()
 	h.mu.Lock()
 	j, ok := h.jobs[ih]

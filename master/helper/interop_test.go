@@ -73,7 +73,8 @@ func TestHelpTransmissionMaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	h := helper.New(helper.Options{Repeater: r, Linger: time.Second, Source: "owner"})
+	// Nobody but the master downloads here: nothing to give back to.
+	h := helper.New(helper.Options{Repeater: r, Linger: time.Second, Source: "owner", NoGiveBack: true})
 
 	client := transmission.New(transmission.Options{URL: mst.RPCURL, PeerAddress: mst.Addr.String()})
 	w := master.NewWatcher(master.WatchOptions{Client: client, Interval: 500 * time.Millisecond,
