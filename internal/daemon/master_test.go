@@ -68,4 +68,18 @@ func TestDaemonHelpMasterAPI(t *testing.T) {
 	if len(ms.Torrents) != 1 || ms.Torrents[0].InfoHash != ih {
 		t.Errorf("status master = %+v", ms)
 	}
+	mfs, err := a.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, mf := range mfs {
+		found[mf.GetName()] = true
+	}
+	for _, name := range []string{"btslave_master_forwarded_bytes", "btslave_master_swarm_downloaded_bytes",
+		"btslave_master_swarm_uploaded_bytes", "btslave_master_progress", "btslave_master_connected"} {
+		if !found[name] {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
 }
