@@ -35,6 +35,9 @@ type masterLink struct {
 	window []flowSample
 	// lenient: the give-back rule is off (SetMasterGiveBack).
 	lenient bool
+	// paced are the swarm connections whose upload is capped so that half
+	// the upload cap stays free for the master, with their cap.
+	paced map[*wire.Conn]int64
 }
 
 type flowSample struct {
@@ -275,6 +278,7 @@ func (s *Swarm) masterRound(n int, peers []wire.PeerState, held, pending map[int
 	m.stats = st
 	// An honest downloader while the master wants pieces we can bring.
 	s.SetPartialSeed(st.Wanted == 0 && len(lacks) == 0)
+	s.reserveForMaster(m, rest, st.Wanted > 0 || len(lacks) > 0)
 	return lacks, rest
 }
 
@@ -349,4 +353,51 @@ func ownFirst(pieces []int, share, shares int) []int {
 		return pieces
 	}
 	return own
+}
+
+// reserveForMaster is master-first pacing: while the master wants pieces
+// and our upload is capped, the other peers share half the cap between
+// the ones interested in us, so that the master's requests always find
+// upload left (the physics of the issue: a helper that gives back what it
+// takes adds at most U/2 to its master). Otherwise no connection is paced
+// by the master rule. Called with m.mu held.
+func (s *Swarm) reserveForMaster(m *masterLink, rest []wire.PeerState, on bool) {
+	upCap := int64(s.r.upCap)
+	if m.paced == nil {
+		m.paced = map[*wire.Conn]int64{}
+	}
+	interested := 0
+	for i := range rest {
+		if rest[i].PeerInterested {
+			interested++
+		}
+	}
+	var per int64
+	if on && upCap > 0 && interested > 0 {
+		per = max(upCap/2/int64(interested), 16<<10)
+	}
+	conns := s.r.client.Wire.Conns(s.ih)
+	open := make(map[*wire.Conn]bool, len(conns))
+	for _, c := range conns {
+		open[c] = true
+	}
+	for c := range m.paced {
+		if !open[c] {
+			delete(m.paced, c) // closed
+		}
+	}
+	for _, c := range conns {
+		ra, ok := c.RemoteAddr().(*net.TCPAddr)
+		if ok && ra.AddrPort().Addr().Unmap() == m.addr.Addr().Unmap() {
+			continue
+		}
+		if m.paced[c] != per {
+			c.SetUploadRate(per)
+			if per == 0 {
+				delete(m.paced, c)
+			} else {
+				m.paced[c] = per
+			}
+		}
+	}
 }
