@@ -36,6 +36,8 @@ fuzz:
 	$(GO) test ./cmd/btslave -run '^$$' -fuzz '^FuzzRepeatRequest$$' -fuzztime 60s
 	$(GO) test ./feeds -run '^$$' -fuzz FuzzParseFeed -fuzztime 60s
 	$(GO) test ./feeds -run '^$$' -fuzz FuzzParseList -fuzztime 60s
+	$(GO) test ./master/transmission -run '^$$' -fuzz FuzzDecode -fuzztime 60s
+	$(GO) test ./master/qbittorrent -run '^$$' -fuzz FuzzDecode -fuzztime 60s
 	$(GO) test ./feeds -run '^$$' -fuzz FuzzParseTorrent -fuzztime 60s
 	$(GO) test ./repeater/scrape -run '^$$' -fuzz FuzzHTTPScrapeReply -fuzztime 60s
 	$(GO) test ./repeater/scrape -run '^$$' -fuzz FuzzUDPScrapeReply -fuzztime 60s

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints btslave's benchmark figures next to their references and goals.
-# Usage: bench/run.sh [cache|transfer|rss|scrape|tracker|crowd|matrix|bep56|demo|publish|all]
+# Usage: bench/run.sh [cache|transfer|rss|scrape|tracker|crowd|matrix|bep56|demo|publish|master|all]
 # (default all; crowd, issue #4's 20-minute swarm scenario, matrix, issue
 # #9's 40-minute matrix of swarms, and bep56, issue #12's compression
 # figures (about 8 minutes), run real programs and only when named;
@@ -118,4 +118,13 @@ fi
 if [[ $what == publish ]]; then
   # Issue #14's hashing figures, about 4 minutes (bench/publish.sh).
   bench/publish.sh
+fi
+
+if [[ $what == master ]]; then
+  # Issue #10's flash crowd (real programs, loopback); long: 128 MiB and
+  # k = 0..3 take over an hour on 2 cores. MASTER_SIZE_MIB, MASTER_K
+  # ("0 1") and MASTER_QBT=1 (qbittorrent-nox master) scale it.
+  echo "== master helped by k btslaves (goal: master rate +0.45*k*U, crowd <= 5% slower) =="
+  MASTER_BENCH=1 flock /tmp/btslave-bench.lock go test ./master/helper -run '^TestMasterBench$' -count=1 -timeout 3h -v |
+    grep -E '^  |FAIL|ok' || true
 fi

@@ -154,6 +154,21 @@ type Master struct {
 	URL      string `toml:"url"`
 	Username string `toml:"username"`
 	Password string `toml:"password"`
+	// PasswordFile holds the password (or a btslave master's API token)
+	// instead of Password; surrounding white space is dropped.
+	PasswordFile string `toml:"password_file"`
+	// Include and Exclude are regular expressions on torrent names;
+	// Category keeps only torrents of that qBittorrent category or
+	// Transmission label.
+	Include  string `toml:"include"`
+	Exclude  string `toml:"exclude"`
+	Category string `toml:"category"`
+	// PeerAddress is where the master accepts peers ("IP" or "IP:PORT")
+	// when that is not the URL's host.
+	PeerAddress string `toml:"peer_address"`
+	// Linger is how long a helped swarm is kept after the master has
+	// completed its torrent.
+	Linger Duration `toml:"linger"`
 }
 
 // Friends configures friendship with other repeaters.
@@ -418,6 +433,7 @@ func (c *Config) prepare() Errors {
 			bad("master.url", "%q is not an http(s) URL; master.kind %q needs one", c.Master.URL, c.Master.Kind)
 		}
 	}
+	c.prepareMaster(bad)
 
 	if c.API.Listen == "" {
 		bad("api.listen", "must be set, e.g. \"127.0.0.1:7979\"")
@@ -428,6 +444,41 @@ func (c *Config) prepare() Errors {
 		bad("api.token", "is %d characters; use at least 16", len(c.API.Token))
 	}
 	return errs
+}
+
+// prepareMaster checks [master] beyond kind and url.
+func (c *Config) prepareMaster(bad func(key, format string, args ...any)) {
+	m := &c.Master
+	if m.Password != "" && m.PasswordFile != "" {
+		bad("master.password_file", "is set together with master.password; keep one of them")
+	}
+	for _, re := range []struct{ key, v string }{{"master.include", m.Include}, {"master.exclude", m.Exclude}} {
+		if _, err := regexp.Compile(re.v); err != nil {
+			bad(re.key, "%q is not a regular expression: %v", re.v, err)
+		}
+	}
+	if a := m.PeerAddress; a != "" {
+		if _, err := netip.ParseAddr(a); err != nil {
+			if _, err := netip.ParseAddrPort(a); err != nil {
+				bad("master.peer_address", "%q is neither an IP nor IP:PORT, e.g. \"192.168.1.10\" or \"192.168.1.10:51413\"", a)
+			}
+		}
+	}
+	if m.Linger < 0 {
+		bad("master.linger", "must not be negative, e.g. \"10m\"")
+	}
+}
+
+// MasterPassword is [master] password, or the content of password_file.
+func (m Master) MasterPassword() (string, error) {
+	if m.PasswordFile == "" {
+		return m.Password, nil
+	}
+	b, err := os.ReadFile(m.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("master.password_file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // prepareAuto checks [auto].

@@ -104,6 +104,8 @@ type Swarm struct {
 	// (anacrolix never redials a peer); redialAt is when next to do so.
 	explicit []torrent.PeerInfo
 	redialAt time.Time
+	// masterLink is the master the swarm helps (SetMaster), nil for none.
+	masterLink *masterLink
 }
 
 // AddPeers adds peers the swarm should stay connected to (a seed without a
@@ -388,7 +390,8 @@ func (s *Swarm) round() {
 	}
 	s.mu.Unlock()
 
-	d := measureDemand(n, s.r.client.Wire.Peers(s.ih))
+	forMaster, peers := s.masterRound(n, s.r.client.Wire.Peers(s.ih), held, pending)
+	d := measureDemand(n, peers)
 	// Fetch only what arrives within a few seconds, but from every peer
 	// that unchokes us: a piece that trickles in for half a minute is
 	// fetched by the peers elsewhere meanwhile, and then nobody wants it
@@ -413,6 +416,7 @@ func (s *Swarm) round() {
 		threshold: threshold,
 		quiet:     quiet,
 	})
+	pl = s.masterFirst(pl, forMaster, inflight-len(pending))
 	booting := len(pl.fetch) == 0 && len(held) == 0 && len(pending) == 0 && mayBoot
 	if booting {
 		// Hold or want nothing and the client dials no one, so there is

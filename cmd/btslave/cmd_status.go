@@ -71,6 +71,7 @@ func printStatus(w io.Writer, st *api.Status) {
 	printCompression(tw, st.Compression)
 	printFeedsAuto(tw, st)
 	printTracker(tw, st.Tracker)
+	printMaster(tw, st.Master)
 	defer func() {
 		if len(st.Visits) == 0 {
 			return

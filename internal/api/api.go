@@ -21,6 +21,7 @@
 //	POST   /api/v1/published       publish a path (PublishRequest → Published)
 //	GET    /api/v1/published       the published torrents ([]Published)
 //	DELETE /api/v1/published/{hash} unpublish: stop the everseed, drop it from the feed
+//	POST   /api/v1/master/help     help a master (HelpRequest → MasterTorrent)
 //	GET    /metrics                Prometheus metrics
 //
 // A request the daemon refuses as the caller's fault (bad input, a feed
@@ -55,6 +56,8 @@ type Status struct {
 	// NextSteps tell a new user what to do while the daemon has no feed
 	// and no swarm; empty otherwise.
 	NextSteps []string `json:"next_steps,omitempty"`
+	// Master is the master helped ([master], help-master).
+	Master MasterState `json:"master"`
 }
 
 // TrackerState is the embedded tracker's, as the status shows it.

@@ -47,6 +47,9 @@ type ServerOptions struct {
 	Unpublish func(ctx context.Context, infoHash string) error
 	Registry  *prometheus.Registry
 	Logger    *slog.Logger
+
+	// Help makes the daemon help a master with a torrent (master.go).
+	Help func(ctx context.Context, req HelpRequest) (MasterTorrent, error)
 }
 
 // Server is the local API server.
@@ -101,6 +104,9 @@ func Listen(opts ServerOptions) (*Server, error) {
 		})
 	}
 	s.publishRoutes(mux)
+	if opts.Help != nil {
+		mux.HandleFunc("POST /api/v1/master/help", s.handleHelp)
+	}
 	if opts.Registry != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
 	}

@@ -67,6 +67,7 @@ type App struct {
 	pub     *publisher       // published torrents and their everseeds
 	scraper *scrape.Scraper  // nil when the autopilot is off
 	auto    *autopilot       // nil when the autopilot is off
+	master  masterParts      // helpers of masters (master.go)
 	bg      sync.WaitGroup   // feeds and autopilot loops
 
 	// joinMu serialises joins, so that the owner's join that makes room
@@ -131,6 +132,9 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (_ *App, err err
 		return nil, err
 	}
 	a.client = a.rep.Client()
+	if err := a.startMaster(); err != nil {
+		return nil, err
+	}
 
 	a.feeds, err = feeds.New(feeds.Options{
 		Feeds:   cfg.Feeds,
@@ -179,6 +183,7 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (_ *App, err err
 		Publish:    a.Publish,
 		Published:  a.Published,
 		Unpublish:  a.Unpublish,
+		Help:       a.Help,
 		Registry:   a.reg,
 		Logger:     log.With("component", "api"),
 	})
@@ -271,6 +276,7 @@ func (a *App) Run(ctx context.Context) error {
 		a.bg.Go(func() { a.auto.Run(ctx) })
 	}
 	a.bg.Go(func() { a.runPublish(ctx) })
+	a.runMaster(ctx)
 	if a.tracker != nil {
 		a.bg.Go(func() {
 			if err := a.tracker.Run(ctx); err != nil {
@@ -387,6 +393,7 @@ func (a *App) Status(context.Context) api.Status {
 		st.Torrents = append(st.Torrents, tt)
 	}
 	st.Compression = a.compressionStatus()
+	st.Master = a.masterStatus()
 	return st
 }
 

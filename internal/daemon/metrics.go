@@ -15,6 +15,7 @@ func (a *App) registerMetrics() error {
 	cs := []prometheus.Collector{
 		a.visits,
 		newSwarmCollector(a),
+		newMasterCollector(a),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -34,6 +34,8 @@ type TransmissionOptions struct {
 	// AllowRefusals lists further guard refusals (IP or ip:port) that do
 	// not fail the test; TransmissionProbeAddr is always allowed.
 	AllowRefusals []string
+	// RPCUsername and RPCPassword turn RPC basic auth on when set.
+	RPCUsername, RPCPassword string
 }
 
 // Transmission is a running transmission-daemon with a small RPC client.
@@ -49,6 +51,7 @@ type Transmission struct {
 	DownloadDir string
 
 	client    http.Client
+	auth      [2]string // RPC basic auth, when on
 	mu        sync.Mutex
 	sessionID string
 }
@@ -111,6 +114,11 @@ func StartTransmission(t testing.TB, opts TransmissionOptions) *Transmission {
 		"message-level":                2, // info
 		"umask":                        18,
 	}
+	if opts.RPCUsername != "" || opts.RPCPassword != "" {
+		settings["rpc-authentication-required"] = true
+		settings["rpc-username"] = opts.RPCUsername
+		settings["rpc-password"] = opts.RPCPassword // hashed by the daemon on start
+	}
 	data, err := json.MarshalIndent(settings, "", "  ")
 	if err != nil {
 		t.Fatalf("lab: transmission: %v", err)
@@ -135,6 +143,7 @@ func StartTransmission(t testing.TB, opts TransmissionOptions) *Transmission {
 		RPCURL:      fmt.Sprintf("http://127.0.0.1:%d/transmission/rpc", rpcPort),
 		DownloadDir: opts.DownloadDir,
 		client:      http.Client{Timeout: 10 * time.Second},
+		auth:        [2]string{opts.RPCUsername, opts.RPCPassword},
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
@@ -186,6 +195,9 @@ func (tr *Transmission) call(method string, args, result any) error {
 			return err
 		}
 		req.Header.Set("Content-Type", "application/json")
+		if tr.auth != ([2]string{}) {
+			req.SetBasicAuth(tr.auth[0], tr.auth[1])
+		}
 		tr.mu.Lock()
 		req.Header.Set("X-Transmission-Session-Id", tr.sessionID)
 		tr.mu.Unlock()

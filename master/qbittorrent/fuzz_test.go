@@ -1,0 +1,32 @@
+package qbittorrent_test
+
+import (
+	"testing"
+
+	"github.com/btslave/btslave/master/qbittorrent"
+)
+
+// FuzzDecode feeds arbitrary replies to every decoder: errors are fine,
+// panics are not, and what decodes is sane.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`[{"hash":"0123456789abcdef0123456789abcdef01234567","name":"a","progress":0.25,"state":"stoppedDL","amount_left":100}]`))
+	f.Add([]byte(`[2,2,1,0,0,0,0,0,2]`))
+	f.Add([]byte(`{"listen_port":6881,"current_interface_address":"127.0.0.2"}`))
+	f.Add([]byte(`2.11.2`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if ts, err := qbittorrent.DecodeTorrents(data); err == nil {
+			for _, tt := range ts {
+				if len(tt.InfoHash) != 40 || tt.Magnet == "" {
+					t.Fatalf("torrent %+v", tt)
+				}
+			}
+		}
+		if bits, n, err := qbittorrent.DecodePieceStates(data); err == nil && len(bits) != (n+7)/8 {
+			t.Fatalf("%d bytes for %d pieces", len(bits), n)
+		}
+		qbittorrent.DecodePreferences(data)
+		if v, err := qbittorrent.ParseVersion(string(data)); err == nil {
+			_ = v.String()
+		}
+	})
+}

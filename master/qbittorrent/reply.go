@@ -1,0 +1,142 @@
+package qbittorrent
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/btslave/btslave/master"
+)
+
+// Version is a WebAPI version, e.g. 2.8.19 or 2.11.2.
+type Version [3]int
+
+// ParseVersion parses "2.8.19".
+func ParseVersion(s string) (Version, error) {
+	var v Version
+	parts := strings.Split(strings.TrimSpace(s), ".")
+	if len(parts) < 2 || len(parts) > 3 {
+		return v, fmt.Errorf("version %q is not N.N[.N]", trunc([]byte(s)))
+	}
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 1e6 {
+			return v, fmt.Errorf("version %q is not N.N[.N]", trunc([]byte(s)))
+		}
+		v[i] = n
+	}
+	return v, nil
+}
+
+// Less orders versions.
+func (v Version) Less(w Version) bool {
+	for i := range v {
+		if v[i] != w[i] {
+			return v[i] < w[i]
+		}
+	}
+	return false
+}
+
+func (v Version) String() string { return fmt.Sprintf("%d.%d.%d", v[0], v[1], v[2]) }
+
+// stopped are the states of a torrent that is not downloading now: the
+// paused* names of WebAPI < 2.11, the stopped* names of 2.11 (qBittorrent
+// 5), queued and errors.
+var stopped = map[string]bool{
+	"pausedDL": true, "stoppedDL": true, "pausedUP": true, "stoppedUP": true,
+	"queuedDL": true, "error": true, "missingFiles": true, "moving": true,
+}
+
+// DecodeTorrents decodes torrents/info and keeps those lacking data.
+func DecodeTorrents(body []byte) ([]master.Torrent, error) {
+	var list []struct {
+		Hash       string  `json:"hash"`
+		Name       string  `json:"name"`
+		Category   string  `json:"category"`
+		Tags       string  `json:"tags"`
+		Progress   float64 `json:"progress"`
+		State      string  `json:"state"`
+		Magnet     string  `json:"magnet_uri"`
+		AmountLeft *int64  `json:"amount_left"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return nil, master.Garbage("qbittorrent torrents/info", err)
+	}
+	out := make([]master.Torrent, 0, len(list))
+	for i, t := range list {
+		h := strings.ToLower(t.Hash)
+		if !isHash(h) {
+			return nil, master.Garbage("qbittorrent torrents/info", fmt.Errorf("torrent %d: hash %q is not 40 hex digits", i, trunc([]byte(t.Hash))))
+		}
+		if t.AmountLeft != nil && *t.AmountLeft == 0 || t.Progress >= 1 {
+			continue
+		}
+		cat := t.Category
+		if t.Tags != "" {
+			cat = strings.Trim(cat+","+t.Tags, ",")
+		}
+		mag := t.Magnet
+		if !strings.HasPrefix(mag, "magnet:") {
+			mag = master.Magnet(h, t.Name)
+		}
+		out = append(out, master.Torrent{InfoHash: h, Name: t.Name, Magnet: mag, Progress: t.Progress,
+			Category: cat, Stopped: stopped[t.State]})
+	}
+	return out, nil
+}
+
+// DecodePieceStates decodes torrents/pieceStates (0 missing, 1 being
+// downloaded, 2 have) into a bitfield of the pieces held.
+func DecodePieceStates(body []byte) (bits []byte, n int, err error) {
+	var states []int
+	if err := json.Unmarshal(body, &states); err != nil {
+		return nil, 0, master.Garbage("qbittorrent torrents/pieceStates", err)
+	}
+	bits = make([]byte, (len(states)+7)/8)
+	for i, s := range states {
+		switch s {
+		case 2:
+			bits[i/8] |= 0x80 >> (i % 8)
+		case 0, 1:
+		default:
+			return nil, 0, master.Garbage("qbittorrent torrents/pieceStates", fmt.Errorf("piece %d has state %d", i, s))
+		}
+	}
+	return bits, len(states), nil
+}
+
+// Preferences are the app/preferences fields used.
+type Preferences struct {
+	ListenPort       int    `json:"listen_port"`
+	InterfaceAddress string `json:"current_interface_address"`
+}
+
+// DecodePreferences decodes app/preferences.
+func DecodePreferences(body []byte) (Preferences, error) {
+	var p struct {
+		Preferences
+		Port *int `json:"listen_port"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		return Preferences{}, master.Garbage("qbittorrent app/preferences", err)
+	}
+	if p.Port == nil {
+		return Preferences{}, master.Garbage("qbittorrent app/preferences", fmt.Errorf("no listen_port"))
+	}
+	p.ListenPort = *p.Port
+	return p.Preferences, nil
+}
+
+func isHash(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

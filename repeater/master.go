@@ -1,0 +1,403 @@
+package repeater
+
+import (
+	"net"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/anacrolix/torrent"
+
+	"github.com/btslave/btslave/repeater/wire"
+)
+
+// masterLink is what a swarm knows of the master it helps: the owner's
+// client (or a friend's) that it fetches pieces for.
+type masterLink struct {
+	addr netip.AddrPort
+
+	mu     sync.Mutex
+	pinned map[int]bool // pieces pinned in the cache until the master has them
+	// told is the master's bitfield as its own API reports it (BEP 3
+	// order): clients suppress HAVEs for pieces the peer has (we sent them
+	// the piece), so the wire alone never sees those arrive.
+	told []byte
+	// upBase/downBase carry the master's counters over closed connections;
+	// lastUp/lastDown are the open one's.
+	upBase, downBase, lastUp, lastDown int64
+	stats                              MasterStats
+	// share, of shares: the helpers of one master split its pieces, piece
+	// p being this swarm's first when p % shares == share (SetMasterShare).
+	share, shares int
+	// window holds (time, from swarm, to swarm) samples of the last
+	// minute, for the give-back rule (owes).
+	window []flowSample
+	// lenient: the give-back rule is off (SetMasterGiveBack).
+	lenient bool
+	// paced are the swarm connections whose upload is capped so that half
+	// the upload cap stays free for the master, with their cap.
+	paced map[*wire.Conn]int64
+}
+
+type flowSample struct {
+	at       time.Time
+	from, to int64
+}
+
+// giveBackWindow is the span over which a helper must give the swarm at
+// least what it took: BTSlave's "forward as much data to the torrent as
+// it gets".
+const giveBackWindow = time.Minute
+
+// owes records a sample and says whether, over the last minute, the
+// swarm gave us more than slack bytes beyond what we gave it: then no new
+// piece is fetched for the master until uploads catch up.
+func (m *masterLink) owes(now time.Time, from, to, slack int64) bool {
+	m.window = append(m.window, flowSample{now, from, to})
+	i := 0
+	for i < len(m.window)-1 && now.Sub(m.window[i+1].at) >= giveBackWindow {
+		i++
+	}
+	m.window = m.window[i:]
+	first := m.window[0]
+	return (from-first.from)-(to-first.to) > slack
+}
+
+// MasterStats is a helped master's view from one swarm.
+type MasterStats struct {
+	Addr      netip.AddrPort
+	Connected bool
+	// Pieces the master has of NumPieces, from its bitfield and HAVEs.
+	Pieces, NumPieces int
+	// ToMaster is the payload sent to the master; FromSwarm and ToSwarm
+	// what the other peers sent us and got from us, over open and closed
+	// connections.
+	ToMaster, FromSwarm, ToSwarm int64
+	// Wanted is how many pieces the master lacks that the swarm has and
+	// we are fetching or hold for it; Pinned how many are pinned.
+	Wanted, Pinned int
+	// Owes: over the last minute the swarm gave us more than we gave it,
+	// so nothing new is fetched for the master until we have given back.
+	Owes bool
+}
+
+// Complete says whether the master has every piece.
+func (m MasterStats) Complete() bool { return m.NumPieces > 0 && m.Pieces >= m.NumPieces }
+
+// SetMaster makes the swarm help the master at addr: it dials it and
+// keeps dialling it when the connection drops, fetches the pieces the
+// master lacks before anything else (rarest in the swarm first, never one
+// the master has), pins them until the master has them and does not say
+// upload_only while it wants pieces. The zero addr stops helping.
+func (s *Swarm) SetMaster(addr netip.AddrPort) {
+	s.mu.Lock()
+	old := s.masterLink
+	if !addr.IsValid() {
+		s.masterLink = nil
+	} else if old == nil || old.addr != addr {
+		s.masterLink = &masterLink{addr: addr, pinned: map[int]bool{}}
+	}
+	cur := s.masterLink
+	s.mu.Unlock()
+	if old != nil && old != cur {
+		old.unpinAll(s)
+	}
+	if cur != nil && cur != old {
+		s.AddPeers([]torrent.PeerInfo{{Addr: net.TCPAddrFromAddrPort(addr), Trusted: true}})
+	}
+	if cur == nil {
+		s.SetPartialSeed(true)
+	}
+}
+
+// SetMasterShare says that this helper is number share of shares helpers
+// of the same master: it fetches the pieces p with p % shares == share
+// first and the others only when it has none of its own to fetch, so that
+// two helpers seldom bring the master the same piece.
+func (s *Swarm) SetMasterShare(share, shares int) {
+	s.mu.Lock()
+	m := s.masterLink
+	s.mu.Unlock()
+	if m == nil || shares < 1 || share < 0 || share >= shares {
+		return
+	}
+	m.mu.Lock()
+	m.share, m.shares = share, shares
+	m.mu.Unlock()
+}
+
+// SetMasterGiveBack turns the give-back rule on (the default) or off: on,
+// nothing new is fetched for the master while, over the last minute, the
+// swarm gave us more than two pieces beyond what we gave it.
+func (s *Swarm) SetMasterGiveBack(on bool) {
+	s.mu.Lock()
+	m := s.masterLink
+	s.mu.Unlock()
+	if m != nil {
+		m.mu.Lock()
+		m.lenient = !on
+		m.mu.Unlock()
+	}
+}
+
+// MasterHas tells the swarm the master's bitfield from the master's own
+// API (BEP 3 order); nil keeps the last one.
+func (s *Swarm) MasterHas(bits []byte) {
+	s.mu.Lock()
+	m := s.masterLink
+	s.mu.Unlock()
+	if m == nil || bits == nil {
+		return
+	}
+	m.mu.Lock()
+	m.told = append(m.told[:0], bits...)
+	m.mu.Unlock()
+}
+
+func (m *masterLink) toldHas(i int) bool {
+	return i/8 < len(m.told) && m.told[i/8]&(0x80>>(i%8)) != 0
+}
+
+// Master is what the swarm knows of the master it helps; ok is false when
+// it helps none.
+func (s *Swarm) Master() (MasterStats, bool) {
+	s.mu.Lock()
+	m := s.masterLink
+	s.mu.Unlock()
+	if m == nil {
+		return MasterStats{}, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stats, true
+}
+
+func (m *masterLink) unpinAll(s *Swarm) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for p := range m.pinned {
+		s.r.cache.Unpin(s.ih, p)
+	}
+	clear(m.pinned)
+}
+
+// isMaster matches a connection to the master: by address and port when
+// we dialled it, by address when it dialled us.
+func isMaster(p *wire.PeerState, addr netip.AddrPort) bool {
+	ra, ok := p.Remote.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	ap := ra.AddrPort()
+	return ap.Addr().Unmap() == addr.Addr().Unmap()
+}
+
+// masterRound looks at the master's connection and returns the pieces to
+// fetch for it, rarest first: those it lacks that another peer has and we
+// neither hold nor fetch. It updates pins and stats. peers excludes the
+// master afterwards, so that the swarm's own demand does not count it twice.
+func (s *Swarm) masterRound(n int, peers []wire.PeerState, held, pending map[int]bool) (fetch []int, rest []wire.PeerState) {
+	s.mu.Lock()
+	m := s.masterLink
+	s.mu.Unlock()
+	if m == nil {
+		return nil, peers
+	}
+	var mp *wire.PeerState
+	st := MasterStats{Addr: m.addr, NumPieces: n}
+	rest = peers[:0:0]
+	for i := range peers {
+		if mp == nil && isMaster(&peers[i], m.addr) {
+			mp = &peers[i]
+			continue
+		}
+		rest = append(rest, peers[i])
+	}
+	tot := s.r.client.Wire.Totals(s.ih)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if mp != nil {
+		if mp.BytesUp < m.lastUp || mp.BytesDown < m.lastDown { // a new connection
+			m.upBase, m.downBase = m.upBase+m.lastUp, m.downBase+m.lastDown
+		}
+		m.lastUp, m.lastDown = mp.BytesUp, mp.BytesDown
+	} else {
+		m.upBase, m.downBase = m.upBase+m.lastUp, m.downBase+m.lastDown
+		m.lastUp, m.lastDown = 0, 0
+	}
+	st.ToMaster = m.upBase + m.lastUp
+	st.FromSwarm = max(0, tot.BytesDown-m.downBase-m.lastDown)
+	st.ToSwarm = max(0, tot.BytesUp-st.ToMaster)
+	if mp == nil {
+		st.Pinned = len(m.pinned)
+		for j := 0; j < n; j++ {
+			if m.toldHas(j) {
+				st.Pieces++
+			}
+		}
+		m.stats = st
+		return nil, rest
+	}
+	st.Connected = true
+	have := make([]int, n)
+	for i := range rest {
+		for j := 0; j < n; j++ {
+			if rest[i].HasPiece(j) {
+				have[j]++
+			}
+		}
+	}
+	var lacks []int
+	for j := 0; j < n; j++ {
+		if mp.HasPiece(j) || m.toldHas(j) {
+			st.Pieces++
+			if m.pinned[j] {
+				s.r.cache.Unpin(s.ih, j)
+				delete(m.pinned, j)
+			}
+			continue
+		}
+		if held[j] || pending[j] {
+			st.Wanted++
+			if !m.pinned[j] && s.r.cache.Pin(s.ih, j) == nil {
+				m.pinned[j] = true
+			}
+			continue
+		}
+		if have[j] > 0 {
+			lacks = append(lacks, j)
+		}
+	}
+	sort.SliceStable(lacks, func(a, b int) bool { return have[lacks[a]] < have[lacks[b]] })
+	lacks = ownFirst(lacks, m.share, m.shares)
+	if st.Owes = m.owes(time.Now(), st.FromSwarm, st.ToSwarm, 2*s.t.Info().PieceLength) && !m.lenient; st.Owes {
+		lacks = nil
+	}
+	st.Pinned = len(m.pinned)
+	m.stats = st
+	// An honest downloader while the master wants pieces we can bring.
+	s.SetPartialSeed(st.Wanted == 0 && len(lacks) == 0)
+	s.reserveForMaster(m, rest, st.Wanted > 0 || len(lacks) > 0)
+	return lacks, rest
+}
+
+// mergeMasterFirst puts the master's pieces ahead of the plan's, within
+// the in-flight budget, and keeps the master's pieces out of evictions.
+func mergeMasterFirst(pl plan, forMaster []int, slots int, masterLacks func(int) bool) plan {
+	if len(forMaster) == 0 && masterLacks == nil {
+		return pl
+	}
+	seen := map[int]bool{}
+	var fetch []int
+	for _, p := range append(forMaster, pl.fetch...) {
+		if len(fetch) >= slots {
+			break
+		}
+		if !seen[p] {
+			seen[p] = true
+			fetch = append(fetch, p)
+		}
+	}
+	pl.fetch = fetch
+	if masterLacks != nil {
+		kept := pl.evict[:0]
+		for _, p := range pl.evict {
+			if !masterLacks(p) {
+				kept = append(kept, p)
+			}
+		}
+		pl.evict = kept
+		cancel := pl.cancel[:0]
+		for _, p := range pl.cancel {
+			if !masterLacks(p) {
+				cancel = append(cancel, p)
+			}
+		}
+		pl.cancel = cancel
+	}
+	return pl
+}
+
+// masterFirst applies mergeMasterFirst with the master's current view.
+func (s *Swarm) masterFirst(pl plan, forMaster []int, slots int) plan {
+	s.mu.Lock()
+	m := s.masterLink
+	s.mu.Unlock()
+	if m == nil {
+		return pl
+	}
+	m.mu.Lock()
+	pinned := make(map[int]bool, len(m.pinned))
+	for p := range m.pinned {
+		pinned[p] = true
+	}
+	m.mu.Unlock()
+	return mergeMasterFirst(pl, forMaster, max(slots, len(pl.fetch), min(len(forMaster), 4)), func(p int) bool { return pinned[p] })
+}
+
+// ownFirst keeps this helper's share of the pieces (p % shares == share),
+// in their order, or all of them when the share has none left: the other
+// helpers' pieces are fetched only once ours are all under way or held.
+func ownFirst(pieces []int, share, shares int) []int {
+	if shares <= 1 {
+		return pieces
+	}
+	var own []int
+	for _, p := range pieces {
+		if p%shares == share {
+			own = append(own, p)
+		}
+	}
+	if len(own) == 0 {
+		return pieces
+	}
+	return own
+}
+
+// reserveForMaster is master-first pacing: while the master wants pieces
+// and our upload is capped, the other peers share half the cap between
+// the ones interested in us, so that the master's requests always find
+// upload left (the physics of the issue: a helper that gives back what it
+// takes adds at most U/2 to its master). Otherwise no connection is paced
+// by the master rule. Called with m.mu held.
+func (s *Swarm) reserveForMaster(m *masterLink, rest []wire.PeerState, on bool) {
+	upCap := int64(s.r.upCap)
+	if m.paced == nil {
+		m.paced = map[*wire.Conn]int64{}
+	}
+	interested := 0
+	for i := range rest {
+		if rest[i].PeerInterested {
+			interested++
+		}
+	}
+	var per int64
+	if on && upCap > 0 && interested > 0 {
+		per = max(upCap/2/int64(interested), 16<<10)
+	}
+	conns := s.r.client.Wire.Conns(s.ih)
+	open := make(map[*wire.Conn]bool, len(conns))
+	for _, c := range conns {
+		open[c] = true
+	}
+	for c := range m.paced {
+		if !open[c] {
+			delete(m.paced, c) // closed
+		}
+	}
+	for _, c := range conns {
+		ra, ok := c.RemoteAddr().(*net.TCPAddr)
+		if ok && ra.AddrPort().Addr().Unmap() == m.addr.Addr().Unmap() {
+			continue
+		}
+		if m.paced[c] != per {
+			c.SetUploadRate(per)
+			if per == 0 {
+				delete(m.paced, c)
+			} else {
+				m.paced[c] = per
+			}
+		}
+	}
+}

@@ -1,0 +1,48 @@
+package repeater
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// Ensure that helpers of one master take their own share first and the
+// rest only when their share is done, and that the master's pieces come
+// ahead of the swarm's plan without being evicted or cancelled.
+func TestMasterShareAndMerge(t *testing.T) {
+	pieces := []int{5, 2, 7, 4, 1}
+	if got := ownFirst(pieces, 1, 2); !slices.Equal(got, []int{5, 7, 1}) {
+		t.Errorf("share 1 of 2: %v", got)
+	}
+	if got := ownFirst([]int{2, 4}, 1, 2); !slices.Equal(got, []int{2, 4}) {
+		t.Errorf("share done, the rest: %v", got)
+	}
+	if got := ownFirst(pieces, 0, 1); !slices.Equal(got, pieces) {
+		t.Errorf("one helper: %v", got)
+	}
+	pl := plan{fetch: []int{9, 3}, evict: []int{3, 8}, cancel: []int{6, 11}}
+	got := mergeMasterFirst(pl, []int{3, 4}, 3, func(p int) bool { return p == 8 || p == 6 })
+	if !slices.Equal(got.fetch, []int{3, 4, 9}) || !slices.Equal(got.evict, []int{3}) || !slices.Equal(got.cancel, []int{11}) {
+		t.Errorf("merged plan %+v", got)
+	}
+}
+
+// Ensure that the give-back rule counts the last minute only.
+func TestMasterOwes(t *testing.T) {
+	var m masterLink
+	t0 := time.Unix(1000, 0)
+	if m.owes(t0, 0, 0, 10) {
+		t.Error("owes at the start")
+	}
+	if !m.owes(t0.Add(10*time.Second), 100, 50, 10) {
+		t.Error("took 100, gave 50: does not owe")
+	}
+	if m.owes(t0.Add(20*time.Second), 100, 95, 10) {
+		t.Error("took 100, gave 95 (slack 10): owes")
+	}
+	// A minute later the old debt has left the window.
+	m.owes(t0.Add(70*time.Second), 100, 95, 10)
+	if m.owes(t0.Add(90*time.Second), 105, 95, 10) {
+		t.Error("within the window took 5, gave 0 (slack 10): owes")
+	}
+}
