@@ -264,7 +264,7 @@ func TestBrowserDashboard(t *testing.T) {
 	do("desktop again", chromedp.EmulateViewport(1280, 900))
 
 	// The other pages draw, and no poll failed on any of them.
-	for page, want := range map[string]string{"visits": "No visit has ended yet", "tracker": trackerBase + "/announce"} {
+	for page, want := range map[string]string{"visits": "No visit has ended yet", "tracker": trackerBase + "/announce", "master": "No [master] configured", "published": "Nothing published"} {
 		do(page, chromedp.Navigate(dash+"/#"+page), chromedp.WaitVisible(chromedp.ID("page-"+page)),
 			chromedp.Poll[chromedp.Void](`document.getElementById('page-`+page+`').textContent.length > 0`, chromedp.WithPollingTimeout(10*time.Second)))
 		if got := text("#page-" + page); !strings.Contains(got, want) {
