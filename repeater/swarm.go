@@ -104,6 +104,8 @@ type Swarm struct {
 	// (anacrolix never redials a peer); redialAt is when next to do so.
 	explicit []torrent.PeerInfo
 	redialAt time.Time
+
+	claims claims // local readers' pieces (reader.go)
 }
 
 // AddPeers adds peers the swarm should stay connected to (a seed without a
@@ -422,6 +424,7 @@ func (s *Swarm) round() {
 		// downloaders and sources that do not.
 		pl.fetch = []int{rand.IntN(n)}
 	}
+	pl.evict = s.unclaimed(pl.evict)
 	for _, p := range pl.evict {
 		if s.r.cache.Evict(s.ih, p) {
 			s.mu.Lock()

@@ -27,6 +27,7 @@ var debianPackages = map[string]string{
 	"qbittorrent-nox":     "qbittorrent-nox",
 	"mktorrent":           "mktorrent",
 	"gcc":                 "gcc",
+	"fusermount3":         "fuse3",
 	PythonLibtorrent:      "python3-libtorrent",
 }
 
