@@ -106,6 +106,8 @@ type Swarm struct {
 	redialAt time.Time
 	// masterLink is the master the swarm helps (SetMaster), nil for none.
 	masterLink *masterLink
+
+	claims claims // local readers' pieces (reader.go)
 }
 
 // AddPeers adds peers the swarm should stay connected to (a seed without a
@@ -426,6 +428,7 @@ func (s *Swarm) round() {
 		// downloaders and sources that do not.
 		pl.fetch = []int{rand.IntN(n)}
 	}
+	pl.evict = s.unclaimed(pl.evict)
 	for _, p := range pl.evict {
 		if s.r.cache.Evict(s.ih, p) {
 			s.mu.Lock()

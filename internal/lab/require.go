@@ -28,6 +28,7 @@ var debianPackages = map[string]string{
 	"mktorrent":           "mktorrent",
 	"gcc":                 "gcc",
 	"chromium":            "chromium",
+	"fusermount3":         "fuse3",
 	PythonLibtorrent:      "python3-libtorrent",
 }
 
