@@ -46,6 +46,8 @@ fuzz:
 	$(GO) test ./tracker -run '^$$' -fuzz FuzzParseAnnounceQuery -fuzztime 60s
 	$(GO) test ./tracker -run '^$$' -fuzz FuzzParseUDPRequest -fuzztime 60s
 	$(GO) test ./tracker -run '^$$' -fuzz FuzzParseSyncPacket -fuzztime 60s
+	$(GO) test ./ledger -run '^$$' -fuzz FuzzUnmarshalIOU -fuzztime 60s
+	$(GO) test ./ledger -run '^$$' -fuzz FuzzDecodeEntry -fuzztime 60s
 
 bench:
 	bench/run.sh
