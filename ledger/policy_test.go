@@ -63,3 +63,22 @@ func TestOrder(t *testing.T) {
 		t.Fatalf("order: master, %s, %s; got %v", gave.ID().Short(), took.ID().Short(), rs)
 	}
 }
+
+// Ensure that the report explains a balance by the IOUs that make it.
+func TestReport(t *testing.T) {
+	me, fi := newIdentity(t), newIdentity(t)
+	s, f := openT(t, me, Options{}), openT(t, fi, Options{})
+	exchange(t, s, f, 900, "helped f's master with aaaa")
+	exchange(t, f, s, 100, "f helped our master with bbbb")
+	accts, err := s.Accounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	WriteReport(&b, accts, nil)
+	for _, want := range []string{"balance +800 bytes (we helped 900, it helped us 100)", "+900  given seq 1, total 900: helped f's master with aaaa", "-100  taken seq 1, total 100: f helped our master with bbbb"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, b.String())
+		}
+	}
+}
