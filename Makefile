@@ -43,6 +43,10 @@ fuzz:
 	$(GO) test ./repeater/announce -run '^$$' -fuzz FuzzParseUDPReply -fuzztime 60s
 	$(GO) test ./internal/torrentfile -run '^$$' -fuzz FuzzScan -fuzztime 60s
 	$(GO) test ./internal/torrentfile -run '^$$' -fuzz FuzzParseInfo -fuzztime 60s
+	$(GO) test ./friends -run '^$$' -fuzz '^FuzzParseInvite$$' -fuzztime 60s
+	$(GO) test ./friends -run '^$$' -fuzz '^FuzzIDFromString$$' -fuzztime 60s
+	$(GO) test ./friends -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 60s
+	$(GO) test ./friends -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime 60s
 	$(GO) test ./tracker -run '^$$' -fuzz FuzzParseAnnounceQuery -fuzztime 60s
 	$(GO) test ./tracker -run '^$$' -fuzz FuzzParseUDPRequest -fuzztime 60s
 	$(GO) test ./tracker -run '^$$' -fuzz FuzzParseSyncPacket -fuzztime 60s
