@@ -95,6 +95,8 @@ type Delivered struct {
 
 // IOUMsg carries a countersigned IOU: the reply to Delivered, or the
 // sender's latest when it refused a proposal (Stale) so the other resyncs.
+// IOU is empty when the proposal was refused outright, or with Stale when
+// the sender holds no IOU for the pair yet.
 type IOUMsg struct {
 	IOU   []byte `json:"iou"`
 	Stale bool   `json:"stale,omitempty"`
@@ -246,7 +248,8 @@ func validate(m Message) error {
 			return bad(t, "iou of %d bytes", len(v.IOU))
 		}
 	case IOUMsg:
-		if len(v.IOU) == 0 || len(v.IOU) > maxIOULen {
+		// Empty: refused, or (with Stale) no IOU held yet.
+		if len(v.IOU) > maxIOULen {
 			return bad(t, "iou of %d bytes", len(v.IOU))
 		}
 	case Beacon:
