@@ -30,6 +30,11 @@ func (s *Service) ReportDelivered(ctx context.Context) error {
 		sent, ok := s.o.Helper.ToMaster(it.ih)
 		s.mu.Lock()
 		delta := sent - it.j.reported
+		if delta < 0 {
+			// The counter went back (the master's connection was redone);
+			// what it counts now is all new.
+			delta = sent
+		}
 		s.mu.Unlock()
 		if !ok || delta <= 0 {
 			continue

@@ -191,3 +191,27 @@ func TestHelpRequestRefused(t *testing.T) {
 		t.Fatal("auto_cashin off still cashed in")
 	}
 }
+
+// Ensure that a ToMaster counter that goes back (a redone connection)
+// counts what it shows afterwards as new, and nothing twice.
+func TestReportCounterReset(t *testing.T) {
+	helper, asker := startNode(t, 1<<20), startNode(t, 1<<20)
+	befriend(t, helper, asker)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ih := strings.Repeat("ef", 20)
+	if _, err := asker.svc.Cashin(ctx, friends.HelpRequest{InfoHash: ih, Master: "127.0.0.9:1"}, mustList(t, asker.book)); err != nil {
+		t.Fatal(err)
+	}
+	for _, sent := range []int64{1000, 1000, 300, 700} {
+		helper.helper.mu.Lock()
+		helper.helper.sent = sent
+		helper.helper.mu.Unlock()
+		if err := helper.svc.ReportDelivered(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, _ := asker.ledger.BalanceOf(helper.id.Public()); b.Taken != 1700 {
+		t.Fatalf("taken %d, want 1000 + 300 + 400", b.Taken)
+	}
+}
