@@ -47,6 +47,7 @@ fuzz:
 	$(GO) test ./friends -run '^$$' -fuzz '^FuzzIDFromString$$' -fuzztime 60s
 	$(GO) test ./friends -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 60s
 	$(GO) test ./friends -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime 60s
+	$(GO) test ./friends -run '^$$' -fuzz '^FuzzParseSwarmHello$$' -fuzztime 60s
 	$(GO) test ./tracker -run '^$$' -fuzz FuzzParseAnnounceQuery -fuzztime 60s
 	$(GO) test ./tracker -run '^$$' -fuzz FuzzParseUDPRequest -fuzztime 60s
 	$(GO) test ./tracker -run '^$$' -fuzz FuzzParseSyncPacket -fuzztime 60s
