@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/btslave/btslave/friends"
+	"github.com/btslave/btslave/internal/rank"
 	"github.com/btslave/btslave/ledger"
 )
 
@@ -142,4 +143,18 @@ func (s *Service) Tell(_ context.Context, from ed25519.PublicKey, t friends.Tell
 		n := s.o.Gossip.Merge(friends.NewID(from), t, s.o.Now())
 		s.log.Debug("gossip merged", "friend", friends.NewID(from), "swarms", len(t.Swarms), "changed", n)
 	}
+}
+
+// Figures gives a friend's gossiped figures for a swarm as the autopilot
+// ranks by them (autopilotOptions.Gossip): source "gossip" in `btslave
+// swarms`.
+func (s *Service) Figures(infoHash string) (rank.Figures, bool) {
+	if s.o.Gossip == nil {
+		return rank.Figures{}, false
+	}
+	g, ok := s.o.Gossip.Get(infoHash)
+	if !ok {
+		return rank.Figures{}, false
+	}
+	return rank.Figures{Gossip: true, Seeders: g.Seeders, Incomplete: g.Leechers, At: g.Scraped}, true
 }

@@ -215,3 +215,41 @@ func TestReportCounterReset(t *testing.T) {
 		t.Fatalf("taken %d, want 1000 + 300 + 400", b.Taken)
 	}
 }
+
+// Ensure that figures a friend tells over the channel reach the ranking as
+// gossip, the freshest kept.
+func TestGossipToRanking(t *testing.T) {
+	a, b := startNode(t, 0), startNode(t, 0)
+	befriend(t, a, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := friends.Dial(ctx, b.id, a.addr, a.id.Public(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ih := strings.Repeat("12", 20)
+	if _, err := c.Call(ctx, friends.Tell{Swarms: []friends.SwarmStat{{InfoHash: ih, Age: 60, Seeders: 2, Leechers: 9, Downloaded: 40}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Call(ctx, friends.Tell{Swarms: []friends.SwarmStat{{InfoHash: ih, Age: 600, Seeders: 7, Leechers: 1, Downloaded: 30}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Tell has no answer; a third one, handled after the two, says when
+	// they are merged.
+	last := strings.Repeat("34", 20)
+	if _, err := c.Call(ctx, friends.Tell{Swarms: []friends.SwarmStat{{InfoHash: last}}}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, ok := a.svc.Figures(last); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("tells not merged in 5s")
+		}
+	}
+	if f, ok := a.svc.Figures(ih); !ok || !f.Gossip || f.Seeders != 2 || f.Incomplete != 9 {
+		t.Fatalf("figures %+v %v; want the fresher seeders 2, leechers 9", f, ok)
+	}
+}
