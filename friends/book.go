@@ -25,6 +25,9 @@ type Friend struct {
 	Addr  string            `json:"addr,omitempty"`
 	Added time.Time         `json:"added"`
 	Via   string            `json:"via"` // "invite", "swarm", "accepted"
+	// Invite is the friend's code we added it by, presented on our first
+	// dial so that it adds our key too; cleared once that succeeded.
+	Invite string `json:"invite,omitempty"`
 }
 
 // ID is the friend's ID.
@@ -102,6 +105,49 @@ func (bk *Book) Add(key ed25519.PublicKey, addr, via string) (Friend, error) {
 			return err
 		}
 		return b.Bucket(subFriends).Put(id[:], v)
+	})
+	return f, err
+}
+
+// AddInvite makes the inviter a friend and keeps its code for our first
+// dial (Dial's invite argument); InviteUsed clears it.
+func (bk *Book) AddInvite(inv Invite) (Friend, error) {
+	if _, err := bk.Add(inv.Key, inv.Addr, "invite"); err != nil {
+		return Friend{}, err
+	}
+	return bk.update(inv.ID(), func(f *Friend) { f.Invite = inv.String() })
+}
+
+// InviteUsed records that the friend knows our key now.
+func (bk *Book) InviteUsed(id ID) error {
+	_, err := bk.update(id, func(f *Friend) { f.Invite = "" })
+	return err
+}
+
+// Get returns the friend with id.
+func (bk *Book) Get(id ID) (Friend, error) { return bk.update(id, nil) }
+
+// update applies fn (if any) to the friend with id and stores it.
+func (bk *Book) update(id ID, fn func(*Friend)) (Friend, error) {
+	var f Friend
+	err := bk.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketFriends).Bucket(subFriends)
+		v := b.Get(id[:])
+		if v == nil {
+			return fmt.Errorf("%s: %w", id.Short(), ErrNotFound)
+		}
+		if err := json.Unmarshal(v, &f); err != nil {
+			return fmt.Errorf("friend %s: %w", id.Short(), err)
+		}
+		if fn == nil {
+			return nil
+		}
+		fn(&f)
+		nv, err := json.Marshal(f)
+		if err != nil {
+			return err
+		}
+		return b.Put(id[:], nv)
 	})
 	return f, err
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -59,5 +60,30 @@ func TestBookAcceptPolicy(t *testing.T) {
 	}
 	if err := bk.Remove(b.ID()); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("remove twice: %v", err)
+	}
+}
+
+func TestBookInviteKeptUntilUsed(t *testing.T) {
+	bk := openBook(t)
+	a := newID(t)
+	inv, err := NewInvite(a, "127.0.0.2:7980", time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bk.AddInvite(inv); err != nil {
+		t.Fatal(err)
+	}
+	f, err := bk.Get(a.ID())
+	if err != nil || f.Invite != inv.String() || f.Addr != "127.0.0.2:7980" || f.Via != "invite" {
+		t.Fatalf("after AddInvite: %+v %v", f, err)
+	}
+	if err := bk.InviteUsed(a.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := bk.Get(a.ID()); f.Invite != "" {
+		t.Fatalf("invite kept after use: %+v", f)
+	}
+	if _, err := bk.Get(newID(t).ID()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get unknown: %v", err)
 	}
 }

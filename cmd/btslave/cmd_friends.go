@@ -123,7 +123,7 @@ so that the other side adds your key too.`,
 				if inv.ID() == id.ID() {
 					return usageErr("that is this daemon's own invite")
 				}
-				f, err := bk.Add(inv.Key, inv.Addr, "invite")
+				f, err := bk.AddInvite(inv)
 				if err != nil {
 					return err
 				}
