@@ -65,6 +65,7 @@ type App struct {
 	tracker *tracker.Tracker // nil when [tracker] is off
 	scraper *scrape.Scraper  // nil when the autopilot is off
 	auto    *autopilot       // nil when the autopilot is off
+	friends *friendsPart     // nil when [friends] is off
 	bg      sync.WaitGroup   // feeds and autopilot loops
 
 	// joinMu serialises joins, so that the owner's join that makes room
@@ -146,6 +147,12 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (_ *App, err err
 	}
 	if cfg.Auto.Enabled {
 		if err := a.startAutopilot(); err != nil {
+			return nil, err
+		}
+	}
+
+	if cfg.Friends.Enabled {
+		if a.friends, err = a.startFriends(); err != nil {
 			return nil, err
 		}
 	}
@@ -259,6 +266,9 @@ func (a *App) Run(ctx context.Context) error {
 	if a.auto != nil {
 		a.bg.Go(func() { a.auto.Run(ctx) })
 	}
+	if a.friends != nil {
+		a.bg.Go(func() { a.friends.run(ctx, a.log) })
+	}
 	if a.tracker != nil {
 		a.bg.Go(func() {
 			if err := a.tracker.Run(ctx); err != nil {
@@ -302,6 +312,9 @@ func (a *App) close() {
 		}
 		if a.scraper != nil {
 			a.scraper.Close()
+		}
+		if a.friends != nil {
+			a.friends.ln.Close() // Serve closed it already if it ran
 		}
 		if a.rep != nil {
 			a.rep.Close() // leaves swarms, stops the client, flushes the cache

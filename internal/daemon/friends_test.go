@@ -1,0 +1,57 @@
+package daemon
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/btslave/btslave/config"
+	"github.com/btslave/btslave/friends"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Ensure that with [friends] on the daemon listens on friends.listen, and
+// a friend's cash-in makes it join the swarm for the friend's master.
+func TestFriendsCashinJoins(t *testing.T) {
+	on := func(c *config.Config) {
+		c.Friends.Enabled = true
+		c.Friends.Listen = config.Addr(freeAddr(t))
+	}
+	a, _ := testAppWith(t, on)
+	b, _ := testAppWith(t, on)
+	if a.friends == nil || b.friends == nil {
+		t.Fatal("friends part not started")
+	}
+	if _, err := a.friends.book.Add(b.friends.id.Public(), b.friends.ln.Addr().String(), "invite"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.friends.book.Add(a.friends.id.Public(), a.friends.ln.Addr().String(), "invite"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ih := strings.Repeat("5a", 20)
+	fs, _ := b.friends.book.List()
+	got, err := b.friends.svc.Cashin(ctx, friends.HelpRequest{InfoHash: ih, Magnet: "magnet:?xt=urn:btih:" + ih, Master: "127.0.0.1:9"}, fs)
+	if err != nil || got != a.friends.id.ID() {
+		t.Fatalf("cashin: %v %v", got, err)
+	}
+	joined := false
+	for _, s := range a.rep.Swarms() {
+		joined = joined || s.InfoHash().HexString() == ih
+	}
+	if !joined {
+		t.Fatal("the helper did not join the friend's swarm")
+	}
+}
