@@ -135,7 +135,7 @@ func rootCommand() *command {
 		long: `btslave joins BitTorrent swarms that need help as an upload-only partial
 seed with a bounded piece cache, helps its owner's own client download, and
 trades help with friends.`,
-		subs: []*command{runCommand(), repeatCommand(), leaveCommand(), statusCommand(), swarmsCommand(), feedsCommand(), trackerCommand(), configCommand(), versionCommand(), friendsCommand(), ledgerCommand()},
+		subs: []*command{runCommand(), repeatCommand(), leaveCommand(), statusCommand(), swarmsCommand(), feedsCommand(), trackerCommand(), configCommand(), versionCommand(), friendsCommand(), ledgerCommand(), cashinCommand()},
 	}
 }
 

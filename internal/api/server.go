@@ -36,6 +36,9 @@ type ServerOptions struct {
 	RemoveFeed func(ctx context.Context, name string) error
 	Registry   *prometheus.Registry
 	Logger     *slog.Logger
+
+	// Cashin asks friends to help our master (nil: [friends] is off).
+	Cashin func(ctx context.Context, req CashinRequest) (CashinReply, error)
 }
 
 // Server is the local API server.
@@ -78,6 +81,9 @@ func Listen(opts ServerOptions) (*Server, error) {
 	}
 	if opts.AddFeed != nil {
 		mux.HandleFunc("POST /api/v1/feeds", s.handleAddFeed)
+	}
+	if opts.Cashin != nil {
+		mux.HandleFunc("POST /api/v1/cashin", s.handleCashin)
 	}
 	if opts.RemoveFeed != nil {
 		mux.HandleFunc("DELETE /api/v1/feeds/{name}", func(w http.ResponseWriter, r *http.Request) {

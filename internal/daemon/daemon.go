@@ -176,6 +176,7 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (_ *App, err err
 		Feeds:      a.Feeds,
 		AddFeed:    a.AddFeed,
 		RemoveFeed: a.RemoveFeed,
+		Cashin:     a.Cashin,
 		Registry:   a.reg,
 		Logger:     log.With("component", "api"),
 	})

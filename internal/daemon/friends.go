@@ -1,14 +1,19 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/btslave/btslave/friends"
+	"github.com/btslave/btslave/internal/api"
 	"github.com/btslave/btslave/internal/friendsvc"
 	"github.com/btslave/btslave/internal/rank"
 	"github.com/btslave/btslave/ledger"
@@ -126,3 +131,34 @@ func (a *App) friendLimits(string, int64) ledger.Limits {
 type masterMeter struct{}
 
 func (masterMeter) Saw(ed25519.PublicKey, string) uint64 { return 0 }
+
+// Cashin is POST /api/v1/cashin: ask friends, best balance first, to help
+// our master with a torrent.
+func (a *App) Cashin(ctx context.Context, req api.CashinRequest) (api.CashinReply, error) {
+	if a.friends == nil {
+		return api.CashinReply{}, fmt.Errorf("[friends] is off; set friends.enabled = true: %w", api.ErrBadRequest)
+	}
+	master := cmp.Or(req.Master, a.cfg.Master.PeerAddress)
+	if _, err := netip.ParseAddrPort(master); err != nil {
+		return api.CashinReply{}, fmt.Errorf("master address %q: want IP:PORT (--master or [master] peer_address): %w", master, api.ErrBadRequest)
+	}
+	if _, err := hex.DecodeString(req.InfoHash); err != nil || (len(req.InfoHash) != 40 && len(req.InfoHash) != 64) {
+		return api.CashinReply{}, fmt.Errorf("info hash %q: want 40 or 64 hex digits: %w", req.InfoHash, api.ErrBadRequest)
+	}
+	hr := friends.HelpRequest{InfoHash: strings.ToLower(req.InfoHash), Magnet: req.Magnet, Metainfo: req.Torrent, Master: master}
+	if hr.Magnet == "" && len(hr.Metainfo) == 0 {
+		hr.Magnet = "magnet:?xt=urn:btih:" + hr.InfoHash
+	}
+	fs, err := a.friends.book.List()
+	if err != nil {
+		return api.CashinReply{}, err
+	}
+	if len(fs) == 0 {
+		return api.CashinReply{}, fmt.Errorf("no friends yet; see btslave friends invite: %w", api.ErrBadRequest)
+	}
+	id, err := a.friends.svc.Cashin(ctx, hr, fs)
+	if err != nil {
+		return api.CashinReply{}, err
+	}
+	return api.CashinReply{Friend: id.String()}, nil
+}

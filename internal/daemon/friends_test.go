@@ -2,13 +2,14 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/btslave/btslave/config"
-	"github.com/btslave/btslave/friends"
+	"github.com/btslave/btslave/internal/api"
 )
 
 func freeAddr(t *testing.T) string {
@@ -42,10 +43,17 @@ func TestFriendsCashinJoins(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	ih := strings.Repeat("5a", 20)
-	fs, _ := b.friends.book.List()
-	got, err := b.friends.svc.Cashin(ctx, friends.HelpRequest{InfoHash: ih, Magnet: "magnet:?xt=urn:btih:" + ih, Master: "127.0.0.1:9"}, fs)
-	if err != nil || got != a.friends.id.ID() {
-		t.Fatalf("cashin: %v %v", got, err)
+	for _, bad := range []api.CashinRequest{{InfoHash: "xyz", Master: "127.0.0.1:9"}, {InfoHash: ih}} {
+		if _, err := b.Cashin(ctx, bad); !errors.Is(err, api.ErrBadRequest) {
+			t.Errorf("%+v: %v, want a bad request", bad, err)
+		}
+	}
+	rep, err := b.Cashin(ctx, api.CashinRequest{InfoHash: ih, Master: "127.0.0.1:9"})
+	if err != nil || rep.Friend != a.friends.id.ID().String() {
+		t.Fatalf("cashin: %+v %v", rep, err)
+	}
+	if _, err := testApp(t).Cashin(ctx, api.CashinRequest{InfoHash: ih, Master: "127.0.0.1:9"}); !errors.Is(err, api.ErrBadRequest) {
+		t.Errorf("cashin with [friends] off: %v, want a bad request", err)
 	}
 	joined := false
 	for _, s := range a.rep.Swarms() {
