@@ -67,7 +67,14 @@ func (a *App) startFriends() (*friendsPart, error) {
 			}
 			for _, f := range fs {
 				if f.Key.Equal(key) && f.Addr != "" {
-					return friends.Dial(ctx, p.id, f.Addr, key, "")
+					c, err := friends.Dial(ctx, p.id, f.Addr, key, f.Invite)
+					if err == nil && f.Invite != "" {
+						// It let us in with its code: it holds our key now.
+						if err := p.book.InviteUsed(f.ID()); err != nil {
+							log.Warn("friends: cannot forget a used invite", "friend", f.ID(), "err", err)
+						}
+					}
+					return c, err
 				}
 			}
 			return nil, fmt.Errorf("friend %s: no address known", friends.NewID(key).Short())

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/btslave/btslave/config"
+	"github.com/btslave/btslave/friends"
 	"github.com/btslave/btslave/internal/api"
 )
 
@@ -34,10 +35,12 @@ func TestFriendsCashinJoins(t *testing.T) {
 	if a.friends == nil || b.friends == nil {
 		t.Fatal("friends part not started")
 	}
-	if _, err := a.friends.book.Add(b.friends.id.Public(), b.friends.ln.Addr().String(), "invite"); err != nil {
+	// a invites b; b adds the code; a learns b's key from b's first dial.
+	inv, err := friends.NewInvite(a.friends.id, a.friends.ln.Addr().String(), time.Hour, time.Now())
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.friends.book.Add(a.friends.id.Public(), a.friends.ln.Addr().String(), "invite"); err != nil {
+	if _, err := b.friends.book.AddInvite(inv); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -51,6 +54,12 @@ func TestFriendsCashinJoins(t *testing.T) {
 	rep, err := b.Cashin(ctx, api.CashinRequest{InfoHash: ih, Master: "127.0.0.1:9"})
 	if err != nil || rep.Friend != a.friends.id.ID().String() {
 		t.Fatalf("cashin: %+v %v", rep, err)
+	}
+	if !a.friends.book.IsFriend(b.friends.id.ID()) {
+		t.Error("the inviter did not make the invitee a friend on its first dial")
+	}
+	if fs, _ := b.friends.book.List(); len(fs) != 1 || fs[0].Invite != "" {
+		t.Errorf("the used invite is still kept: %+v", fs)
 	}
 	if _, err := testApp(t).Cashin(ctx, api.CashinRequest{InfoHash: ih, Master: "127.0.0.1:9"}); !errors.Is(err, api.ErrBadRequest) {
 		t.Errorf("cashin with [friends] off: %v, want a bad request", err)
