@@ -169,3 +169,15 @@ func (a *App) Cashin(ctx context.Context, req api.CashinRequest) (api.CashinRepl
 	}
 	return api.CashinReply{Friend: id.String()}, nil
 }
+
+// MasterStarved is the auto_cashin hook for #10's master watcher: call it
+// when our master starts a torrent or its swarm is starved. With
+// friends.auto_cashin on it cashes in as `btslave cashin` would; it
+// returns the friend that accepted, or why nothing happened.
+func (a *App) MasterStarved(ctx context.Context, infoHash, magnet string, torrent []byte) (string, error) {
+	if a.friends == nil || !a.cfg.Friends.AutoCashin {
+		return "", errors.New("auto_cashin is off")
+	}
+	rep, err := a.Cashin(ctx, api.CashinRequest{InfoHash: infoHash, Magnet: magnet, Torrent: torrent})
+	return rep.Friend, err
+}

@@ -72,3 +72,31 @@ func TestFriendsCashinJoins(t *testing.T) {
 		t.Fatal("the helper did not join the friend's swarm")
 	}
 }
+
+// Ensure that the auto_cashin hook does nothing while auto_cashin is off,
+// and cashes in at the master's address when it is on.
+func TestMasterStarvedAutoCashin(t *testing.T) {
+	var addrA string
+	a, _ := testAppWith(t, func(c *config.Config) {
+		addrA = freeAddr(t)
+		c.Friends.Enabled, c.Friends.Listen = true, config.Addr(addrA)
+	})
+	b, _ := testAppWith(t, func(c *config.Config) {
+		c.Friends.Enabled, c.Friends.Listen = true, config.Addr(freeAddr(t))
+		c.Master.PeerAddress = "127.0.0.1:9"
+	})
+	inv, _ := friends.NewInvite(a.friends.id, addrA, time.Hour, time.Now())
+	if _, err := b.friends.book.AddInvite(inv); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ih := strings.Repeat("6b", 20)
+	if _, err := b.MasterStarved(ctx, ih, "", nil); err == nil || !strings.Contains(err.Error(), "auto_cashin is off") {
+		t.Fatalf("auto_cashin off: %v", err)
+	}
+	b.cfg.Friends.AutoCashin = true
+	if got, err := b.MasterStarved(ctx, ih, "", nil); err != nil || got != a.friends.id.ID().String() {
+		t.Fatalf("auto_cashin on: %q %v", got, err)
+	}
+}
