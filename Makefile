@@ -45,12 +45,19 @@ fuzz:
 	$(GO) test ./repeater/announce -run '^$$' -fuzz FuzzParseUDPReply -fuzztime 60s
 	$(GO) test ./internal/torrentfile -run '^$$' -fuzz FuzzScan -fuzztime 60s
 	$(GO) test ./internal/torrentfile -run '^$$' -fuzz FuzzParseInfo -fuzztime 60s
+	$(GO) test ./friends -run '^$$' -fuzz '^FuzzParseInvite$$' -fuzztime 60s
+	$(GO) test ./friends -run '^$$' -fuzz '^FuzzIDFromString$$' -fuzztime 60s
+	$(GO) test ./friends -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 60s
+	$(GO) test ./friends -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime 60s
+	$(GO) test ./friends -run '^$$' -fuzz '^FuzzParseSwarmHello$$' -fuzztime 60s
 	$(GO) test ./tracker -run '^$$' -fuzz FuzzParseAnnounceQuery -fuzztime 60s
 	$(GO) test ./tracker -run '^$$' -fuzz FuzzParseUDPRequest -fuzztime 60s
 	$(GO) test ./publish -run '^$$' -fuzz FuzzCreate -fuzztime 60s
 	$(GO) test ./publish -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 60s
 	$(GO) test ./tracker -run '^$$' -fuzz FuzzParseSyncPacket -fuzztime 60s
 	$(GO) test ./internal/api -run '^$$' -fuzz FuzzSameOrigin -fuzztime 60s
+	$(GO) test ./ledger -run '^$$' -fuzz FuzzUnmarshalIOU -fuzztime 60s
+	$(GO) test ./ledger -run '^$$' -fuzz FuzzDecodeEntry -fuzztime 60s
 
 bench:
 	bench/run.sh

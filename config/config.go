@@ -175,6 +175,13 @@ type Master struct {
 type Friends struct {
 	Enabled bool `toml:"enabled"`
 	Listen  Addr `toml:"listen"`
+	// Address is what invite codes tell friends to dial; "" means listen.
+	Address       string   `toml:"address"`
+	Accept        string   `toml:"accept"` // ask | auto | never
+	CreditLimit   Size     `toml:"credit_limit"`
+	StarterCredit Size     `toml:"starter_credit"`
+	AutoCashin    bool     `toml:"auto_cashin"`
+	InviteTTL     Duration `toml:"invite_ttl"`
 }
 
 // API configures the local HTTP API.
@@ -434,6 +441,7 @@ func (c *Config) prepare() Errors {
 		}
 	}
 	c.prepareMaster(bad)
+	c.prepareFriends(bad)
 
 	if c.API.Listen == "" {
 		bad("api.listen", "must be set, e.g. \"127.0.0.1:7979\"")

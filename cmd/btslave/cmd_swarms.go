@@ -32,7 +32,8 @@ the daemon serves the swarm, and what the autopilot decided and why.
 
 DOWNLOADERS says where the count came from: "downloaders" (the tracker's
 BEP 21 count), "incomplete" (the fallback when the tracker gives none; it
-counts partial seeds too), "feed" (torznab figures) or "seen" (our own
+counts partial seeds too), "feed" (torznab figures), "gossip" (a
+friend's scrape, told over the friends channel) or "seen" (our own
 peers). "-us" marks our own announce taken out, "-Np" partial seeds we
 saw taken out. SEEN is what we see of the connected peers of a swarm we
 serve: seeds/partial seeds/downloaders. See docs/design.md, "Need score".`,

@@ -50,6 +50,9 @@ type ServerOptions struct {
 
 	// Help makes the daemon help a master with a torrent (master.go).
 	Help func(ctx context.Context, req HelpRequest) (MasterTorrent, error)
+
+	// Cashin asks friends to help our master (nil: [friends] is off).
+	Cashin func(ctx context.Context, req CashinRequest) (CashinReply, error)
 }
 
 // Server is the local API server.
@@ -93,6 +96,9 @@ func Listen(opts ServerOptions) (*Server, error) {
 	}
 	if opts.AddFeed != nil {
 		mux.HandleFunc("POST /api/v1/feeds", s.handleAddFeed)
+	}
+	if opts.Cashin != nil {
+		mux.HandleFunc("POST /api/v1/cashin", s.handleCashin)
 	}
 	if opts.RemoveFeed != nil {
 		mux.HandleFunc("DELETE /api/v1/feeds/{name}", func(w http.ResponseWriter, r *http.Request) {

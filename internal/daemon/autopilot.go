@@ -122,6 +122,9 @@ type autopilotOptions struct {
 	Host        autoHost
 	Logger      *slog.Logger
 	Now         func() time.Time // default time.Now
+	// Gossip, if set, gives a friend's figures for a swarm (friends.Gossip
+	// via friendsvc); used when no tracker of ours answered.
+	Gossip func(infoHash string) (rank.Figures, bool)
 }
 
 // autopilot ranks the catalog by need every interval and serves the
@@ -535,6 +538,8 @@ func (ap *autopilot) score(c *candidate, results map[string]scrape.TrackerResult
 		}
 	}
 	if f, ok := rank.Pick(figs); ok {
+		c.fig = &f
+	} else if f, ok := ap.gossiped(c.ih.HexString()); ok {
 		c.fig = &f
 	} else if e := c.entry; e != nil && e.Seeders != nil {
 		f := rank.Figures{Feed: true, Seeders: int64(*e.Seeders), At: e.LastSeen}

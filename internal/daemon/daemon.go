@@ -68,6 +68,7 @@ type App struct {
 	scraper *scrape.Scraper  // nil when the autopilot is off
 	auto    *autopilot       // nil when the autopilot is off
 	master  masterParts      // helpers of masters (master.go)
+	friends *friendsPart     // nil when [friends] is off
 	bg      sync.WaitGroup   // feeds and autopilot loops
 
 	// joinMu serialises joins, so that the owner's join that makes room
@@ -156,6 +157,12 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (_ *App, err err
 		}
 	}
 
+	if cfg.Friends.Enabled {
+		if a.friends, err = a.startFriends(); err != nil {
+			return nil, err
+		}
+	}
+
 	a.reg = prometheus.NewRegistry()
 	if err := a.registerMetrics(); err != nil {
 		return nil, err
@@ -184,6 +191,7 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (_ *App, err err
 		Published:  a.Published,
 		Unpublish:  a.Unpublish,
 		Help:       a.Help,
+		Cashin:     a.Cashin,
 		Registry:   a.reg,
 		Logger:     log.With("component", "api"),
 	})
@@ -277,6 +285,9 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.bg.Go(func() { a.runPublish(ctx) })
 	a.runMaster(ctx)
+	if a.friends != nil {
+		a.bg.Go(func() { a.friends.run(ctx, a.log) })
+	}
 	if a.tracker != nil {
 		a.bg.Go(func() {
 			if err := a.tracker.Run(ctx); err != nil {
@@ -325,6 +336,9 @@ func (a *App) close() {
 			a.pub.ln.Close()
 		}
 		a.stopAll() // everseeds' announcers
+		if a.friends != nil {
+			a.friends.ln.Close() // Serve closed it already if it ran
+		}
 		if a.rep != nil {
 			a.rep.Close() // leaves swarms, stops the client, flushes the cache
 		}

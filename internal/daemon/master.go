@@ -18,10 +18,11 @@ import (
 // masterParts are the daemon's master machinery: the helpers for the
 // [master] client (polled by watch) and for help-master requests.
 type masterParts struct {
-	owner *helper.Helper // torrents of the [master] client
-	cli   *helper.Helper // help-master requests
-	watch *master.Watcher
-	adder master.PeerAdder
+	owner  *helper.Helper // torrents of the [master] client
+	cli    *helper.Helper // help-master requests
+	friend *helper.Helper // friends' masters (friends.go)
+	watch  *master.Watcher
+	adder  master.PeerAdder
 }
 
 // startMaster makes the helpers and, when [master] names a client, its
@@ -30,6 +31,7 @@ func (a *App) startMaster() error {
 	linger := a.cfg.Master.Linger.Std()
 	a.master.owner = helper.New(helper.Options{Repeater: a.rep, Logger: a.log, Linger: linger, Source: "owner"})
 	a.master.cli = helper.New(helper.Options{Repeater: a.rep, Logger: a.log, Linger: linger, Source: "cli"})
+	a.master.friend = helper.New(helper.Options{Repeater: a.rep, Logger: a.log.With("component", "friends"), Linger: linger, Source: "friend"})
 	c, f, err := adapter.New(a.cfg.Master)
 	if err != nil || c == nil {
 		return err
@@ -100,7 +102,7 @@ func (a *App) masterStatus() api.MasterState {
 		}
 		ms.Downloading = len(st.Torrents)
 	}
-	for _, h := range []*helper.Helper{a.master.owner, a.master.cli} {
+	for _, h := range []*helper.Helper{a.master.owner, a.master.cli, a.master.friend} {
 		if h == nil {
 			continue
 		}

@@ -24,6 +24,9 @@ const (
 	// SourceSeen is our own view of the connected peers, for a swarm we
 	// serve that no tracker answered for.
 	SourceSeen Source = "seen"
+	// SourceGossip is a friend's scrape, told over the friends channel,
+	// used when we have no tracker figures of our own.
+	SourceGossip Source = "gossip"
 	// SourceNone means no figures at all: the swarm cannot be scored.
 	SourceNone Source = ""
 )
@@ -48,6 +51,9 @@ type Figures struct {
 	// is set when it also counts us among Downloaders: our last announce
 	// there did not say paused.
 	Self, SelfDownloader bool
+	// Gossip is set for figures a friend told us (its scrape, At its
+	// time); Incomplete holds the friend's leechers.
+	Gossip bool
 }
 
 // Source says which count Leechers gives.
@@ -55,6 +61,8 @@ func (f *Figures) Source() Source {
 	switch {
 	case f.Feed:
 		return SourceFeed
+	case f.Gossip:
+		return SourceGossip
 	case f.HasDownloaders:
 		return SourceDownloaders
 	}

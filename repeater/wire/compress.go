@@ -342,7 +342,7 @@ const maxMarker = 6 + 32
 // bitfield in partial-seed mode (extHandshakeReady) or goes out with this
 // write. wmu must be held.
 func (c *Conn) heldExtHandshake(msg []byte) {
-	msg = c.offerCompression(msg)
+	msg = c.offerFriends(c.offerCompression(msg))
 	if c.w.holdPartial {
 		c.flushSegsLocked()
 		c.extHandshakeReady(msg)

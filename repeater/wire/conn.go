@@ -124,8 +124,9 @@ type peerState struct {
 	// peer's messages of those extensions carry.
 	ourMetaID, ourPexID byte
 	ourExtShown         bool
-	meta                *metaConn // our metadata fetch on this connection
-	comp                compState // BEP 56 negotiation
+	meta                *metaConn    // our metadata fetch on this connection
+	comp                compState    // BEP 56 negotiation
+	fr                  friendsState // bts_friends
 
 	// haveShared, advShared and extShared are set while State's last
 	// snapshot shares have, advertised or extIDs: they are copied before
@@ -614,6 +615,7 @@ func (c *Conn) readHeader(avail []byte) (more bool, err error) {
 			r.inject = append(r.inject, msg...)
 			r.off += total
 			c.maybeFetchInfo()
+			c.maybeFriendsHello()
 			return false, nil
 		case c.isMarker(ext):
 			// The peer's stream is compressed from the next byte on: what
@@ -628,6 +630,18 @@ func (c *Conn) readHeader(avail []byte) (more bool, err error) {
 				return false, err
 			}
 			r.end = r.off
+			return false, nil
+		case c.isFriendsExt(ext):
+			if total > 4+maxFriendsMsg {
+				return false, fmt.Errorf("%w: bts_friends message of %d bytes", ErrBadMessage, n)
+			}
+			if len(avail) < total {
+				return true, nil
+			}
+			if err := c.onFriendsMsg(avail[6:total]); err != nil {
+				return false, err
+			}
+			r.off += total
 			return false, nil
 		case c.decodedExt(ext):
 			// ut_metadata and ut_pex messages are bencoded: held whole and
@@ -853,6 +867,7 @@ func (c *Conn) onHandshake(hs []byte, ours bool) {
 	c.mu.Lock()
 	if ours {
 		c.st.ourFast = fastBit(reserved)
+		copy(c.st.fr.ourPeerID[:], hs[48:68])
 	} else {
 		c.st.peerFast = fastBit(reserved)
 		c.st.peerExt = extendedBit(reserved)
@@ -1102,7 +1117,7 @@ func (c *Conn) decideOutbound(hdr []byte) {
 			// Held whole: it gains the compression keys, and in partial-
 			// seed mode waits for the peer's bitfield.
 			w.holdPartial = c.layer.pieces.PartialSeed(c.infoHash())
-			if w.holdPartial || c.layer.comp.on() {
+			if w.holdPartial || c.layer.comp.on() || c.layer.friends != nil {
 				w.hold = append([]byte(nil), hdr...)
 				w.dirty = true
 				w.holdLeft = total - len(hdr)
@@ -1136,6 +1151,7 @@ func (c *Conn) onOurMessage(id byte, body []byte) {
 		if len(body) > 0 && body[0] == 0 {
 			c.onOurExtHandshake(body[1:])
 			c.maybeFetchInfo()
+			c.maybeFriendsHello()
 		}
 		return
 	}
@@ -1227,6 +1243,7 @@ func (c *Conn) releaseDue() {
 		c.flushQueue()
 	}
 	c.maybeFetchInfo()
+	c.maybeFriendsHello()
 }
 
 // releaseLocked sends the held extended handshake and what followed it

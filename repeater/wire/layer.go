@@ -50,6 +50,8 @@ type Layer struct {
 
 	// comp configures BEP 56 (Compress).
 	comp CompressOptions
+	// friends meets other repeaters (SetFriends); nil: not offered.
+	friends FriendsHook
 
 	stats struct {
 		conns, malformed, dropped, rejected, donthaves, haves, uploadOnly, kicks, timedOut, refused, decrypted, metaFetched, metaRefused atomic.Int64

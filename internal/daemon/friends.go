@@ -1,0 +1,182 @@
+package daemon
+
+import (
+	"cmp"
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/btslave/btslave/friends"
+	"github.com/btslave/btslave/internal/api"
+	"github.com/btslave/btslave/internal/friendsvc"
+	"github.com/btslave/btslave/internal/rank"
+	"github.com/btslave/btslave/ledger"
+)
+
+// reportEvery is how often bytes delivered to friends' masters become IOU
+// proposals.
+const reportEvery = 30 * time.Second
+
+// friendsPart is the daemon's [friends] side: identity, book, ledger, the
+// direct channel's server and the service that answers on it.
+type friendsPart struct {
+	id     friends.Identity
+	book   *friends.Book
+	ledger *ledger.Store
+	gossip *friends.Gossip
+	svc    *friendsvc.Service
+	srv    *friends.Server
+	ln     net.Listener
+}
+
+// startFriends makes the friends part when [friends] is on: it listens on
+// friends.listen, installs the bts_friends hook in the wire layer and
+// feeds gossip to the autopilot. Call it after the repeater and the
+// autopilot exist, before the first peer connection.
+func (a *App) startFriends() (*friendsPart, error) {
+	fc := a.cfg.Friends
+	p := &friendsPart{gossip: &friends.Gossip{}}
+	var err error
+	if p.id, err = friends.LoadIdentity(a.cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if p.book, err = friends.OpenBook(a.db.DB); err != nil {
+		return nil, err
+	}
+	log := a.log.With("component", "friends")
+	if p.ledger, err = ledger.Open(a.db.DB, ledger.Options{Identity: p.id, IsFriend: p.book.IsFriend, Logger: log}); err != nil {
+		return nil, err
+	}
+	p.svc = friendsvc.New(friendsvc.Options{
+		Ledger: p.ledger,
+		Gossip: p.gossip,
+		Helper: friendsvc.NewMasterHelper(a.master.friend), // startMaster made it
+		Meter:  masterMeter{},
+		Limits: a.friendLimits,
+		Dial: func(ctx context.Context, key ed25519.PublicKey) (ledger.Caller, error) {
+			fs, err := p.book.List()
+			if err != nil {
+				return nil, err
+			}
+			for _, f := range fs {
+				if f.Key.Equal(key) && f.Addr != "" {
+					c, err := friends.Dial(ctx, p.id, f.Addr, key, f.Invite)
+					if err == nil && f.Invite != "" {
+						// It let us in with its code: it holds our key now.
+						if err := p.book.InviteUsed(f.ID()); err != nil {
+							log.Warn("friends: cannot forget a used invite", "friend", f.ID(), "err", err)
+						}
+					}
+					return c, err
+				}
+			}
+			return nil, fmt.Errorf("friend %s: no address known", friends.NewID(key).Short())
+		},
+		Logger: log,
+	})
+	p.srv = &friends.Server{ID: p.id, Book: p.book, Handler: p.svc, Log: log}
+	if p.ln, err = net.Listen("tcp", string(fc.Listen)); err != nil {
+		return nil, fmt.Errorf("friends.listen %s: %w", fc.Listen, err)
+	}
+	a.client.Wire.SetFriends(&friends.Meeter{ID: p.id, Book: p.book, Accept: fc.Accept, Addr: fc.FriendsAddress()})
+	if a.auto != nil {
+		a.auto.o.Gossip = p.svc.Figures
+	}
+	log.Info("friends on", "id", p.id.ID().String(), "listen", p.ln.Addr().String())
+	return p, nil
+}
+
+// run serves the direct channel and reports delivered bytes until ctx
+// ends.
+func (p *friendsPart) run(ctx context.Context, log interface{ Warn(string, ...any) }) {
+	done := make(chan error, 1)
+	go func() { done <- p.srv.Serve(ctx, p.ln) }()
+	t := time.NewTicker(reportEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+				log.Warn("friends channel stopped", "err", err)
+			}
+			return
+		case <-t.C:
+			if err := p.svc.ReportDelivered(ctx); err != nil {
+				log.Warn("friends: delivered report failed; the next one carries the bytes", "err", err)
+			}
+		}
+	}
+}
+
+// friendLimits is what the owner allows a friend's request: max_swarms
+// (a swarm the autopilot chose may make room) and the owner's filters
+// (none yet for friends' torrents beyond the caps).
+func (a *App) friendLimits(string, int64) ledger.Limits {
+	fc := a.cfg.Friends
+	l := ledger.Limits{CreditLimit: int64(fc.CreditLimit), StarterCredit: int64(fc.StarterCredit),
+		MaxSwarms: a.cfg.Repeater.MaxSwarms, CacheFree: -1}
+	for _, s := range a.rep.Swarms() {
+		l.Swarms++
+		if a.origin(s.InfoHash()).origin == rank.OriginAuto {
+			l.FreeSwarms++
+		}
+	}
+	return l
+}
+
+// masterMeter bounds what a friend may claim it delivered to our master.
+// The per-peer figures come from the master adapter (#10); until the
+// daemon has them it allows nothing, so IOU proposals are refused and
+// logged rather than countersigned blind.
+type masterMeter struct{}
+
+func (masterMeter) Saw(ed25519.PublicKey, string) uint64 { return 0 }
+
+// Cashin is POST /api/v1/cashin: ask friends, best balance first, to help
+// our master with a torrent.
+func (a *App) Cashin(ctx context.Context, req api.CashinRequest) (api.CashinReply, error) {
+	if a.friends == nil {
+		return api.CashinReply{}, fmt.Errorf("[friends] is off; set friends.enabled = true: %w", api.ErrBadRequest)
+	}
+	master := cmp.Or(req.Master, a.cfg.Master.PeerAddress)
+	if _, err := netip.ParseAddrPort(master); err != nil {
+		return api.CashinReply{}, fmt.Errorf("master address %q: want IP:PORT (--master or [master] peer_address): %w", master, api.ErrBadRequest)
+	}
+	if _, err := hex.DecodeString(req.InfoHash); err != nil || (len(req.InfoHash) != 40 && len(req.InfoHash) != 64) {
+		return api.CashinReply{}, fmt.Errorf("info hash %q: want 40 or 64 hex digits: %w", req.InfoHash, api.ErrBadRequest)
+	}
+	hr := friends.HelpRequest{InfoHash: strings.ToLower(req.InfoHash), Magnet: req.Magnet, Metainfo: req.Torrent, Master: master}
+	if hr.Magnet == "" && len(hr.Metainfo) == 0 {
+		hr.Magnet = "magnet:?xt=urn:btih:" + hr.InfoHash
+	}
+	fs, err := a.friends.book.List()
+	if err != nil {
+		return api.CashinReply{}, err
+	}
+	if len(fs) == 0 {
+		return api.CashinReply{}, fmt.Errorf("no friends yet; see btslave friends invite: %w", api.ErrBadRequest)
+	}
+	id, err := a.friends.svc.Cashin(ctx, hr, fs)
+	if err != nil {
+		return api.CashinReply{}, err
+	}
+	return api.CashinReply{Friend: id.String()}, nil
+}
+
+// MasterStarved is the auto_cashin hook for #10's master watcher: call it
+// when our master starts a torrent or its swarm is starved. With
+// friends.auto_cashin on it cashes in as `btslave cashin` would; it
+// returns the friend that accepted, or why nothing happened.
+func (a *App) MasterStarved(ctx context.Context, infoHash, magnet string, torrent []byte) (string, error) {
+	if a.friends == nil || !a.cfg.Friends.AutoCashin {
+		return "", errors.New("auto_cashin is off")
+	}
+	rep, err := a.Cashin(ctx, api.CashinRequest{InfoHash: infoHash, Magnet: magnet, Torrent: torrent})
+	return rep.Friend, err
+}
