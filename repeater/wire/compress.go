@@ -182,28 +182,10 @@ func (c *Conn) offerCompression(msg []byte) []byte {
 	if err := bencode.Unmarshal(msg[6:], &d); err != nil || d == nil {
 		return msg // not ours to fix; send it as the library wrote it
 	}
-	m, _ := d["m"].(map[string]any)
-	if m == nil {
-		m = map[string]any{}
-	}
-	used := map[int64]bool{}
-	for _, v := range m {
-		if id, ok := v.(int64); ok {
-			used[id] = true
-		}
-	}
-	id := int64(0)
-	for i := int64(1); i < 256; i++ {
-		if !used[i] {
-			id = i
-			break
-		}
-	}
+	id := addExtension(d, compressMarker)
 	if id == 0 {
 		return msg
 	}
-	m[compressMarker] = id
-	d["m"] = m
 	cd := map[string]any{}
 	for a := algoZstd; a < numAlgos; a++ {
 		if p := o.prio(a); p > 0 {
@@ -403,4 +385,28 @@ func (c *Conn) startCompress(a algo, rest []byte) error {
 		return nil
 	}
 	return c.send(net.Buffers{rest})
+}
+
+// addExtension gives name the lowest message id that d's "m" dictionary
+// (a BEP 10 handshake's) does not use yet and returns it; 0 when all 255
+// are taken.
+func addExtension(d map[string]any, name string) int64 {
+	m, _ := d["m"].(map[string]any)
+	if m == nil {
+		m = map[string]any{}
+	}
+	used := map[int64]bool{}
+	for _, v := range m {
+		if id, ok := v.(int64); ok {
+			used[id] = true
+		}
+	}
+	for i := int64(1); i < 256; i++ {
+		if !used[i] {
+			m[name] = i
+			d["m"] = m
+			return i
+		}
+	}
+	return 0
 }

@@ -44,28 +44,10 @@ func (c *Conn) offerFriends(msg []byte) []byte {
 	if err := bencode.Unmarshal(msg[6:], &d); err != nil || d == nil {
 		return msg
 	}
-	m, _ := d["m"].(map[string]any)
-	if m == nil {
-		m = map[string]any{}
-	}
-	used := map[int64]bool{}
-	for _, v := range m {
-		if id, ok := v.(int64); ok {
-			used[id] = true
-		}
-	}
-	id := int64(0)
-	for i := int64(1); i < 256; i++ {
-		if !used[i] {
-			id = i
-			break
-		}
-	}
+	id := addExtension(d, FriendsExtension)
 	if id == 0 {
 		return msg
 	}
-	m[FriendsExtension] = id
-	d["m"] = m
 	payload, err := bencode.Marshal(d)
 	if err != nil {
 		return msg
