@@ -332,3 +332,12 @@ func (r *Repeater) NumPieces(ih metainfo.Hash) int {
 	}
 	return 0
 }
+
+// PieceLength implements wire.PieceLengths.
+func (r *Repeater) PieceLength(ih metainfo.Hash, piece int) (lib, v1 int64) {
+	t, ok := r.client.Torrent(ih)
+	if !ok {
+		return 0, 0
+	}
+	return pieceLength(t, piece)
+}
