@@ -28,6 +28,10 @@ type PieceLengths interface {
 // file end is in flight at a time in practice.
 const maxPadCuts = 256
 
+// maxPadBlock is the longest request the layer pads or answers with
+// zeros (peers ask 16 KiB); longer ones are the library's to refuse.
+const maxPadBlock = 1 << 17
+
 // padCut is a request the layer shortened: the library answers with lib
 // bytes, the peer gets pad more zeros.
 type padCut struct{ lib, pad uint32 }
@@ -50,7 +54,7 @@ func (c *Conn) fitRequest(req []byte) bool {
 	index, begin, length := be32(req), be32(req[4:]), be32(req[8:])
 	lib, v1 := pl.PieceLength(ih, int(index))
 	end := int64(begin) + int64(length)
-	if end <= lib || end > v1 {
+	if end <= lib || end > v1 || length > maxPadBlock {
 		return true // fits, or not ours to fix: the library decides
 	}
 	if int64(begin) >= lib {

@@ -63,3 +63,46 @@ func TestHybridPaddingRequests(t *testing.T) {
 		}
 	}
 }
+
+// FuzzHybrid feeds a hybrid's connection any peer stream and answers
+// every request the library sees: no request reaching into the padding
+// gets to the library, and the peer's stream stays whole messages.
+func FuzzHybrid(f *testing.F) {
+	f.Add(cat(handshake(true), request(0, 0, 16384), request(0, 16384, 16384), request(0, 1000, 300)), uint8(3))
+	f.Add(cat(handshake(true), request(0, 65530, 16384), request(1, 0, 16384)), uint8(13))
+	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
+		fc := &fakeConn{in: bytes.NewReader(in), chunk: int(chunk%32) + 1}
+		c := New(&hybridPieces{fakePieces{have: map[int]bool{0: true, 1: true}}}).Wrap(fc, false)
+		if _, err := c.Write(handshake(true)); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := readAll(c, int(chunk%61)+1)
+		if c.passthrough.Load() || len(got) < handshakeLen {
+			return
+		}
+		for b := got[handshakeLen:]; len(b) >= 4; {
+			n := int(be32(b))
+			if len(b) < 4+n {
+				break
+			}
+			if n == 13 && b[4] == msgRequest {
+				index, begin, length := be32(b[5:]), be32(b[9:]), be32(b[13:])
+				if end := int64(begin) + int64(length); index == 0 && end > 1234 && end <= 64<<10 {
+					t.Fatalf("library saw a request into the padding: %d+%d", begin, length)
+				}
+				block := make([]byte, min(length, 1<<14))
+				if _, err := c.Write(pieceMsg(index, begin, block)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b = b[4+n:]
+		}
+		out := fc.written()[handshakeLen:]
+		for len(out) > 0 {
+			if len(out) < 4 || len(out) < 4+int(be32(out)) {
+				t.Fatalf("peer got a partial message: %x", out)
+			}
+			out = out[4+int(be32(out)):]
+		}
+	})
+}
