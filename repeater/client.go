@@ -317,5 +317,5 @@ func limiter(r config.Rate) *rate.Limiter {
 
 // PieceLength implements wire.PieceLengths.
 func (p clientPieces) PieceLength(ih metainfo.Hash, piece int) (lib, v1 int64) {
-	return pieceLength(p.torrent(ih), piece)
+	return pieceLength(ih, func() *torrent.Torrent { return p.torrent(ih) }, piece)
 }

@@ -14,12 +14,12 @@ func TestHybridTailsMatchLibrary(t *testing.T) {
 		return metainfo.FileTree{File: metainfo.FileTreeFile{Length: n}}
 	}
 	info := &metainfo.Info{
-		MetaVersion: 2, PieceLength: pl, Name: "r",
+		MetaVersion: 2, PieceLength: pl, Name: "r", Pieces: make([]byte, 20),
 		FileTree: metainfo.FileTree{Dir: map[string]metainfo.FileTree{
 			"a": leaf(300000), "b": leaf(2 * pl), "c": leaf(1234), "d": leaf(pl + 1),
 		}},
 	}
-	tails := hybridTails.of(info)
+	tails := newHybridInfo(info).tails
 	for i := 0; i < info.NumPieces(); i++ {
 		want := info.Piece(i).Length()
 		got, ok := tails[i]

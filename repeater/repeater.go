@@ -335,9 +335,8 @@ func (r *Repeater) NumPieces(ih metainfo.Hash) int {
 
 // PieceLength implements wire.PieceLengths.
 func (r *Repeater) PieceLength(ih metainfo.Hash, piece int) (lib, v1 int64) {
-	t, ok := r.client.Torrent(ih)
-	if !ok {
-		return 0, 0
-	}
-	return pieceLength(t, piece)
+	return pieceLength(ih, func() *torrent.Torrent {
+		t, _ := r.client.Torrent(ih)
+		return t
+	}, piece)
 }
