@@ -27,6 +27,7 @@ fuzz:
 	$(GO) test ./config -run '^$$' -fuzz FuzzParse -fuzztime 60s
 	$(GO) test ./repeater/wire -run '^$$' -fuzz FuzzRead -fuzztime 60s
 	$(GO) test ./repeater/wire -run '^$$' -fuzz FuzzWrite -fuzztime 60s
+	$(GO) test ./repeater/wire -run '^$$' -fuzz FuzzHybrid -fuzztime 60s
 	$(GO) test ./repeater/wire -run '^$$' -fuzz FuzzDecompress -fuzztime 60s
 	$(GO) test ./repeater/wire -run '^$$' -fuzz FuzzCompressRoundTrip -fuzztime 60s
 	$(GO) test ./cache -run '^$$' -fuzz FuzzCache -fuzztime 60s

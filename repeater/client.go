@@ -314,3 +314,8 @@ func limiter(r config.Rate) *rate.Limiter {
 	// Burst 0 lets anacrolix size it (one request's worth, 1 MiB up).
 	return rate.NewLimiter(rate.Limit(math.Max(float64(r), 1)), 0)
 }
+
+// PieceLength implements wire.PieceLengths.
+func (p clientPieces) PieceLength(ih metainfo.Hash, piece int) (lib, v1 int64) {
+	return pieceLength(ih, func() *torrent.Torrent { return p.torrent(ih) }, piece)
+}

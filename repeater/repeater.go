@@ -332,3 +332,11 @@ func (r *Repeater) NumPieces(ih metainfo.Hash) int {
 	}
 	return 0
 }
+
+// PieceLength implements wire.PieceLengths.
+func (r *Repeater) PieceLength(ih metainfo.Hash, piece int) (lib, v1 int64) {
+	return pieceLength(ih, func() *torrent.Torrent {
+		t, _ := r.client.Torrent(ih)
+		return t
+	}, piece)
+}

@@ -63,11 +63,11 @@ func sameFiles(t *testing.T, who, src, dst string) {
 // second daemon subscribed to the first's /feed.xml with its autopilot
 // joins the swarm and repeats it.
 //
-// They download the v1 torrent of the directory. Open problem: from a
-// hybrid everseed libtorrent 2.0.8's connections are reset by anacrolix
-// part-way (the wire layer sees nothing malformed), and aria2 1.36
-// announces the hybrid but never connects; the hybrid is published here
-// too and only its feed entry and the second daemon's join are checked.
+// libtorrent downloads the hybrid (v1+v2) torrent of the directory (see
+// wire.PieceLengths for what that takes); aria2 and Transmission the v1
+// one: aria2 1.36 computes a hybrid's infohash wrong (it drops the file
+// tree's "" keys) and Transmission 3 cannot read v2 file trees, see
+// docs/publish.md.
 func TestInterop_PublishEverseed(t *testing.T) {
 	lab.Require(t, "aria2c", lab.PythonLibtorrent, "transmission-daemon")
 	dir := writeFiles(t, map[string]int{"movie.mkv": 1500000, "extras/making-of.mkv": 700000, "readme.txt": 1234, "empty": 0})
@@ -106,8 +106,7 @@ func TestInterop_PublishEverseed(t *testing.T) {
 	v1File := fetchTo(t, v1.TorrentURL, work, "v1.torrent")
 	const limit = 400 << 10 // slow enough that the second daemon finds demand
 	ar := lab.StartAria2(t, lab.Aria2Options{Torrent: v1File, DownloadLimit: limit})
-	lt := lab.StartLibtorrent(t, lab.LibtorrentOptions{Torrent: v1File, DownloadLimit: limit})
-	_ = hybridFile
+	lt := lab.StartLibtorrent(t, lab.LibtorrentOptions{Torrent: hybridFile, DownloadLimit: limit})
 	tr := lab.StartTransmission(t, lab.TransmissionOptions{DownloadLimit: limit})
 	tid, err := tr.AddTorrent(v1File, "")
 	if err != nil {
@@ -143,9 +142,6 @@ func TestInterop_PublishEverseed(t *testing.T) {
 	sameFiles(t, "transmission", dir, filepath.Join(tr.DownloadDir, "release"))
 
 	for _, p := range a.Published(ctx) {
-		if p.Version == "hybrid" {
-			continue
-		}
 		if !p.Seeding || p.BytesServed < p.Size || p.Verified == 0 {
 			t.Errorf("%s %s: seeding %v, served %d of %d, %d pieces verified", p.Version, p.InfoHash, p.Seeding, p.BytesServed, p.Size, p.Verified)
 		}

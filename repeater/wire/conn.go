@@ -72,6 +72,9 @@ type Conn struct {
 	// handshake: from then on an injected HAVE cannot precede the
 	// library's BITFIELD.
 	begun atomic.Bool
+
+	// pads are the requests fitRequest cut, by index and begin, under mu.
+	pads map[[8]byte]padCut
 }
 
 // peerState is what the layer knows about the peer; see PeerState for the
@@ -547,7 +550,7 @@ func (c *Conn) readHeader(avail []byte) (more bool, err error) {
 		if len(avail) < 17 {
 			return true, nil
 		}
-		if !c.wantRequest(avail[5:17]) {
+		if !c.wantRequest(avail[5:17]) || !c.fitRequest(avail[5:17]) {
 			r.off += 17
 			return false, nil
 		}
@@ -900,6 +903,7 @@ type writer struct {
 	piece    bool
 	small    [32]byte // capture space for small messages (REQUEST, HAVE)
 	pieceHdr int      // PIECE header bytes still to pass before the block
+	padding  int      // zeros to send after the current PIECE (padPiece)
 	// dirty is set when this write's output differs from its input (bytes
 	// held from or to another write, rewritten or injected).
 	dirty bool
@@ -1001,6 +1005,10 @@ func (c *Conn) writeLocked(p []byte) (int, error) {
 				c.onOurMessage(w.capID, w.capture[5:])
 				w.capture = nil
 			}
+			if w.pass == 0 && w.padding > 0 {
+				payload += w.padding
+				w.endPadding()
+			}
 		default:
 			// Collect the header: 4 length bytes, the id, and for extended
 			// messages the extension id; decide as soon as it is whole.
@@ -1092,6 +1100,8 @@ func headerNeed(pend []byte) int {
 		return 4
 	case len(pend) >= 5 && pend[4] == msgExtended && be32(pend) >= 2:
 		return 6
+	case len(pend) >= 5 && pend[4] == msgPiece && be32(pend) >= 9:
+		return 13 // index and begin: padPiece
 	default:
 		return 5
 	}
@@ -1136,6 +1146,11 @@ func (c *Conn) decideOutbound(hdr []byte) {
 	case msgPiece:
 		w.piece = true
 		w.pieceHdr = max(13-len(hdr), 0) // index and begin precede the block
+		if len(hdr) == 13 {
+			if hdr, w.padding = c.padPiece(hdr); w.padding > 0 {
+				w.dirty = true
+			}
+		}
 	}
 	w.segs = append(w.segs, hdr)
 	w.pass = total - len(hdr)
@@ -1143,6 +1158,15 @@ func (c *Conn) decideOutbound(hdr []byte) {
 		c.onOurMessage(w.capID, w.capture[5:])
 		w.capture = nil
 	}
+	if w.pass == 0 && w.padding > 0 {
+		w.endPadding()
+	}
+}
+
+// endPadding sends the zeros padPiece added after a PIECE's block.
+func (w *writer) endPadding() {
+	w.segs = append(w.segs, make([]byte, w.padding))
+	w.padding, w.dirty = 0, true
 }
 
 // onOurMessage tracks what we told the peer.
