@@ -50,9 +50,6 @@ func startSeed(t *testing.T, mi *metainfo.MetaInfo, dir string, uploadLimit conf
 	t.Helper()
 	p := peerConfig(lab.NextAddr())
 	p.UploadLimit = uploadLimit
-	// Without BEP 56: between two btslaves with it, a metadata fetch of a
-	// small info dict (16 pieces) never completes (wire layer, reported).
-	p.CompressZstd, p.CompressLZ4 = 0, 0
 	cl, err := repeater.NewClient(repeater.ClientOptions{Peer: p, Storage: storage.NewFile(dir)})
 	if err != nil {
 		t.Fatal(err)

@@ -54,6 +54,8 @@ func (r *root) OnAdd(ctx context.Context) {
 		}
 		r.build(context.Background())
 		r.RmChild(StatusFile)
+		// The kernel keeps entries for the long EntryTimeout: tell it.
+		r.NotifyEntry(StatusFile)
 		r.m.log.Info("btfs: metadata arrived, files shown", "dir", r.m.dir, "files", len(r.m.t.Files()))
 	}()
 }

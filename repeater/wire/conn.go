@@ -1234,6 +1234,12 @@ func (c *Conn) extHandshakeReady(msg []byte) {
 	c.deferUntil.Store(time.Now().Add(extDeferTimeout).UnixNano())
 	c.deferring.Store(true)
 	c.releaseLocked()
+	// Our ids are known now: what waits for both extended handshakes
+	// starts here, whether the handshake went out at once (the peer's
+	// bitfield came first) or waits. Its messages are queued and go out
+	// behind the handshake (flushQueue holds them while it waits).
+	c.maybeFetchInfo()
+	c.maybeFriendsHello()
 	if c.deferring.Load() {
 		// Nothing else may come to release it: a quiet peer (no pieces, no
 		// fast extension, so no bitfield) sends nothing, the library

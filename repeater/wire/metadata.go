@@ -270,7 +270,7 @@ func (l *Layer) startFetch(c *Conn, ih metainfo.Hash) bool {
 		f = &metaFetch{active: map[*Conn]struct{}{}}
 		l.meta.fetches[ih] = f
 	}
-	if f.done || len(f.active) >= metaFetchers {
+	if _, busy := f.active[c]; busy || f.done || len(f.active) >= metaFetchers {
 		return false
 	}
 	f.active[c] = struct{}{}
