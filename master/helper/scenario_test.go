@@ -198,7 +198,7 @@ func ltDone(l *lab.Libtorrent) bool {
 func (o outcome) String() string {
 	s := fmt.Sprintf("master %.1fs, crowd mean %.1fs", o.master.Seconds(), o.crowdMean.Seconds())
 	for i, h := range o.helpers {
-		s += fmt.Sprintf("; helper %d: %d KiB to master, %d KiB from swarm, %d KiB to swarm", i, h.ToMaster>>10, h.FromSwarm>>10, h.ToSwarm>>10)
+		s += fmt.Sprintf("; helper %d: %d KiB to master, %d KiB from swarm, %d KiB to swarm, %d master drops", i, h.ToMaster>>10, h.FromSwarm>>10, h.ToSwarm>>10, h.Drops)
 	}
 	return s
 }
