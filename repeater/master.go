@@ -356,8 +356,22 @@ func (s *Swarm) masterFirst(pl plan, forMaster []int, slots int) plan {
 	for p := range m.pinned {
 		pinned[p] = true
 	}
+	owes := m.stats.Owes
 	m.mu.Unlock()
-	return mergeMasterFirst(pl, forMaster, max(slots, len(pl.fetch), min(len(forMaster), 4)), func(p int) bool { return pinned[p] })
+	pl = mergeMasterFirst(pl, forMaster, max(slots, len(pl.fetch), min(len(forMaster), 4)), func(p int) bool { return pinned[p] })
+	return whileOwing(pl, owes)
+}
+
+// whileOwing keeps a helper that owes the swarm (the give-back rule) from
+// fetching anything new, not only the master's pieces: what the swarm's
+// own plan fetches is forwarded to the master as well, and in a swarm fed
+// by a seed the other peers may get those pieces there first, so the
+// helper would take without giving. Evictions and cancels stand.
+func whileOwing(pl plan, owes bool) plan {
+	if owes {
+		pl.fetch = nil
+	}
+	return pl
 }
 
 // ownFirst keeps this helper's share of the pieces (p % shares == share),

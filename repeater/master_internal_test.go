@@ -74,3 +74,16 @@ func TestMasterDrops(t *testing.T) {
 		t.Fatalf("after completion: drops %d, up %d", m.drops, m.upBase)
 	}
 }
+
+// Ensure that a helper that owes the swarm fetches nothing new, and keeps
+// its evictions and cancels.
+func TestMasterWhileOwing(t *testing.T) {
+	pl := plan{fetch: []int{1, 2}, evict: []int{3}, cancel: []int{4}}
+	if got := whileOwing(pl, false); !slices.Equal(got.fetch, []int{1, 2}) {
+		t.Errorf("not owing: %+v", got)
+	}
+	got := whileOwing(pl, true)
+	if len(got.fetch) != 0 || !slices.Equal(got.evict, []int{3}) || !slices.Equal(got.cancel, []int{4}) {
+		t.Errorf("owing: %+v", got)
+	}
+}
