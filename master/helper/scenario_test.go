@@ -209,7 +209,8 @@ func (o outcome) String() string {
 // seed are both Transmission, which never dial loopback peers, so the
 // master gets nothing from the seed itself), over the CI budget: it runs
 // when MASTER_SCENARIO=1 (bench/run.sh master sets it), and
-// TestHelpTransmissionMaster is CI's short check of the helper.
+// TestHelpTransmissionMaster and TestInteropMasterDirection are CI's short
+// checks of the helper.
 func TestInteropMasterFasterWithHelper(t *testing.T) {
 	if os.Getenv("MASTER_SCENARIO") == "" {
 		t.Skip("a 5-minute swarm scenario: set MASTER_SCENARIO=1 (bench/run.sh master)")
