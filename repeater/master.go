@@ -86,7 +86,8 @@ type MasterStats struct {
 	// pieces: a helper that behaves keeps one connection throughout.
 	Drops int
 	// Owes: over the last minute the swarm gave us more than we gave it,
-	// so nothing new is fetched for the master until we have given back.
+	// so nothing new is fetched (for the master or the swarm) until we have
+	// given back.
 	Owes bool
 }
 
