@@ -157,8 +157,8 @@ func (s *Swarm) SetMasterShare(share, shares int) {
 
 // SetMasterGiveBack turns the give-back rule on (the default) or off: on,
 // nothing new is fetched (for the master or the swarm) while, over the
-// last minute, the
-// swarm gave us more than two pieces beyond what we gave it.
+// last minute, the swarm gave us more than two pieces beyond what we gave
+// it.
 func (s *Swarm) SetMasterGiveBack(on bool) {
 	s.mu.Lock()
 	m := s.masterLink
