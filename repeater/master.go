@@ -27,6 +27,10 @@ type masterLink struct {
 	// lastUp/lastDown are the open one's.
 	upBase, downBase, lastUp, lastDown int64
 	stats                              MasterStats
+	// connected says the last round saw the master's connection; drops
+	// counts the connections lost while the master was incomplete.
+	connected bool
+	drops     int
 	// share, of shares: the helpers of one master split its pieces, piece
 	// p being this swarm's first when p % shares == share (SetMasterShare).
 	share, shares int
@@ -77,9 +81,33 @@ type MasterStats struct {
 	// Wanted is how many pieces the master lacks that the swarm has and
 	// we are fetching or hold for it; Pinned how many are pinned.
 	Wanted, Pinned int
+	// Drops counts the times the connection to the master was lost
+	// (closed, or replaced by a new one) while the master still lacked
+	// pieces: a helper that behaves keeps one connection throughout.
+	Drops int
 	// Owes: over the last minute the swarm gave us more than we gave it,
-	// so nothing new is fetched for the master until we have given back.
+	// so nothing new is fetched (for the master or the swarm) until we have
+	// given back.
 	Owes bool
+}
+
+// track carries the master's counters over a round: connected tells
+// whether its connection is open, up and down that connection's payload
+// counters. A connection gone, or a new one (its counters restarted), is a
+// drop unless the master had every piece at the last round.
+func (m *masterLink) track(connected bool, up, down int64) {
+	lost := m.connected && (!connected || up < m.lastUp || down < m.lastDown)
+	if lost && !m.stats.Complete() {
+		m.drops++
+	}
+	if !connected || up < m.lastUp || down < m.lastDown {
+		m.upBase, m.downBase = m.upBase+m.lastUp, m.downBase+m.lastDown
+		m.lastUp, m.lastDown = 0, 0
+	}
+	if connected {
+		m.lastUp, m.lastDown = up, down
+	}
+	m.connected = connected
 }
 
 // Complete says whether the master has every piece.
@@ -128,8 +156,9 @@ func (s *Swarm) SetMasterShare(share, shares int) {
 }
 
 // SetMasterGiveBack turns the give-back rule on (the default) or off: on,
-// nothing new is fetched for the master while, over the last minute, the
-// swarm gave us more than two pieces beyond what we gave it.
+// nothing new is fetched (for the master or the swarm) while, over the
+// last minute, the swarm gave us more than two pieces beyond what we gave
+// it.
 func (s *Swarm) SetMasterGiveBack(on bool) {
 	s.mu.Lock()
 	m := s.masterLink
@@ -218,14 +247,11 @@ func (s *Swarm) masterRound(n int, peers []wire.PeerState, held, pending map[int
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if mp != nil {
-		if mp.BytesUp < m.lastUp || mp.BytesDown < m.lastDown { // a new connection
-			m.upBase, m.downBase = m.upBase+m.lastUp, m.downBase+m.lastDown
-		}
-		m.lastUp, m.lastDown = mp.BytesUp, mp.BytesDown
+		m.track(true, mp.BytesUp, mp.BytesDown)
 	} else {
-		m.upBase, m.downBase = m.upBase+m.lastUp, m.downBase+m.lastDown
-		m.lastUp, m.lastDown = 0, 0
+		m.track(false, 0, 0)
 	}
+	st.Drops = m.drops
 	st.ToMaster = m.upBase + m.lastUp
 	st.FromSwarm = max(0, tot.BytesDown-m.downBase-m.lastDown)
 	st.ToSwarm = max(0, tot.BytesUp-st.ToMaster)
@@ -332,8 +358,22 @@ func (s *Swarm) masterFirst(pl plan, forMaster []int, slots int) plan {
 	for p := range m.pinned {
 		pinned[p] = true
 	}
+	owes := m.stats.Owes
 	m.mu.Unlock()
-	return mergeMasterFirst(pl, forMaster, max(slots, len(pl.fetch), min(len(forMaster), 4)), func(p int) bool { return pinned[p] })
+	pl = mergeMasterFirst(pl, forMaster, max(slots, len(pl.fetch), min(len(forMaster), 4)), func(p int) bool { return pinned[p] })
+	return whileOwing(pl, owes)
+}
+
+// whileOwing keeps a helper that owes the swarm (the give-back rule) from
+// fetching anything new, not only the master's pieces: what the swarm's
+// own plan fetches is forwarded to the master as well, and in a swarm fed
+// by a seed the other peers may get those pieces there first, so the
+// helper would take without giving. Evictions and cancels stand.
+func whileOwing(pl plan, owes bool) plan {
+	if owes {
+		pl.fetch = nil
+	}
+	return pl
 }
 
 // ownFirst keeps this helper's share of the pieces (p % shares == share),

@@ -46,3 +46,44 @@ func TestMasterOwes(t *testing.T) {
 		t.Error("within the window took 5, gave 0 (slack 10): owes")
 	}
 }
+
+// Ensure that the master's counters carry over lost connections and that
+// a connection lost, or replaced, while the master lacks pieces counts as
+// a drop, and one lost after it completed does not.
+func TestMasterDrops(t *testing.T) {
+	var m masterLink
+	m.track(false, 0, 0) // not dialled yet: no drop
+	m.track(true, 100, 10)
+	m.track(true, 300, 20)
+	if m.drops != 0 {
+		t.Fatalf("drops %d on one connection", m.drops)
+	}
+	m.track(true, 50, 5) // counters restarted: a new connection
+	if m.drops != 1 || m.upBase+m.lastUp != 350 || m.downBase+m.lastDown != 25 {
+		t.Fatalf("replaced: drops %d, up %d, down %d", m.drops, m.upBase+m.lastUp, m.downBase+m.lastDown)
+	}
+	m.track(false, 0, 0) // closed
+	m.track(false, 0, 0) // still closed: counted once
+	if m.drops != 2 || m.upBase+m.lastUp != 350 {
+		t.Fatalf("closed: drops %d, up %d", m.drops, m.upBase+m.lastUp)
+	}
+	m.track(true, 10, 0)
+	m.stats = MasterStats{Pieces: 4, NumPieces: 4}
+	m.track(false, 0, 0) // the master is complete: it may close
+	if m.drops != 2 || m.upBase != 360 {
+		t.Fatalf("after completion: drops %d, up %d", m.drops, m.upBase)
+	}
+}
+
+// Ensure that a helper that owes the swarm fetches nothing new, and keeps
+// its evictions and cancels.
+func TestMasterWhileOwing(t *testing.T) {
+	pl := plan{fetch: []int{1, 2}, evict: []int{3}, cancel: []int{4}}
+	if got := whileOwing(pl, false); !slices.Equal(got.fetch, []int{1, 2}) {
+		t.Errorf("not owing: %+v", got)
+	}
+	got := whileOwing(pl, true)
+	if len(got.fetch) != 0 || !slices.Equal(got.evict, []int{3}) || !slices.Equal(got.cancel, []int{4}) {
+		t.Errorf("owing: %+v", got)
+	}
+}

@@ -198,7 +198,7 @@ func ltDone(l *lab.Libtorrent) bool {
 func (o outcome) String() string {
 	s := fmt.Sprintf("master %.1fs, crowd mean %.1fs", o.master.Seconds(), o.crowdMean.Seconds())
 	for i, h := range o.helpers {
-		s += fmt.Sprintf("; helper %d: %d KiB to master, %d KiB from swarm, %d KiB to swarm", i, h.ToMaster>>10, h.FromSwarm>>10, h.ToSwarm>>10)
+		s += fmt.Sprintf("; helper %d: %d KiB to master, %d KiB from swarm, %d KiB to swarm, %d master drops", i, h.ToMaster>>10, h.FromSwarm>>10, h.ToSwarm>>10, h.Drops)
 	}
 	return s
 }
@@ -209,7 +209,8 @@ func (o outcome) String() string {
 // seed are both Transmission, which never dial loopback peers, so the
 // master gets nothing from the seed itself), over the CI budget: it runs
 // when MASTER_SCENARIO=1 (bench/run.sh master sets it), and
-// TestHelpTransmissionMaster is CI's short check of the helper.
+// TestHelpTransmissionMaster and TestInteropMasterDirection are CI's short
+// checks of the helper.
 func TestInteropMasterFasterWithHelper(t *testing.T) {
 	if os.Getenv("MASTER_SCENARIO") == "" {
 		t.Skip("a 5-minute swarm scenario: set MASTER_SCENARIO=1 (bench/run.sh master)")
