@@ -219,6 +219,18 @@ func playRound(ctx context.Context, o Options, dir string, mi *metainfo.MetaInfo
 	// A fresh tracker each round, so that no peer of the last round is
 	// listed.
 	tr, err := tracker.New(tracker.Options{HTTPListen: o.TrackerAddr, Interval: time.Minute, Logger: o.Logger})
+	// The last round's tracker has just closed this port; the kernel may
+	// refuse it again for a moment (seen now and then after round 1), so a
+	// later round retries for a few seconds. Run checked that nobody else
+	// holds it.
+	for try := 0; err != nil && isAddrInUse(err) && n > 1 && try < 50; try++ {
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return rd, ctx.Err()
+		}
+		tr, err = tracker.New(tracker.Options{HTTPListen: o.TrackerAddr, Interval: time.Minute, Logger: o.Logger})
+	}
 	if err != nil {
 		if isAddrInUse(err) {
 			return rd, fmt.Errorf("demo tracker on %s: %w (%w)", o.TrackerAddr, ErrPortTaken, err)
