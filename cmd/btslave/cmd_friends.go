@@ -186,48 +186,38 @@ func parseIDArg(cmd string, args []string) (friends.ID, error) {
 }
 
 func friendsAcceptCommand() *command {
-	var g globalOptions
-	return &command{
-		name:  "accept",
-		args:  "ID",
-		short: "accept a pending friend request",
-		long:  `Makes the repeater with this friend ID ('friends pending' lists them) a friend.`,
-		flags: g.addFlags,
-		run: func(ctx context.Context, e env, args []string) error {
-			fid, err := parseIDArg("accept", args)
-			if err != nil {
-				return err
-			}
-			return g.withFriends(e, func(_ *config.Config, _ friends.Identity, _ *store.DB, bk *friends.Book) error {
-				if _, err := bk.Accept(fid); err != nil {
-					return usageErr("%v", err)
-				}
-				fmt.Fprintf(e.stdout, "accepted %s\n", fid)
-				return nil
-			})
-		},
-	}
+	return friendByIDCommand("accept", "accepted", "accept a pending friend request",
+		`Makes the repeater with this friend ID ('friends pending' lists them) a friend.`,
+		func(bk *friends.Book, fid friends.ID) error { _, err := bk.Accept(fid); return err })
 }
 
 func friendsRemoveCommand() *command {
+	return friendByIDCommand("remove", "removed", "remove a friend or a pending request",
+		`Removes a friend (or a pending request). The ledger keeps its IOUs, so a
+friend added again keeps its standing.`,
+		func(bk *friends.Book, fid friends.ID) error { return bk.Remove(fid) })
+}
+
+// friendByIDCommand is a "friends NAME ID" command that applies act to the
+// friend book and prints "DONE ID".
+func friendByIDCommand(name, done, short, long string, act func(*friends.Book, friends.ID) error) *command {
 	var g globalOptions
 	return &command{
-		name:  "remove",
+		name:  name,
 		args:  "ID",
-		short: "remove a friend or a pending request",
-		long: `Removes a friend (or a pending request). The ledger keeps its IOUs, so a
-friend added again keeps its standing.`,
+		short: short,
+		long:  long,
 		flags: g.addFlags,
 		run: func(ctx context.Context, e env, args []string) error {
-			fid, err := parseIDArg("remove", args)
+			fid, err := parseIDArg(name, args)
 			if err != nil {
 				return err
 			}
 			return g.withFriends(e, func(_ *config.Config, _ friends.Identity, _ *store.DB, bk *friends.Book) error {
-				if err := bk.Remove(fid); err != nil {
+				if err := act(bk, fid); err != nil {
 					return usageErr("%v", err)
 				}
-				fmt.Fprintf(e.stdout, "removed %s\n", fid)
+				fmt.Fprintf(e.stdout, "%s %s\n", done, fid)
 				return nil
 			})
 		},
