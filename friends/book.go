@@ -28,6 +28,8 @@ type Friend struct {
 	// Invite is the friend's code we added it by, presented on our first
 	// dial so that it adds our key too; cleared once that succeeded.
 	Invite string `json:"invite,omitempty"`
+	// Name is the owner's label for the friend ("" for none).
+	Name string `json:"name,omitempty"`
 }
 
 // ID is the friend's ID.
@@ -97,7 +99,7 @@ func (bk *Book) Add(key ed25519.PublicKey, addr, via string) (Friend, error) {
 		if old := b.Bucket(subFriends).Get(id[:]); old != nil {
 			var o Friend
 			if json.Unmarshal(old, &o) == nil {
-				f.Added, f.Via = o.Added, o.Via
+				f.Added, f.Via, f.Name = o.Added, o.Via, o.Name
 				v, _ = json.Marshal(f)
 			}
 		}
@@ -191,6 +193,23 @@ func (bk *Book) Accept(id ID) (Friend, error) {
 		return Friend{}, err
 	}
 	return bk.Add(f.Key, f.Addr, "accepted")
+}
+
+// Deny drops a pending request, and nothing else: a friend with the same
+// ID is ErrNotFound. The same key may ask again when met again.
+func (bk *Book) Deny(id ID) error {
+	return bk.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketFriends).Bucket(subPending)
+		if b.Get(id[:]) == nil {
+			return fmt.Errorf("pending %s: %w", id.Short(), ErrNotFound)
+		}
+		return b.Delete(id[:])
+	})
+}
+
+// SetName sets the owner's label for a friend.
+func (bk *Book) SetName(id ID, name string) (Friend, error) {
+	return bk.update(id, func(f *Friend) { f.Name = name })
 }
 
 // Remove drops a friend or a pending request. The ledger keeps its IOUs,

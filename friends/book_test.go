@@ -87,3 +87,40 @@ func TestBookInviteKeptUntilUsed(t *testing.T) {
 		t.Fatalf("get unknown: %v", err)
 	}
 }
+
+// Ensure that Deny drops a pending request only, never a friend, and
+// that SetName labels a friend and survives a second Add.
+func TestBookDenyAndName(t *testing.T) {
+	bk := openBook(t)
+	a, b := newID(t), newID(t)
+	if _, err := bk.Request(a.Public(), "127.0.0.2:1", "ask"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bk.Add(b.Public(), "127.0.0.3:1", "invite"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bk.Deny(b.ID()); !errors.Is(err, ErrNotFound) || !bk.Known(b.Public()) {
+		t.Fatalf("deny of a friend: %v, still a friend %v", err, bk.Known(b.Public()))
+	}
+	if err := bk.Deny(a.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := bk.Pending(); len(p) != 0 || bk.Known(a.Public()) {
+		t.Fatalf("denied request: pending %v, friend %v", p, bk.Known(a.Public()))
+	}
+	if err := bk.Deny(a.ID()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second deny: %v", err)
+	}
+	if _, err := bk.SetName(b.ID(), "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bk.Add(b.Public(), "127.0.0.4:1", "accepted"); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := bk.Get(b.ID()); err != nil || f.Name != "bob" || f.Addr != "127.0.0.4:1" {
+		t.Fatalf("after a second add: %+v %v", f, err)
+	}
+	if _, err := bk.SetName(a.ID(), "x"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("name of a stranger: %v", err)
+	}
+}

@@ -21,11 +21,20 @@
 //	POST   /api/v1/published       publish a path (PublishRequest → Published)
 //	GET    /api/v1/published       the published torrents ([]Published)
 //	DELETE /api/v1/published/{hash} unpublish: stop the everseed, drop it from the feed
+//	GET    /api/v1/publishing      publishes under way, with progress ([]PublishJob)
 //	POST   /api/v1/master/help     help a master (HelpRequest → MasterTorrent)
+//	GET    /api/v1/friends         friends and pending requests (FriendList)
+//	POST   /api/v1/friends         add a friend by invite code (AddFriendRequest → FriendInfo)
+//	POST   /api/v1/friends/invite  an invite code (InviteRequest → InviteCode)
+//	POST   /api/v1/friends/{id}/accept  accept a pending request (→ FriendInfo)
+//	POST   /api/v1/friends/{id}/deny    drop a pending request
+//	DELETE /api/v1/friends/{id}    remove a friend or a pending request
+//	GET    /api/v1/ledger          balances, their IOUs and why (Ledger)
 //	GET    /metrics                Prometheus metrics
 //
 // A request the daemon refuses as the caller's fault (bad input, a feed
-// from the configuration file) is answered 400 with {"error": "..."}.
+// from the configuration file) is answered 400 with {"error": "..."}; one
+// naming a friend or request the daemon does not hold, 404.
 package api
 
 import "time"

@@ -30,9 +30,14 @@ type Client struct {
 	http  *http.Client
 }
 
-// NewClient returns a client for the API at addr ("host:port").
+// DefaultTimeout bounds a call whose context has no deadline.
+const DefaultTimeout = 10 * time.Second
+
+// NewClient returns a client for the API at addr ("host:port"). A call
+// lasts as long as its context allows (DefaultTimeout without a
+// deadline), so that a long publish is not cut.
 func NewClient(addr, token string) *Client {
-	return &Client{base: "http://" + addr, token: token, http: &http.Client{Timeout: 10 * time.Second}}
+	return &Client{base: "http://" + addr, token: token, http: &http.Client{}}
 }
 
 // DialAddr is where the CLI should reach a daemon configured to listen on
@@ -124,6 +129,11 @@ func (c *Client) get(ctx context.Context, path string, v any) error {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body []byte, v any) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -156,8 +166,11 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, v any
 		var e errorBody
 		if json.Unmarshal(respBody, &e) == nil && e.Error != "" {
 			err := fmt.Errorf("%s", e.Error)
-			if resp.StatusCode == http.StatusBadRequest {
+			switch resp.StatusCode {
+			case http.StatusBadRequest:
 				err = fmt.Errorf("%w: %s", ErrBadRequest, strings.TrimPrefix(e.Error, ErrBadRequest.Error()+": "))
+			case http.StatusNotFound:
+				err = fmt.Errorf("%w: %s", ErrNotFound, strings.TrimPrefix(e.Error, ErrNotFound.Error()+": "))
 			}
 			return err
 		}

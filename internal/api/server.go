@@ -53,6 +53,10 @@ type ServerOptions struct {
 
 	// Cashin asks friends to help our master (nil: [friends] is off).
 	Cashin func(ctx context.Context, req CashinRequest) (CashinReply, error)
+
+	// Friends backs the friends and ledger endpoints (friends.go); nil
+	// serves none.
+	Friends FriendsBackend
 }
 
 // Server is the local API server.
@@ -110,6 +114,7 @@ func Listen(opts ServerOptions) (*Server, error) {
 		})
 	}
 	s.publishRoutes(mux)
+	s.friendsRoutes(mux)
 	if opts.Help != nil {
 		mux.HandleFunc("POST /api/v1/master/help", s.handleHelp)
 	}
@@ -218,11 +223,15 @@ func (s *Server) handleAddFeed(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, f)
 }
 
-// writeErr answers err: 400 when it wraps ErrBadRequest, else 500.
+// writeErr answers err: 400 when it wraps ErrBadRequest, 404 when it
+// wraps ErrNotFound, else 500.
 func writeErr(w http.ResponseWriter, err error) {
 	code := http.StatusInternalServerError
-	if errors.Is(err, ErrBadRequest) {
+	switch {
+	case errors.Is(err, ErrBadRequest):
 		code = http.StatusBadRequest
+	case errors.Is(err, ErrNotFound):
+		code = http.StatusNotFound
 	}
 	writeError(w, code, err.Error())
 }

@@ -192,6 +192,7 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (_ *App, err err
 		Unpublish:  a.Unpublish,
 		Help:       a.Help,
 		Cashin:     a.Cashin,
+		Friends:    friendsAPI{a},
 		Registry:   a.reg,
 		Logger:     log.With("component", "api"),
 	})

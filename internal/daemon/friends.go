@@ -33,6 +33,7 @@ type friendsPart struct {
 	svc    *friendsvc.Service
 	srv    *friends.Server
 	ln     net.Listener
+	seen   *lastSeen // for the API (friends_api.go)
 }
 
 // startFriends makes the friends part when [friends] is on: it listens on
@@ -41,7 +42,7 @@ type friendsPart struct {
 // autopilot exist, before the first peer connection.
 func (a *App) startFriends() (*friendsPart, error) {
 	fc := a.cfg.Friends
-	p := &friendsPart{gossip: &friends.Gossip{}}
+	p := &friendsPart{gossip: &friends.Gossip{}, seen: &lastSeen{}}
 	var err error
 	if p.id, err = friends.LoadIdentity(a.cfg.DataDir); err != nil {
 		return nil, err
@@ -67,6 +68,9 @@ func (a *App) startFriends() (*friendsPart, error) {
 			for _, f := range fs {
 				if f.Key.Equal(key) && f.Addr != "" {
 					c, err := friends.Dial(ctx, p.id, f.Addr, key, f.Invite)
+					if err == nil {
+						p.seen.mark(key)
+					}
 					if err == nil && f.Invite != "" {
 						// It let us in with its code: it holds our key now.
 						if err := p.book.InviteUsed(f.ID()); err != nil {
@@ -80,11 +84,11 @@ func (a *App) startFriends() (*friendsPart, error) {
 		},
 		Logger: log,
 	})
-	p.srv = &friends.Server{ID: p.id, Book: p.book, Handler: p.svc, Log: log}
+	p.srv = &friends.Server{ID: p.id, Book: p.book, Handler: seenHandler{p.svc, p.seen}, Log: log}
 	if p.ln, err = net.Listen("tcp", string(fc.Listen)); err != nil {
 		return nil, fmt.Errorf("friends.listen %s: %w", fc.Listen, err)
 	}
-	a.client.Wire.SetFriends(&friends.Meeter{ID: p.id, Book: p.book, Accept: fc.Accept, Addr: fc.FriendsAddress()})
+	a.client.Wire.SetFriends(seenMeeter{&friends.Meeter{ID: p.id, Book: p.book, Accept: fc.Accept, Addr: fc.FriendsAddress()}, p.seen})
 	if a.auto != nil {
 		a.auto.o.Gossip = p.svc.Figures
 	}
