@@ -50,11 +50,27 @@ type Published struct {
 	Pieces      int   `json:"pieces"`
 }
 
-// publishRoutes adds the publish endpoints the options provide.
+// PublishJob is a publish under way (GET /api/v1/publishing): the path
+// and the bytes hashed so far of its total.
+type PublishJob struct {
+	Path    string    `json:"path"`
+	Done    int64     `json:"done"`
+	Total   int64     `json:"total"`
+	Started time.Time `json:"started"`
+}
+
+// publishRoutes adds the publish endpoints the options provide. Hashing a
+// large path takes longer than the server's write timeout: the publish
+// request has none (the caller's context bounds it), and
+// GET /api/v1/publishing shows its progress meanwhile.
 func (s *Server) publishRoutes(mux *http.ServeMux) {
 	o := s.opts
 	if o.Publish != nil {
 		mux.HandleFunc("POST /api/v1/published", func(w http.ResponseWriter, r *http.Request) {
+			// No write deadline for this one; a dropped client cancels it.
+			if err := http.NewResponseController(w).SetWriteDeadline(time.Time{}); err != nil {
+				s.opts.Logger.Warn("api: cannot lift the write deadline of a publish", "err", err)
+			}
 			var req PublishRequest
 			if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
 				writeError(w, http.StatusBadRequest, "bad publish request: "+err.Error())
@@ -71,6 +87,11 @@ func (s *Server) publishRoutes(mux *http.ServeMux) {
 	if o.Published != nil {
 		mux.HandleFunc("GET /api/v1/published", func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, o.Published(r.Context()))
+		})
+	}
+	if o.Publishing != nil {
+		mux.HandleFunc("GET /api/v1/publishing", func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, o.Publishing(r.Context()))
 		})
 	}
 	if o.Unpublish != nil {
@@ -105,6 +126,15 @@ func (c *Client) Published(ctx context.Context) ([]Published, error) {
 		return nil, err
 	}
 	return ps, nil
+}
+
+// Publishing lists the publishes under way.
+func (c *Client) Publishing(ctx context.Context) ([]PublishJob, error) {
+	var js []PublishJob
+	if err := c.get(ctx, "/api/v1/publishing", &js); err != nil {
+		return nil, err
+	}
+	return js, nil
 }
 
 // Unpublish stops seeding and listing a published torrent.

@@ -45,6 +45,8 @@ type ServerOptions struct {
 	Publish   func(ctx context.Context, req PublishRequest) (Published, error)
 	Published func(ctx context.Context) []Published
 	Unpublish func(ctx context.Context, infoHash string) error
+	// Publishing lists the publishes under way, with their progress.
+	Publishing func(ctx context.Context) []PublishJob
 	Registry  *prometheus.Registry
 	Logger    *slog.Logger
 
@@ -53,6 +55,10 @@ type ServerOptions struct {
 
 	// Cashin asks friends to help our master (nil: [friends] is off).
 	Cashin func(ctx context.Context, req CashinRequest) (CashinReply, error)
+
+	// WriteTimeout bounds writing an answer (default 30 s); a publish
+	// request has none.
+	WriteTimeout time.Duration
 
 	// Friends backs the friends and ledger endpoints (friends.go); nil
 	// serves none.
@@ -74,6 +80,9 @@ func Listen(opts ServerOptions) (*Server, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 30 * time.Second
 	}
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
@@ -126,7 +135,7 @@ func Listen(opts ServerOptions) (*Server, error) {
 		Handler:           s.checkHost(s.auth(mux)),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      opts.WriteTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),

@@ -190,6 +190,7 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (_ *App, err err
 		Publish:    a.Publish,
 		Published:  a.Published,
 		Unpublish:  a.Unpublish,
+		Publishing: a.Publishing,
 		Help:       a.Help,
 		Cashin:     a.Cashin,
 		Friends:    friendsAPI{a},

@@ -11,8 +11,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anacrolix/torrent"
@@ -39,6 +41,14 @@ type publisher struct {
 
 	mu    sync.Mutex
 	seeds map[metainfo.Hash]*everseed
+	jobs  map[*publishJob]struct{} // publishes hashing now
+}
+
+// publishJob is one Publish hashing its path.
+type publishJob struct {
+	path        string
+	started     time.Time
+	done, total atomic.Int64
 }
 
 // everseed is one published torrent in the client, or why it is not.
@@ -61,7 +71,7 @@ func (a *App) startPublish() error {
 		return err
 	}
 	p := &publisher{reg: reg, log: a.log.With("component", "publish"), scratch: filepath.Join(dir, "scratch"),
-		seeds: map[metainfo.Hash]*everseed{}}
+		seeds: map[metainfo.Hash]*everseed{}, jobs: map[*publishJob]struct{}{}}
 	if err := os.MkdirAll(p.scratch, 0o755); err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
@@ -295,7 +305,15 @@ func (a *App) Publish(ctx context.Context, req api.PublishRequest) (api.Publishe
 	if len(o.Trackers) == 0 && a.tracker != nil {
 		o.Trackers = [][]string{{a.tracker.AnnounceURL()}}
 	}
-	t, err := publish.Create(ctx, filepath.Clean(req.Path), o)
+	job := &publishJob{path: filepath.Clean(req.Path), started: time.Now()}
+	o.Progress = func(done, total int64) { job.done.Store(done); job.total.Store(total) }
+	a.pub.mu.Lock()
+	a.pub.jobs[job] = struct{}{}
+	a.pub.mu.Unlock()
+	t, err := publish.Create(ctx, job.path, o)
+	a.pub.mu.Lock()
+	delete(a.pub.jobs, job)
+	a.pub.mu.Unlock()
 	if errors.Is(err, publish.ErrEmpty) || errors.Is(err, os.ErrNotExist) {
 		return api.Published{}, fmt.Errorf("%w: %w", api.ErrBadRequest, err)
 	}
@@ -374,6 +392,18 @@ func (a *App) Unpublish(_ context.Context, ih string) error {
 	}
 	a.unseed(rec)
 	return nil
+}
+
+// Publishing lists the publishes hashing now, oldest first.
+func (a *App) Publishing(context.Context) []api.PublishJob {
+	out := []api.PublishJob{}
+	a.pub.mu.Lock()
+	for j := range a.pub.jobs {
+		out = append(out, api.PublishJob{Path: j.path, Done: j.done.Load(), Total: j.total.Load(), Started: j.started})
+	}
+	a.pub.mu.Unlock()
+	sort.Slice(out, func(i, k int) bool { return out[i].Started.Before(out[k].Started) })
+	return out
 }
 
 // Published lists the published torrents and their swarms.
