@@ -47,8 +47,8 @@ type ServerOptions struct {
 	Unpublish func(ctx context.Context, infoHash string) error
 	// Publishing lists the publishes under way, with their progress.
 	Publishing func(ctx context.Context) []PublishJob
-	Registry  *prometheus.Registry
-	Logger    *slog.Logger
+	Registry   *prometheus.Registry
+	Logger     *slog.Logger
 
 	// Help makes the daemon help a master with a torrent (master.go).
 	Help func(ctx context.Context, req HelpRequest) (MasterTorrent, error)
