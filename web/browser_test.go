@@ -47,6 +47,9 @@ func runDaemon(t *testing.T, trackerPort int) *daemon.App {
 	cfg.Auto.Interval, cfg.Auto.ScrapeMaxAge = config.Duration(time.Second), 0
 	cfg.Auto.MinScore = 0.1 // a fresh feed item scores low on age
 	cfg.Feeds.Jitter = 0
+	cfg.Publish.Listen = "127.0.0.1:0"
+	cfg.Friends.Enabled, cfg.Friends.Accept = true, "ask"
+	cfg.Friends.Listen = config.Addr(fmt.Sprintf("127.0.0.1:%d", lab.FreePort(t, lab.Loopback)))
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +93,10 @@ func screenshotDir(t *testing.T) string {
 // form (after testing it: one item kept, one excluded, and why) and sees
 // its items, sees the swarm the autopilot joined with its score, sees the
 // charts draw, and is refused without the cookie and from a foreign
-// Origin. It saves screenshots, at desktop and phone width.
+// Origin. It publishes a directory through the publish form and sees it
+// listed with its magnet, and accepts and denies friend requests that
+// two repeaters met in a swarm made, on the friends page. It saves
+// screenshots, at desktop and phone width.
 func TestBrowserDashboard(t *testing.T) {
 	lab.Require(t, "chromium")
 	port := lab.FreePort(t, lab.Loopback)
@@ -222,6 +228,12 @@ func TestBrowserDashboard(t *testing.T) {
 	if lt := text("#feed-list"); !strings.Contains(lt, feed.URL) {
 		t.Errorf("feed list shows %q", lt)
 	}
+	// The feed just added shows its items: the one kept, not the excluded.
+	do("see the feed's items", chromedp.WaitVisible(chromedp.CSS(`#feed-items tr[data-infohash="`+ih.HexString()+`"]`),
+		chromedp.RetryInterval(200*time.Millisecond)))
+	if it := text("#feed-items"); !strings.Contains(it, "Ubuntu test image") || !strings.Contains(it, "1 item") || strings.Contains(it, "beta") {
+		t.Errorf("the added feed's items show %q", it)
+	}
 	shot("dashboard-feeds.png")
 
 	// The autopilot ranks the feed's torrent (one seed, two downloaders)
@@ -263,8 +275,11 @@ func TestBrowserDashboard(t *testing.T) {
 	shot("dashboard-phone.png")
 	do("desktop again", chromedp.EmulateViewport(1280, 900))
 
+	publishThroughForm(t, ctx, dash, do, text, shot)
+	friendsThroughPage(t, ctx, a, ih, dash, do, text, shot)
+
 	// The other pages draw, and no poll failed on any of them.
-	for page, want := range map[string]string{"visits": "No visit has ended yet", "tracker": trackerBase + "/announce", "master": "No [master] configured", "published": "Nothing published"} {
+	for page, want := range map[string]string{"visits": "No visit has ended yet", "tracker": trackerBase + "/announce", "master": "No [master] configured"} {
 		do(page, chromedp.Navigate(dash+"/#"+page), chromedp.WaitVisible(chromedp.ID("page-"+page)),
 			chromedp.Poll[chromedp.Void](`document.getElementById('page-`+page+`').textContent.length > 0`, chromedp.WithPollingTimeout(10*time.Second)))
 		if got := text("#page-" + page); !strings.Contains(got, want) {

@@ -14,6 +14,7 @@
 //	GET    /api/v1/feeds           the feeds ([]Feed)
 //	POST   /api/v1/feeds           add a feed (FeedRequest → Feed)
 //	DELETE /api/v1/feeds/{name}    remove a feed added at run time
+//	GET    /api/v1/feeds/{name}/items  what the feed put in the catalog ([]FeedItem)
 //	POST   /api/v1/feeds/test      fetch a feed once, say what it keeps (FeedTest)
 //	POST   /api/v1/web/login-code  a one-time dashboard login code (LoginCode)
 //	GET    /login, POST /logout    the dashboard's login (session.go)

@@ -119,6 +119,15 @@ func (c *Client) AddFeed(ctx context.Context, req FeedRequest) (*Feed, error) {
 	return &f, nil
 }
 
+// FeedItems lists what a feed put in the catalog, newest first.
+func (c *Client) FeedItems(ctx context.Context, name string) ([]FeedItem, error) {
+	var items []FeedItem
+	if err := c.get(ctx, "/api/v1/feeds/"+url.PathEscape(name)+"/items", &items); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 // RemoveFeed removes a feed added at run time.
 func (c *Client) RemoveFeed(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/api/v1/feeds/"+url.PathEscape(name), nil, nil)

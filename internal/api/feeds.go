@@ -54,3 +54,16 @@ type FeedRequest struct {
 	MaxSize  string `json:"max_size,omitempty"`
 	MaxAge   string `json:"max_age,omitempty"`
 }
+
+// FeedItem is one torrent a feed put in the catalog (GET
+// /api/v1/feeds/{name}/items), newest first.
+type FeedItem struct {
+	InfoHash  string    `json:"infohash"`
+	Name      string    `json:"name"`
+	Title     string    `json:"title,omitempty"`
+	Size      int64     `json:"size,omitempty"`
+	FirstSeen time.Time `json:"first_seen"`
+	Published time.Time `json:"published,omitzero"`
+	Seeders   *int      `json:"seeders,omitempty"`
+	Peers     *int      `json:"peers,omitempty"`
+}

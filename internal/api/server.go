@@ -34,6 +34,9 @@ type ServerOptions struct {
 	Feeds      func(ctx context.Context) []Feed
 	AddFeed    func(ctx context.Context, req FeedRequest) (Feed, error)
 	RemoveFeed func(ctx context.Context, name string) error
+	// FeedItems lists what a feed put in the catalog; an unknown feed is
+	// ErrNotFound.
+	FeedItems func(ctx context.Context, name string) ([]FeedItem, error)
 	// TestFeed fetches a feed once and says what its filters keep
 	// (POST /api/v1/feeds/test), as "btslave feeds test" does.
 	TestFeed func(ctx context.Context, req FeedRequest) (FeedTest, error)
@@ -109,6 +112,12 @@ func Listen(opts ServerOptions) (*Server, error) {
 	}
 	if opts.AddFeed != nil {
 		mux.HandleFunc("POST /api/v1/feeds", s.handleAddFeed)
+	}
+	if opts.FeedItems != nil {
+		mux.HandleFunc("GET /api/v1/feeds/{name}/items", func(w http.ResponseWriter, r *http.Request) {
+			items, err := opts.FeedItems(r.Context(), r.PathValue("name"))
+			answer(w, http.StatusOK, items, err)
+		})
 	}
 	if opts.Cashin != nil {
 		mux.HandleFunc("POST /api/v1/cashin", s.handleCashin)

@@ -186,6 +186,7 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (_ *App, err err
 		AddFeed:    a.AddFeed,
 		RemoveFeed: a.RemoveFeed,
 		TestFeed:   a.TestFeed,
+		FeedItems:  a.FeedItems,
 		UI:         web.Handler(),
 		Publish:    a.Publish,
 		Published:  a.Published,

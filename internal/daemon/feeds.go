@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,6 +48,37 @@ func (a *App) Feeds(context.Context) []api.Feed {
 		out = append(out, f)
 	}
 	return out
+}
+
+// maxFeedItems bounds the items GET /api/v1/feeds/{name}/items lists.
+const maxFeedItems = 500
+
+// FeedItems lists the catalog entries the feed name offered, newest first
+// (the catalog's order).
+func (a *App) FeedItems(_ context.Context, name string) ([]api.FeedItem, error) {
+	known := false
+	for _, st := range a.feeds.Status() {
+		known = known || st.Name == name
+	}
+	if !known {
+		return nil, fmt.Errorf("%w: no feed %q", api.ErrNotFound, name)
+	}
+	entries, err := a.feeds.Catalog().ListMeta()
+	if err != nil {
+		return nil, err
+	}
+	out := []api.FeedItem{}
+	for _, e := range entries {
+		if !slices.Contains(e.Feeds, name) {
+			continue
+		}
+		out = append(out, api.FeedItem{InfoHash: e.Key(), Name: e.Name, Title: e.Title, Size: e.Size, FirstSeen: e.FirstSeen,
+			Published: e.Published, Seeders: e.Seeders, Peers: e.Peers})
+		if len(out) == maxFeedItems {
+			break
+		}
+	}
+	return out, nil
 }
 
 // humanDuration writes d as the configuration would: "7d", "36h", "90m".

@@ -1,7 +1,9 @@
 'use strict';
-// Feeds: the feeds and their fetches; a form that tests a feed (every
-// item, kept or not, and why) and adds it. The daemon validates both as
-// "btslave feeds test" and "btslave feeds add" do.
+// Feeds: the feeds and their fetches; the items a feed put in the
+// catalog (the feed just added, or the one whose Items button was
+// pressed); a form that tests a feed (every item, kept or not, and why)
+// and adds it. The daemon validates both as "btslave feeds test" and
+// "btslave feeds add" do.
 btslave.page({
   id: 'feeds', title: 'Feeds', order: 40,
   apis: ['/api/v1/feeds'],
@@ -12,6 +14,7 @@ btslave.page({
     this.msg = h('div', { id: 'feed-msg', role: 'status' });
     this.result = h('div', { id: 'feed-test' });
     this.list = h('div', { id: 'feed-list' });
+    this.items = h('div', { id: 'feed-items' });
     this.form = h('form', { class: 'feed', id: 'feed-form' },
       field('url', 'Feed URL (RSS, Atom, torznab or a list) or a folder to watch', { wide: true, required: true, placeholder: 'https://example.org/rss' }),
       field('name', 'Name (optional)'),
@@ -26,7 +29,7 @@ btslave.page({
         h('button', { type: 'button', class: 'act alt', id: 'feed-test-btn', onclick: () => this.send('test') }, 'Test'),
         h('button', { type: 'submit', class: 'act', id: 'feed-add-btn' }, 'Add feed'), this.msg));
     this.form.addEventListener('submit', e => { e.preventDefault(); this.send('add'); });
-    el.append(h('h2', {}, 'Feeds'), this.list, h('h3', {}, 'Test or add a feed'),
+    el.append(h('h2', {}, 'Feeds'), this.list, this.items, h('h3', {}, 'Test or add a feed'),
       h('div', { class: 'card' }, this.form), this.result);
   },
   request() {
@@ -54,6 +57,7 @@ btslave.page({
         this.msg.className = 'ok';
         this.msg.textContent = 'added feed ' + f.name + ', fetching now';
         this.form.reset();
+        this.selected = f.name;
         b.refresh();
       }
     } catch (e) {
@@ -90,9 +94,32 @@ btslave.page({
       { h: 'New', num: true, v: f => f.new },
       { h: 'Last fetch', v: f => b.when(f.last_fetch) },
       { h: 'State', wrap: true, v: f => f.running ? 'fetching' : f.last_error ? 'failing (' + f.failures + '): ' + f.last_error : f.fetches ? 'ok' : 'waiting' },
-      { h: '', v: f => f.added ? h('button', { class: 'small', type: 'button', onclick: () => this.remove(f.name) }, 'Remove') : h('span', { class: 'muted', title: 'from the configuration file' }, 'config') },
+      { h: '', v: f => h('span', { class: 'pending' },
+        h('button', { class: 'small', type: 'button', onclick: () => { this.selected = f.name; this.showItems(); } }, 'Items'),
+        f.added ? h('button', { class: 'small', type: 'button', onclick: () => this.remove(f.name) }, 'Remove') : h('span', { class: 'muted', title: 'from the configuration file' }, 'config')) },
     ];
     this.list.replaceChildren(b.table(cols, feeds, f => ({ 'data-feed': f.name })));
+    if (this.selected && !feeds.some(f => f.name === this.selected)) this.selected = null;
+    this.showItems();
+  },
+  async showItems() {
+    const b = btslave, h = b.el, name = this.selected;
+    if (!name) { this.items.replaceChildren(); return; }
+    let items;
+    try { items = await b.api('/api/v1/feeds/' + encodeURIComponent(name) + '/items'); } catch (e) {
+      this.items.replaceChildren(h('p', { class: 'err' }, 'items of ' + name + ': ' + e.message));
+      return;
+    }
+    if (name !== this.selected) return; // another feed was picked meanwhile
+    items = items || [];
+    this.items.replaceChildren(h('h3', {}, 'In the catalog from ', name, ': ', items.length, items.length === 1 ? ' item' : ' items'),
+      items.length ? b.table([
+        { h: 'Name', wrap: true, v: i => i.name || i.title },
+        { h: 'Size', num: true, v: i => i.size ? b.bytes(i.size) : '-' },
+        { h: 'Seeders', num: true, v: i => i.seeders === undefined ? '-' : i.seeders },
+        { h: 'First seen', v: i => b.when(i.first_seen) },
+        { h: 'Info hash', v: i => h('code', { title: i.infohash }, i.infohash.slice(0, 12)) },
+      ], items, i => ({ 'data-infohash': i.infohash })) : h('p', { class: 'muted' }, 'nothing kept yet (the first fetch may still run)'));
   },
   async remove(name) {
     if (!confirm('Remove feed ' + name + '?')) return;

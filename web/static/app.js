@@ -5,7 +5,7 @@
 //   btslave.page({id, title, apis: ['/api/v1/...'], mount(el), update(el, ...data)})
 //
 // mount builds the page once; update runs after every poll with the JSON
-// of each API path, in order. Everything is drawn with textContent, never
+// of each API path, in order (null for a path the server does not serve). Everything is drawn with textContent, never
 // innerHTML, since names and titles come from feeds and peers.
 const btslave = (() => {
   const pages = [];
@@ -33,7 +33,11 @@ const btslave = (() => {
     const text = await r.text();
     let data = null;
     try { data = text ? JSON.parse(text) : null; } catch (e) { /* not JSON */ }
-    if (!r.ok) throw new Error((data && data.error) || (r.status + ' ' + r.statusText));
+    if (!r.ok) {
+      const e = new Error((data && data.error) || (r.status + ' ' + r.statusText));
+      e.status = r.status;
+      throw e;
+    }
     return data;
   }
 
@@ -104,7 +108,10 @@ const btslave = (() => {
       const st = await api('/api/v1/status');
       record(st);
       if (current) {
-        const data = await Promise.all((current.apis || []).map(p => p === '/api/v1/status' ? st : api(p)));
+        // An endpoint this server does not have (the demo's dashboard
+        // serves no friends or publish API) reaches the page as null.
+        const data = await Promise.all((current.apis || []).map(p => p === '/api/v1/status' ? st
+          : api(p).catch(e => { if (e.status === 404) return null; throw e; })));
         current.update(currentEl, ...data);
       }
       live('live · ' + new Date().toLocaleTimeString());
