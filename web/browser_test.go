@@ -289,6 +289,15 @@ func TestBrowserDashboard(t *testing.T) {
 	if evalBool("poll errors", `document.getElementById('live').classList.contains('err')`) {
 		t.Errorf("the dashboard's polls failed: %q", text("#live"))
 	}
+	// Every page fits a phone's width (wide tables scroll in their box).
+	do("phone width", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	for _, page := range []string{"swarms", "visits", "feeds", "tracker", "master", "published", "friends"} {
+		do(page+" on a phone", chromedp.Navigate(dash+"/#"+page), chromedp.WaitVisible(chromedp.ID("page-"+page)), chromedp.Sleep(300*time.Millisecond))
+		if !evalBool("sideways", `document.documentElement.scrollWidth <= window.innerWidth + 1`) {
+			t.Errorf("the %s page scrolls sideways at phone width", page)
+		}
+	}
+	do("desktop again", chromedp.EmulateViewport(1280, 900))
 
 	// Without the cookie, and from a foreign origin, the API refuses.
 	status, err := chromedp.Run(ctx, chromedp.Evaluate[int](`fetch('/api/v1/status', {credentials: 'omit'}).then(r => r.status)`, chromedp.EvalAwaitPromise))
