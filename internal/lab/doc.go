@@ -23,6 +23,8 @@
 //   - [StartLibtorrent]: a python3-libtorrent session on one torrent, which
 //     reports its status, the extended handshakes it sees and completion.
 //   - [StartQBittorrent]: qbittorrent-nox with a WebUI API v2 client.
+//   - [DialPeer] is a scripted raw BitTorrent peer; [SayFriendHello] uses
+//     one to play another owner's repeater met in a swarm (bts_friends).
 //   - [Listeners] lists the sockets a process listens on; [GuardRefusals]
 //     reads a guard log; [GuardCommand] runs any command under the guard.
 //
