@@ -349,7 +349,12 @@ func printPublished(w io.Writer, p api.Published) {
 	}
 	fmt.Fprintf(w, "%s  %s  %s, %d files, %d B  %s\n", p.InfoHash, termSafe(p.Name), p.Version, p.Files, p.Size, termSafe(state))
 	if p.Seeding {
-		fmt.Fprintf(w, "  peers %d (seeds %d, downloaders %d), served %d B, pieces verified %d/%d\n", p.Peers, p.Seeds, p.Downloaders, p.BytesServed, p.Verified, p.Pieces)
+		from := "connected"
+		if p.Tracked {
+			from = "tracker"
+		}
+		fmt.Fprintf(w, "  swarm (%s): seeds %d, downloaders %d, completed %d; peers %d, served %d B, pieces verified %d/%d\n",
+			from, p.Seeds, p.Downloaders, p.Completed, p.Peers, p.BytesServed, p.Verified, p.Pieces)
 	}
 	if p.TorrentURL != "" {
 		fmt.Fprintf(w, "  %s\n", termSafe(p.TorrentURL))

@@ -411,7 +411,41 @@ func (a *App) published(rec publish.Record) api.Published {
 		}
 		p.Verified = st.Verified()
 	}
+	a.trackerFigures(rec, &p)
 	return p
+}
+
+// trackerFigures fills in the swarm's figures from the embedded tracker's
+// scrape when it tracks the torrent: a hybrid's swarm is announced under
+// its v1 infohash and, by v2 clients, under the truncated v2 one; the
+// larger of the two counts is taken, since a hybrid client that announces
+// both would be counted twice by a sum.
+func (a *App) trackerFigures(rec publish.Record, p *api.Published) {
+	if a.tracker == nil {
+		return
+	}
+	var hashes []metainfo.Hash
+	for _, hx := range []string{rec.InfoHash, rec.InfoHashV2} {
+		if len(hx) >= 40 {
+			var ih metainfo.Hash
+			if err := ih.FromHexString(hx[:40]); err == nil {
+				hashes = append(hashes, ih)
+			}
+		}
+	}
+	for _, ih := range hashes {
+		sc, ok := a.tracker.Scrape(ih)
+		if !ok {
+			continue
+		}
+		if !p.Tracked {
+			p.Seeds, p.Downloaders = 0, 0
+		}
+		p.Tracked = true
+		p.Seeds = max(p.Seeds, int(sc.Seeds))
+		p.Downloaders = max(p.Downloaders, int(sc.Leechers))
+		p.Completed = max(p.Completed, int64(min(sc.Downloaded, 1<<62)))
+	}
 }
 
 // dialableAddr replaces an unspecified host by loopback.
