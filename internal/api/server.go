@@ -53,6 +53,10 @@ type ServerOptions struct {
 
 	// Cashin asks friends to help our master (nil: [friends] is off).
 	Cashin func(ctx context.Context, req CashinRequest) (CashinReply, error)
+
+	// AskEverseed asks a friend to be a second everseed of a published
+	// torrent (publish_friend.go in the daemon).
+	AskEverseed func(ctx context.Context, ih, friend string) (EverseedReply, error)
 }
 
 // Server is the local API server.
@@ -99,6 +103,9 @@ func Listen(opts ServerOptions) (*Server, error) {
 	}
 	if opts.Cashin != nil {
 		mux.HandleFunc("POST /api/v1/cashin", s.handleCashin)
+	}
+	if opts.AskEverseed != nil {
+		mux.HandleFunc("POST /api/v1/published/{infohash}/everseed", s.handleEverseed)
 	}
 	if opts.RemoveFeed != nil {
 		mux.HandleFunc("DELETE /api/v1/feeds/{name}", func(w http.ResponseWriter, r *http.Request) {

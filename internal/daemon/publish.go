@@ -39,6 +39,7 @@ type publisher struct {
 
 	mu    sync.Mutex
 	seeds map[metainfo.Hash]*everseed
+	kept  map[metainfo.Hash]*keptSeed // friends' torrents (publish_friend.go)
 }
 
 // everseed is one published torrent in the client, or why it is not.
@@ -61,7 +62,7 @@ func (a *App) startPublish() error {
 		return err
 	}
 	p := &publisher{reg: reg, log: a.log.With("component", "publish"), scratch: filepath.Join(dir, "scratch"),
-		seeds: map[metainfo.Hash]*everseed{}}
+		seeds: map[metainfo.Hash]*everseed{}, kept: map[metainfo.Hash]*keptSeed{}}
 	if err := os.MkdirAll(p.scratch, 0o755); err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
@@ -70,6 +71,7 @@ func (a *App) startPublish() error {
 	for _, rec := range reg.List() {
 		a.seed(rec)
 	}
+	a.resumeKept()
 	if l := a.cfg.Publish.Listen; l != "" {
 		if p.ln, err = net.Listen("tcp", l); err != nil {
 			return fmt.Errorf("publish.listen: %w", err)
@@ -142,7 +144,7 @@ func (p *publisher) serving(ih metainfo.Hash) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.seeds[ih]
-	return s != nil && s.t != nil
+	return s != nil && s.t != nil || p.keptServing(ih)
 }
 
 func keyOf(rec publish.Record) metainfo.Hash {
@@ -241,6 +243,7 @@ func (a *App) stopAll() {
 			dones = append(dones, s.done)
 		}
 	}
+	dones = append(dones, a.stopKept()...)
 	a.pub.mu.Unlock()
 	deadline := time.After(StopTimeout / 2)
 	for _, d := range dones {
