@@ -369,9 +369,11 @@ func publishedCommand() *command {
 		name:  "published",
 		short: "list what the daemon publishes, with its swarms' figures",
 		long: `Lists the torrents published with 'btslave publish': whether the everseed
-serves each (or why it stopped), the peers connected to it (seeds and
-downloaders), the bytes it served and how many pieces it has checked
-against the torrent so far.`,
+serves each (or why it stopped); the swarm's seeds, downloaders and
+completed downloads from the embedded tracker's scrape when it tracks the
+torrent (else the seeds and downloaders connected to the everseed); the
+bytes the everseed served since the daemon started and how many pieces it
+has checked against the torrent so far.`,
 		flags: func(fs *flag.FlagSet) {
 			g.addFlags(fs)
 			fs.BoolVar(&asJSON, "json", false, "print as JSON")

@@ -60,7 +60,8 @@ func fetchFrom(t *testing.T, mi *metainfo.MetaInfo, addr net.Addr, timeout time.
 // the owner's everseed and seeds it, so that a downloader that knows only
 // the friend gets every file once the owner has unpublished; both ledgers
 // record the agreement; a friend whose budget is too small refuses and
-// says why, and so does one with no budget.
+// says why (the other refusals: TestEverseederBudget); a restarted friend
+// still keeps it.
 func TestFriendSecondEverseed(t *testing.T) {
 	dir := writeFiles(t, map[string]int{"film.mkv": 600000, "notes.txt": 2000})
 	friendsOn := func(budget config.Size) func(*config.Config) {
