@@ -41,27 +41,36 @@ declare -A tool=(
 )
 order=(btslave-hybrid mktorrent-v1 btslave-v1 btslave-v2 libtorrent-hybrid)
 
-# median of the runs' MB/s
-measure() { # mode name
-  local mode=$1 name=$2 i t0 t1 list=()
-  for ((i = 0; i < runs; i++)); do
-    rm -f "$work"/*.torrent
-    if [[ $mode == cold ]]; then drop; else warm; fi
-    local before; before=$(cached)
-    t0=$(date +%s.%N)
-    eval "${tool[$name]}" > /dev/null
-    t1=$(date +%s.%N)
-    list+=("$(awk -v b=$bytes -v a=$t0 -v z=$t1 'BEGIN {printf "%.0f", b / 1e6 / (z - a)}')")
-    [[ $i == 0 ]] && pre=$before
-  done
-  printf '%s\n' "${list[@]}" | sort -n | awk -v n="$name" -v m="$mode" -v c="$pre" '{v[NR] = $1} END {
-    printf "  %-6s %-18s %6d MB/s  (runs %s, page cache before %s)\n", m, n, v[int((NR + 1) / 2)], v[1] "-" v[NR], c }'
+# One run of a tool: prints "MB/s CPU-seconds-per-GiB" (user+sys of the
+# tool and its children, from bash's time).
+one() { # mode name
+  local mode=$1 name=$2 out
+  rm -f "$work"/*.torrent
+  if [[ $mode == cold ]]; then drop; else warm; fi
+  cached > "$work/pre"
+  out=$( { TIMEFORMAT='%R %U %S'; time eval "${tool[$name]}" > /dev/null; } 2>&1 | tail -1)
+  awk -v b=$bytes -v t="$out" 'BEGIN {split(t, x, " "); printf "%.0f %.2f\n", b / 1e6 / x[1], (x[2] + x[3]) / (b / 2^30)}'
 }
+
+# The tools take turns within each run, so that other load on the
+# machine falls on all of them alike; the median of the runs is printed,
+# with the CPU time per GiB, which load does not change much.
+declare -A res pre
+for mode in cache cold; do
+  for ((i = 0; i < runs; i++)); do
+    for name in "${order[@]}"; do
+      res[$mode $name]+="$(one "$mode" "$name")"$'\n'
+      [[ $i == 0 ]] && pre[$mode $name]=$(cat "$work/pre")
+    done
+  done
+done
 
 echo "== publish: hashing a ${mib} MiB file, 2 MiB pieces, $(nproc) cores; median of $runs runs =="
 echo "   goal: btslave-hybrid >= mktorrent-v1 (-t 2), cold and from the page cache"
 for mode in cache cold; do
   for name in "${order[@]}"; do
-    measure "$mode" "$name"
+    printf '%s' "${res[$mode $name]}" | sort -n | awk -v n="$name" -v m="$mode" -v c="${pre[$mode $name]}" '
+      NF {v[++k] = $1; cpu[k] = $2} END {
+      printf "  %-6s %-18s %6d MB/s  (runs %s, CPU %.2f s/GiB, page cache before %s)\n", m, n, v[int((k + 1) / 2)], v[1] "-" v[k], cpu[int((k + 1) / 2)], c }'
   done
 done

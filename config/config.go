@@ -182,6 +182,9 @@ type Friends struct {
 	StarterCredit Size     `toml:"starter_credit"`
 	AutoCashin    bool     `toml:"auto_cashin"`
 	InviteTTL     Duration `toml:"invite_ttl"`
+	// EverseedBudget is the disk that friends' torrents may take when they
+	// ask us to be a second everseed; 0 refuses every such request.
+	EverseedBudget Size `toml:"everseed_budget"`
 }
 
 // API configures the local HTTP API.

@@ -22,6 +22,9 @@ func (c *Config) prepareFriends(bad func(key, format string, args ...any)) {
 	} else if f.StarterCredit > f.CreditLimit && f.CreditLimit >= 0 {
 		bad("friends.starter_credit", "%v is above credit_limit %v", f.StarterCredit, f.CreditLimit)
 	}
+	if f.EverseedBudget < 0 {
+		bad("friends.everseed_budget", "must not be negative")
+	}
 	if time.Duration(f.InviteTTL) < time.Minute || time.Duration(f.InviteTTL) > 365*24*time.Hour {
 		bad("friends.invite_ttl", "must be between 1m and 8760h")
 	}

@@ -201,6 +201,8 @@ func TestGossipMergeFreshest(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	f.Add(byte(TypeHelpRequest), []byte(`{"id":1,"info_hash":"`+ih+`","master":"127.0.0.1:1"}`))
 	f.Add(byte(TypeTell), []byte(`{"swarms":[{"info_hash":"`+ih+`","age":1}]}`))
+	f.Add(byte(TypeEverseedRequest), []byte(`{"id":1,"info_hash":"`+ih+`","metainfo":"ZGU=","size":5,"seed":"127.0.0.1:6881"}`))
+	f.Add(byte(TypeEverseedReply), []byte(`{"id":1,"accept":true}`))
 	f.Add(byte(TypeHello), []byte(`{"version":1}`))
 	f.Fuzz(func(t *testing.T, typ byte, p []byte) {
 		m, err := Decode(Type(typ), p)

@@ -43,6 +43,10 @@ func (t Type) String() string {
 		return "inquire"
 	case TypeTell:
 		return "tell"
+	case TypeEverseedRequest:
+		return "everseed-request"
+	case TypeEverseedReply:
+		return "everseed-reply"
 	}
 	return fmt.Sprintf("type-%d", byte(t))
 }
@@ -165,6 +169,10 @@ func Decode(t Type, payload []byte) (Message, error) {
 		m = new(Inquire)
 	case TypeTell:
 		m = new(Tell)
+	case TypeEverseedRequest:
+		m = new(EverseedRequest)
+	case TypeEverseedReply:
+		m = new(EverseedReply)
 	default:
 		return nil, fmt.Errorf("unknown type %d: %w", byte(t), ErrMalformed)
 	}
@@ -200,6 +208,10 @@ func deref(m Message) Message {
 		return *v
 	case *Tell:
 		return *v
+	case *EverseedRequest:
+		return *v
+	case *EverseedReply:
+		return *v
 	}
 	return m
 }
@@ -217,6 +229,9 @@ func validInfoHash(s string) bool {
 }
 
 func validate(m Message) error {
+	if ok, err := validateEverseed(m); ok {
+		return err
+	}
 	t := m.Type()
 	switch v := m.(type) {
 	case Hello:

@@ -146,6 +146,8 @@ func (s *Server) serveConn(ctx context.Context, c *tls.Conn) error {
 			reply = s.Handler.Inquire(ctx, key, v)
 		case Tell:
 			s.Handler.Tell(ctx, key, v)
+		case EverseedRequest:
+			reply = answerEverseed(ctx, s.Handler, key, v)
 		case Beacon:
 			// A count alone needs no answer; the friend inquires if it wants.
 		default:

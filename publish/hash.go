@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -24,8 +23,12 @@ type hashes struct {
 	layers [][][32]byte // v2 piece layer per file larger than a piece
 }
 
+// readahead is how far ahead of the workers the kernel is asked to read
+// (posix_fadvise WILLNEED), so that a cold disk streams while they hash.
+const readahead = 64 << 20
+
 // hasher hashes the pieces of one layout; its workers claim pieces in
-// order from next.
+// order from next and read them from files shared by all.
 type hasher struct {
 	files       []File
 	pieceLength int64
@@ -37,12 +40,15 @@ type hasher struct {
 	progress    func(done, total int64)
 	size        int64 // bytes of data
 	next        atomic.Int64
+	ahead       int // pieces of readahead
+	set         *fileSet
 	out         hashes
 }
 
 func newHasher(files []File, pieceLength, total int64, v Version) *hasher {
 	h := &hasher{files: files, pieceLength: pieceLength, total: total, version: v}
 	h.numPieces = int((total + pieceLength - 1) / pieceLength)
+	h.ahead = int(max(1, readahead/pieceLength))
 	if v != V2 {
 		h.out.v1 = make([]byte, sha1.Size*h.numPieces)
 	}
@@ -72,6 +78,11 @@ func (h *hasher) run(ctx context.Context, workers int) error {
 		p := runtime.GOMAXPROCS(0)
 		workers = max(p, min(2*p+2, int(128<<20/h.pieceLength)))
 	}
+	h.set = newFileSet(h.files, h.pieceLength)
+	defer h.set.closeAll()
+	for p := range min(h.ahead, h.numPieces) {
+		h.prefetch(p)
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -97,42 +108,23 @@ func (h *hasher) run(ctx context.Context, workers int) error {
 	return nil
 }
 
-// worker state: one piece buffer, the leaf hashes, the file open now.
+// worker state: one piece buffer and the leaf hashes, reused for every
+// piece.
 type worker struct {
 	sha1   hash.Hash
 	buf    []byte
 	leaves [][32]byte
-	open   int
-	f      *os.File
-}
-
-func (w *worker) file(h *hasher, i int) (*os.File, error) {
-	if w.f != nil && w.open == i {
-		return w.f, nil
-	}
-	if w.f != nil {
-		w.f.Close()
-		w.f = nil
-	}
-	f, err := os.Open(h.files[i].Abs)
-	if err != nil {
-		return nil, fmt.Errorf("publish: %w", err)
-	}
-	w.f, w.open = f, i
-	return f, nil
 }
 
 func (h *hasher) work(ctx context.Context) error {
 	w := &worker{sha1: sha1.New(), buf: make([]byte, h.pieceLength), leaves: make([][32]byte, h.pieceLength/BlockSize)}
-	defer func() {
-		if w.f != nil {
-			w.f.Close()
-		}
-	}()
 	for ctx.Err() == nil {
 		p := int(h.next.Add(1) - 1)
 		if p >= h.numPieces {
 			return nil
+		}
+		if q := p + h.ahead; q < h.numPieces {
+			h.prefetch(q)
 		}
 		var err error
 		if h.version == V1 {
@@ -147,20 +139,73 @@ func (h *hasher) work(ctx context.Context) error {
 	return nil
 }
 
-// readFull reads len(b) bytes of file i at off; a short file is ErrChanged.
-func (h *hasher) readFull(w *worker, i int, b []byte, off int64) error {
-	f, err := w.file(h, i)
-	if err != nil {
-		return err
+// spans calls f for each part of piece p that lies in a file with data:
+// the file, the offset in it, the length and the offset in the piece.
+func (h *hasher) spans(p int, f func(i int, off, n, at int64) error) error {
+	start := int64(p) * h.pieceLength
+	end := min(start+h.pieceLength, h.total)
+	if h.version != V1 {
+		i := int(h.pieceFile[p])
+		fl := &h.files[i]
+		return f(i, start-fl.Offset, min(end, fl.Offset+fl.Length)-start, 0)
 	}
-	if _, err := f.ReadAt(b, off); err != nil {
-		if errors.Is(err, io.EOF) {
-			return fmt.Errorf("publish: %s: %w (shorter than %d bytes)", h.files[i].Abs, ErrChanged, h.files[i].Length)
+	// The first file that ends after start.
+	lo, hi := 0, len(h.files)
+	for lo < hi {
+		m := (lo + hi) / 2
+		if h.files[m].Offset+h.files[m].Length <= start {
+			lo = m + 1
+		} else {
+			hi = m
 		}
-		return fmt.Errorf("publish: %w", err)
 	}
-	h.add(int64(len(b)))
+	pos := start
+	for i := lo; i < len(h.files) && pos < end; i++ {
+		fl := &h.files[i]
+		if fl.Length == 0 {
+			continue
+		}
+		from := pos - fl.Offset
+		n := min(fl.Length-from, end-pos)
+		if err := f(i, from, n, pos-start); err != nil {
+			return err
+		}
+		pos += n
+	}
 	return nil
+}
+
+// prefetch starts the kernel reading piece p.
+func (h *hasher) prefetch(p int) {
+	h.spans(p, func(i int, off, n, _ int64) error {
+		h.set.prefetch(i, off, n)
+		return nil
+	})
+}
+
+// read reads the data of piece p into w.buf and returns how many bytes it
+// holds; a short file is ErrChanged.
+func (h *hasher) read(w *worker, p int) (int64, error) {
+	var got int64
+	err := h.spans(p, func(i int, off, n, at int64) error {
+		f, err := h.set.get(i)
+		if err != nil {
+			return err
+		}
+		if _, err := f.ReadAt(w.buf[at:at+n], off); err != nil {
+			if errors.Is(err, io.EOF) {
+				return fmt.Errorf("publish: %s: %w (shorter than %d bytes)", h.files[i].Abs, ErrChanged, h.files[i].Length)
+			}
+			return fmt.Errorf("publish: %w", err)
+		}
+		h.set.done(i)
+		got = at + n
+		return nil
+	})
+	if err == nil {
+		h.add(got)
+	}
+	return got, err
 }
 
 func (h *hasher) add(n int64) {
@@ -173,13 +218,13 @@ func (h *hasher) add(n int64) {
 // pieceAligned hashes piece p of a v2 or hybrid layout: it lies in one
 // file, zero-padded to the piece length.
 func (h *hasher) pieceAligned(w *worker, p int) error {
+	n, err := h.read(w, p)
+	if err != nil {
+		return err
+	}
 	i := int(h.pieceFile[p])
 	f := &h.files[i]
 	start := int64(p)*h.pieceLength - f.Offset
-	n := min(h.pieceLength, f.Length-start)
-	if err := h.readFull(w, i, w.buf[:n], start); err != nil {
-		return err
-	}
 	nb := int((n + BlockSize - 1) / BlockSize)
 	if h.version == Hybrid {
 		// One pass, block by block, so that SHA-1 and SHA-256 read each
@@ -206,42 +251,26 @@ func (h *hasher) pieceAligned(w *worker, p int) error {
 	if f.Length <= h.pieceLength {
 		// The whole file is one piece: its tree is only as wide as its
 		// leaves need.
-		h.out.roots[i] = merkleRoot(w.leaves[:nb], [32]byte{})
+		width := 1
+		for width < nb {
+			width *= 2
+		}
+		clear(w.leaves[nb:width])
+		h.out.roots[i] = rootInPlace(w.leaves[:width])
 		return nil
 	}
 	clear(w.leaves[nb:])
-	h.out.layers[i][int(start/h.pieceLength)] = merkleRoot(w.leaves, [32]byte{})
+	h.out.layers[i][int(start/h.pieceLength)] = rootInPlace(w.leaves)
 	return nil
 }
 
 // pieceV1 hashes piece p of the classic layout, which may span files.
 func (h *hasher) pieceV1(w *worker, p int) error {
-	start := int64(p) * h.pieceLength
-	end := min(start+h.pieceLength, h.total)
-	// The first file that ends after start.
-	lo, hi := 0, len(h.files)
-	for lo < hi {
-		m := (lo + hi) / 2
-		if h.files[m].Offset+h.files[m].Length <= start {
-			lo = m + 1
-		} else {
-			hi = m
-		}
+	n, err := h.read(w, p)
+	if err != nil {
+		return err
 	}
-	pos := start
-	for i := lo; i < len(h.files) && pos < end; i++ {
-		f := &h.files[i]
-		if f.Length == 0 {
-			continue
-		}
-		from := pos - f.Offset
-		n := min(f.Length-from, end-pos)
-		if err := h.readFull(w, i, w.buf[pos-start:pos-start+n], from); err != nil {
-			return err
-		}
-		pos += n
-	}
-	sum := sha1.Sum(w.buf[:end-start])
+	sum := sha1.Sum(w.buf[:n])
 	copy(h.out.v1[p*sha1.Size:], sum[:])
 	return nil
 }
@@ -261,8 +290,14 @@ func merkleRoot(hs [][32]byte, pad [32]byte) [32]byte {
 	for i := len(hs); i < width; i++ {
 		level[i] = pad
 	}
+	return rootInPlace(level)
+}
+
+// rootInPlace is the root of the tree whose leaves are level, a power of
+// two long; it overwrites level.
+func rootInPlace(level [][32]byte) [32]byte {
 	var pair [64]byte
-	for n := width; n > 1; n /= 2 {
+	for n := len(level); n > 1; n /= 2 {
 		for i := range n / 2 {
 			copy(pair[:32], level[2*i][:])
 			copy(pair[32:], level[2*i+1][:])

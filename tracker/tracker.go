@@ -366,3 +366,17 @@ func family(addr string) string {
 
 // String names the tracker for logs.
 func (t *Tracker) String() string { return "tracker " + t.idHex + " " + strconv.Quote(t.AnnounceURL()) }
+
+// Scrape is one torrent's figures, as a scrape reply gives them.
+type Scrape struct {
+	Seeds      int64  `json:"complete"`   // seeds, partial seeds not counted
+	Leechers   int64  `json:"incomplete"` // downloaders and partial seeds
+	Downloaded uint64 `json:"downloaded"` // peers that announced completion, ever
+}
+
+// Scrape returns ih's figures; ok is false for a torrent the tracker does
+// not know (never announced, or dropped once idle with no download).
+func (t *Tracker) Scrape(ih metainfo.Hash) (s Scrape, ok bool) {
+	c, ok := t.state.scrape(ih)
+	return Scrape{Seeds: c.seeds, Leechers: c.incomplete(), Downloaded: c.downloaded}, ok
+}

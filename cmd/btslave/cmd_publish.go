@@ -349,7 +349,12 @@ func printPublished(w io.Writer, p api.Published) {
 	}
 	fmt.Fprintf(w, "%s  %s  %s, %d files, %d B  %s\n", p.InfoHash, termSafe(p.Name), p.Version, p.Files, p.Size, termSafe(state))
 	if p.Seeding {
-		fmt.Fprintf(w, "  peers %d (seeds %d, downloaders %d), served %d B, pieces verified %d/%d\n", p.Peers, p.Seeds, p.Downloaders, p.BytesServed, p.Verified, p.Pieces)
+		from := "connected"
+		if p.Tracked {
+			from = "tracker"
+		}
+		fmt.Fprintf(w, "  swarm (%s): seeds %d, downloaders %d, completed %d; peers %d, served %d B, pieces verified %d/%d\n",
+			from, p.Seeds, p.Downloaders, p.Completed, p.Peers, p.BytesServed, p.Verified, p.Pieces)
 	}
 	if p.TorrentURL != "" {
 		fmt.Fprintf(w, "  %s\n", termSafe(p.TorrentURL))
@@ -364,9 +369,11 @@ func publishedCommand() *command {
 		name:  "published",
 		short: "list what the daemon publishes, with its swarms' figures",
 		long: `Lists the torrents published with 'btslave publish': whether the everseed
-serves each (or why it stopped), the peers connected to it (seeds and
-downloaders), the bytes it served and how many pieces it has checked
-against the torrent so far.`,
+serves each (or why it stopped); the swarm's seeds, downloaders and
+completed downloads from the embedded tracker's scrape when it tracks the
+torrent (else the seeds and downloaders connected to the everseed); the
+bytes the everseed served since the daemon started and how many pieces it
+has checked against the torrent so far.`,
 		flags: func(fs *flag.FlagSet) {
 			g.addFlags(fs)
 			fs.BoolVar(&asJSON, "json", false, "print as JSON")

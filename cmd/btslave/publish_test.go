@@ -126,7 +126,7 @@ func TestPublishThroughDaemon(t *testing.T) {
 		t.Fatalf("publish --json: %v %s", err, out)
 	}
 	ih := ps[0].InfoHash
-	if code, out, _ := cli("published"); code != 0 || !strings.Contains(out, ih) || !strings.Contains(out, "seeding") || !strings.Contains(out, "magnet:?") || !strings.Contains(out, "/t/"+ih+".torrent") {
+	if code, out, _ := cli("published"); code != 0 || !strings.Contains(out, ih) || !strings.Contains(out, "seeding") || !strings.Contains(out, "completed 0") || !strings.Contains(out, "magnet:?") || !strings.Contains(out, "/t/"+ih+".torrent") {
 		t.Fatalf("published: %d %q", code, out)
 	}
 	if code, _, errOut := cli("unpublish", ih); code != 0 {

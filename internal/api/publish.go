@@ -38,8 +38,11 @@ type Published struct {
 	// Seeding is whether the everseed serves it; Stopped says why not.
 	Seeding bool   `json:"seeding"`
 	Stopped string `json:"stopped,omitempty"`
-	// Swarm figures: from the embedded tracker when it tracks the torrent
-	// (Tracked), and the bytes this daemon served of it.
+	// Swarm figures: seeds, downloaders and completed (downloads
+	// announced as finished, ever) from the embedded tracker's scrape when
+	// it tracks the torrent (Tracked), else seeds and downloaders among the
+	// peers connected to the everseed; and the bytes the everseed served
+	// of it since the daemon started.
 	Tracked     bool  `json:"tracked"`
 	Seeds       int   `json:"seeds"`
 	Downloaders int   `json:"downloaders"`

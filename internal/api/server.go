@@ -66,6 +66,10 @@ type ServerOptions struct {
 	// Friends backs the friends and ledger endpoints (friends.go); nil
 	// serves none.
 	Friends FriendsBackend
+
+	// AskEverseed asks a friend to be a second everseed of a published
+	// torrent (publish_friend.go in the daemon).
+	AskEverseed func(ctx context.Context, ih, friend string) (EverseedReply, error)
 }
 
 // Server is the local API server.
@@ -121,6 +125,9 @@ func Listen(opts ServerOptions) (*Server, error) {
 	}
 	if opts.Cashin != nil {
 		mux.HandleFunc("POST /api/v1/cashin", s.handleCashin)
+	}
+	if opts.AskEverseed != nil {
+		mux.HandleFunc("POST /api/v1/published/{infohash}/everseed", s.handleEverseed)
 	}
 	if opts.RemoveFeed != nil {
 		mux.HandleFunc("DELETE /api/v1/feeds/{name}", func(w http.ResponseWriter, r *http.Request) {

@@ -194,6 +194,7 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (_ *App, err err
 		Publishing: a.Publishing,
 		Help:       a.Help,
 		Cashin:     a.Cashin,
+		AskEverseed: a.AskEverseed,
 		Friends:    friendsAPI{a},
 		Registry:   a.reg,
 		Logger:     log.With("component", "api"),

@@ -32,6 +32,7 @@ type friendsPart struct {
 	gossip *friends.Gossip
 	svc    *friendsvc.Service
 	srv    *friends.Server
+	dial   func(ctx context.Context, friend ed25519.PublicKey) (ledger.Caller, error)
 	ln     net.Listener
 	seen   *lastSeen // for the API (friends_api.go)
 }
@@ -84,7 +85,9 @@ func (a *App) startFriends() (*friendsPart, error) {
 		},
 		Logger: log,
 	})
-	p.srv = &friends.Server{ID: p.id, Book: p.book, Handler: seenHandler{p.svc, p.seen}, Log: log}
+	p.dial = p.svc.Dial
+	ev := &friendsvc.Everseeder{Ledger: p.ledger, Keeper: a, Budget: int64(fc.EverseedBudget), Log: log}
+	p.srv = &friends.Server{ID: p.id, Book: p.book, Handler: friendsvc.WithEverseed(seenHandler{p.svc, p.seen}, ev), Log: log}
 	if p.ln, err = net.Listen("tcp", string(fc.Listen)); err != nil {
 		return nil, fmt.Errorf("friends.listen %s: %w", fc.Listen, err)
 	}

@@ -42,6 +42,7 @@ type publisher struct {
 	mu    sync.Mutex
 	seeds map[metainfo.Hash]*everseed
 	jobs  map[*publishJob]struct{} // publishes hashing now
+	kept  map[metainfo.Hash]*keptSeed // friends' torrents (publish_friend.go)
 }
 
 // publishJob is one Publish hashing its path.
@@ -71,7 +72,7 @@ func (a *App) startPublish() error {
 		return err
 	}
 	p := &publisher{reg: reg, log: a.log.With("component", "publish"), scratch: filepath.Join(dir, "scratch"),
-		seeds: map[metainfo.Hash]*everseed{}, jobs: map[*publishJob]struct{}{}}
+		seeds: map[metainfo.Hash]*everseed{}, jobs: map[*publishJob]struct{}{}, kept: map[metainfo.Hash]*keptSeed{}}
 	if err := os.MkdirAll(p.scratch, 0o755); err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
@@ -80,6 +81,7 @@ func (a *App) startPublish() error {
 	for _, rec := range reg.List() {
 		a.seed(rec)
 	}
+	a.resumeKept()
 	if l := a.cfg.Publish.Listen; l != "" {
 		if p.ln, err = net.Listen("tcp", l); err != nil {
 			return fmt.Errorf("publish.listen: %w", err)
@@ -152,7 +154,7 @@ func (p *publisher) serving(ih metainfo.Hash) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.seeds[ih]
-	return s != nil && s.t != nil
+	return s != nil && s.t != nil || p.keptServing(ih)
 }
 
 func keyOf(rec publish.Record) metainfo.Hash {
@@ -251,6 +253,7 @@ func (a *App) stopAll() {
 			dones = append(dones, s.done)
 		}
 	}
+	dones = append(dones, a.stopKept()...)
 	a.pub.mu.Unlock()
 	deadline := time.After(StopTimeout / 2)
 	for _, d := range dones {
@@ -441,7 +444,41 @@ func (a *App) published(rec publish.Record) api.Published {
 		}
 		p.Verified = st.Verified()
 	}
+	a.trackerFigures(rec, &p)
 	return p
+}
+
+// trackerFigures fills in the swarm's figures from the embedded tracker's
+// scrape when it tracks the torrent: a hybrid's swarm is announced under
+// its v1 infohash and, by v2 clients, under the truncated v2 one; the
+// larger of the two counts is taken, since a hybrid client that announces
+// both would be counted twice by a sum.
+func (a *App) trackerFigures(rec publish.Record, p *api.Published) {
+	if a.tracker == nil {
+		return
+	}
+	var hashes []metainfo.Hash
+	for _, hx := range []string{rec.InfoHash, rec.InfoHashV2} {
+		if len(hx) >= 40 {
+			var ih metainfo.Hash
+			if err := ih.FromHexString(hx[:40]); err == nil {
+				hashes = append(hashes, ih)
+			}
+		}
+	}
+	for _, ih := range hashes {
+		sc, ok := a.tracker.Scrape(ih)
+		if !ok {
+			continue
+		}
+		if !p.Tracked {
+			p.Seeds, p.Downloaders = 0, 0
+		}
+		p.Tracked = true
+		p.Seeds = max(p.Seeds, int(sc.Seeds))
+		p.Downloaders = max(p.Downloaders, int(sc.Leechers))
+		p.Completed = max(p.Completed, int64(min(sc.Downloaded, 1<<62)))
+	}
 }
 
 // dialableAddr replaces an unspecified host by loopback.

@@ -60,8 +60,9 @@ func sameFiles(t *testing.T, who, src, dst string) {
 // one daemon is downloaded from its everseed alone, through the embedded
 // tracker and the hosted .torrent, by libtorrent, Transmission 3 and
 // aria2, every file verifying; a
-// second daemon subscribed to the first's /feed.xml with its autopilot
-// joins the swarm and repeats it.
+// second daemon subscribed to the first's /feed.xml (AddFeed, what
+// `btslave feeds add URL` calls) with its autopilot joins the swarm and
+// repeats it: it fetches pieces and serves them to the downloaders.
 //
 // libtorrent downloads the hybrid (v1+v2) torrent of the directory (see
 // wire.PieceLengths for what that takes); aria2 and Transmission the v1
@@ -115,18 +116,26 @@ func TestInterop_PublishEverseed(t *testing.T) {
 
 	wctx, cancel := context.WithTimeout(ctx, 45*time.Second)
 	defer cancel()
-	joined := make(chan bool, 1)
+	// What the second daemon did in the publisher's swarms, polled until
+	// the downloads end: joined, and the most it fetched and served.
+	type repeated struct {
+		joined     bool
+		down, up   int64
+		swarm, how string
+	}
+	seen := make(chan repeated, 1)
 	go func() {
+		var r repeated
+		defer func() { seen <- r }()
 		for wctx.Err() == nil {
 			for _, sw := range b.Status(ctx).Torrents {
 				if sw.InfoHash == hybrid.InfoHash || sw.InfoHash == v1.InfoHash {
-					joined <- true
-					return
+					r.joined, r.swarm, r.how = true, sw.InfoHash, sw.Origin
+					r.down, r.up = max(r.down, sw.BytesDownloaded), max(r.up, sw.BytesUploaded)
 				}
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		joined <- false
 	}()
 	if err := ar.WaitDone(wctx); err != nil {
 		t.Fatalf("aria2: %v; published: %+v", err, a.Published(ctx))
@@ -146,7 +155,14 @@ func TestInterop_PublishEverseed(t *testing.T) {
 			t.Errorf("%s %s: seeding %v, served %d of %d, %d pieces verified", p.Version, p.InfoHash, p.Seeding, p.BytesServed, p.Size, p.Verified)
 		}
 	}
-	if !<-joined {
+	cancel()
+	r := <-seen
+	switch {
+	case !r.joined:
 		t.Errorf("the daemon following the feed never joined the swarm; its ranking: %+v", b.Ranking(ctx))
+	case r.how != "auto" || r.down == 0 || r.up == 0:
+		t.Errorf("the daemon following the feed joined %s (origin %q) but repeated nothing: fetched %d B, served %d B", r.swarm, r.how, r.down, r.up)
+	default:
+		t.Logf("the daemon following the feed repeated %s: fetched %d B from the swarm, served %d B", r.swarm, r.down, r.up)
 	}
 }
