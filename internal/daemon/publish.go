@@ -41,7 +41,7 @@ type publisher struct {
 
 	mu    sync.Mutex
 	seeds map[metainfo.Hash]*everseed
-	jobs  map[*publishJob]struct{} // publishes hashing now
+	jobs  map[*publishJob]struct{}    // publishes hashing now
 	kept  map[metainfo.Hash]*keptSeed // friends' torrents (publish_friend.go)
 }
 
