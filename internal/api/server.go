@@ -53,6 +53,9 @@ type ServerOptions struct {
 
 	// Cashin asks friends to help our master (nil: [friends] is off).
 	Cashin func(ctx context.Context, req CashinRequest) (CashinReply, error)
+
+	// Mounts serves /api/v1/mounts (mount.go); nil: no mounts.
+	Mounts Mounter
 }
 
 // Server is the local API server.
@@ -110,6 +113,7 @@ func Listen(opts ServerOptions) (*Server, error) {
 		})
 	}
 	s.publishRoutes(mux)
+	s.mountRoutes(mux)
 	if opts.Help != nil {
 		mux.HandleFunc("POST /api/v1/master/help", s.handleHelp)
 	}

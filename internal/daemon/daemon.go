@@ -69,6 +69,7 @@ type App struct {
 	auto    *autopilot       // nil when the autopilot is off
 	master  masterParts      // helpers of masters (master.go)
 	friends *friendsPart     // nil when [friends] is off
+	mounts  mountSet         // btfs mounts (mount.go)
 	bg      sync.WaitGroup   // feeds and autopilot loops
 
 	// joinMu serialises joins, so that the owner's join that makes room
@@ -192,6 +193,7 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (_ *App, err err
 		Unpublish:  a.Unpublish,
 		Help:       a.Help,
 		Cashin:     a.Cashin,
+		Mounts:     a,
 		Registry:   a.reg,
 		Logger:     log.With("component", "api"),
 	})
@@ -199,6 +201,7 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (_ *App, err err
 		return nil, err
 	}
 	a.rejoin()
+	a.remount()
 	if err := api.WriteFileAtomic(filepath.Join(cfg.DataDir, api.AddrFile), []byte(a.api.Addr().String()+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("write API address: %w", err)
 	}
@@ -339,6 +342,7 @@ func (a *App) close() {
 		if a.friends != nil {
 			a.friends.ln.Close() // Serve closed it already if it ran
 		}
+		a.unmountAll() // before the swarms go: reads in flight fail now
 		if a.rep != nil {
 			a.rep.Close() // leaves swarms, stops the client, flushes the cache
 		}
