@@ -61,7 +61,7 @@ func TestInteropTransmissionSeed(t *testing.T) {
 	}
 	sw.SetPartialSeed(false) // a reader downloads, as the daemon's mounts do
 	peak := watchBudget(r)
-	m := mount(t, sw, btfs.Options{MaxReadahead: budget / 8, ReadTimeout: 60 * time.Second})
+	m := mount(t, sw, btfs.Options{MaxReadahead: budget / 4, ReadTimeout: 60 * time.Second})
 	// Transmission never dials loopback peers: we dial it.
 	sw.AddPeers([]torrent.PeerInfo{{Addr: &net.TCPAddr{IP: seed.Addr.AsSlice(), Port: seed.PeerPort}, Trusted: true}})
 
