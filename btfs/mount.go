@@ -160,6 +160,11 @@ func (m *Mount) Unmount() error {
 	return m.err
 }
 
+// LazyUnmount detaches the mount on dir at once (fusermount3 -u -z),
+// whoever serves it: the way to end a foreground mount from outside, or a
+// dead one.
+func LazyUnmount(dir string) error { return lazyUnmount(dir) }
+
 // lazyUnmount detaches the mount on dir now; the kernel ends it when its
 // last open file is closed.
 func lazyUnmount(dir string) error {
@@ -177,18 +182,30 @@ func fusermount() string {
 	return "fusermount"
 }
 
-// CleanStale unmounts (lazily) a dead FUSE mount on dir: one whose server
-// is gone, so that every access fails with ENOTCONN, as a crashed daemon
-// leaves it. A live mount is left alone. It reports whether it cleaned.
+// CleanStale unmounts (lazily) every dead FUSE mount on dir: one whose
+// server is gone, as a crashed daemon leaves it, so that every request
+// fails with ENOTCONN. It asks with statfs, which the kernel always sends
+// to the server (a stat may be answered from the attribute cache). A live
+// mount is left alone. It reports whether it cleaned.
 func CleanStale(dir string) (bool, error) {
-	_, err := os.Stat(dir)
-	if err == nil || !(errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED)) {
-		return false, nil
+	cleaned := false
+	for range 8 { // dead mounts may be stacked
+		if !isMountPoint(dir) || !IsDead(dir) {
+			return cleaned, nil
+		}
+		if err := lazyUnmount(dir); err != nil {
+			return cleaned, fmt.Errorf("clean dead mount: %w", err)
+		}
+		cleaned = true
 	}
-	if err := lazyUnmount(dir); err != nil {
-		return false, fmt.Errorf("clean dead mount: %w", err)
-	}
-	return true, nil
+	return cleaned, nil
+}
+
+// IsDead reports whether dir is a FUSE mount whose server is gone.
+func IsDead(dir string) bool {
+	var st syscall.Statfs_t
+	err := syscall.Statfs(dir, &st)
+	return errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED)
 }
 
 // IsMounted reports whether dir is a mount point in /proc/self/mountinfo.

@@ -40,6 +40,7 @@ type Config struct {
 	API      API      `toml:"api"`
 	Tracker  Tracker  `toml:"tracker"`
 	Publish  Publish  `toml:"publish"`
+	Mount    Mount    `toml:"mount"`
 
 	// File is the path the configuration was read from, "" when it is the
 	// embedded defaults alone.
@@ -445,6 +446,7 @@ func (c *Config) prepare() Errors {
 	}
 	c.prepareMaster(bad)
 	c.prepareFriends(bad)
+	c.prepareMount(bad)
 
 	if c.API.Listen == "" {
 		bad("api.listen", "must be set, e.g. \"127.0.0.1:7979\"")

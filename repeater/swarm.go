@@ -246,7 +246,12 @@ func (s *Swarm) judge(d demand, held map[int]bool) {
 	for len(s.samples) > 1 && now.Sub(s.samples[0].at) > keep {
 		s.samples = s.samples[1:]
 	}
-	reason, quiet := judgeSwarm(s.r.policy, s.keep, s.joined, s.samples)
+	// A local reader (a btfs mount) is demand of its own: no rule leaves
+	// or quiets a swarm while one reads it.
+	reason, quiet := "", ""
+	if s.Readers() == 0 {
+		reason, quiet = judgeSwarm(s.r.policy, s.keep, s.joined, s.samples)
+	}
 	if reason != "" {
 		s.leaving = true
 	}

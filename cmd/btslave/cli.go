@@ -135,7 +135,7 @@ func rootCommand() *command {
 		long: `btslave joins BitTorrent swarms that need help as an upload-only partial
 seed with a bounded piece cache, helps its owner's own client download, and
 trades help with friends.`,
-		subs: []*command{demoCommand(), webCommand(), runCommand(), repeatCommand(), leaveCommand(), helpMasterCommand(), statusCommand(), swarmsCommand(), feedsCommand(), trackerCommand(), publishCommand(), publishedCommand(), unpublishCommand(), everseedCommand(), friendsCommand(), ledgerCommand(), cashinCommand(), configCommand(), versionCommand()},
+		subs: []*command{demoCommand(), webCommand(), runCommand(), repeatCommand(), leaveCommand(), helpMasterCommand(), statusCommand(), swarmsCommand(), feedsCommand(), trackerCommand(), publishCommand(), publishedCommand(), unpublishCommand(), everseedCommand(), mountCommand(), umountCommand(), friendsCommand(), ledgerCommand(), cashinCommand(), configCommand(), versionCommand()},
 	}
 }
 

@@ -34,8 +34,13 @@ func TestMain(m *testing.M) {
 // run runs the CLI in-process.
 func run(t *testing.T, getenv map[string]string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return runCtx(context.Background(), getenv, args...)
+}
+
+// runCtx runs the CLI in-process until ctx ends.
+func runCtx(ctx context.Context, getenv map[string]string, args ...string) (code int, stdout, stderr string) {
 	var o, e bytes.Buffer
-	code = Main(context.Background(), args, env{stdout: &o, stderr: &e, getenv: func(k string) string { return getenv[k] }})
+	code = Main(ctx, args, env{stdout: &o, stderr: &e, getenv: func(k string) string { return getenv[k] }})
 	return code, o.String(), e.String()
 }
 

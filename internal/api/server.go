@@ -70,6 +70,8 @@ type ServerOptions struct {
 	// AskEverseed asks a friend to be a second everseed of a published
 	// torrent (publish_friend.go in the daemon).
 	AskEverseed func(ctx context.Context, ih, friend string) (EverseedReply, error)
+	// Mounts serves /api/v1/mounts (mount.go); nil: no mounts.
+	Mounts Mounter
 }
 
 // Server is the local API server.
@@ -140,6 +142,7 @@ func Listen(opts ServerOptions) (*Server, error) {
 	}
 	s.publishRoutes(mux)
 	s.friendsRoutes(mux)
+	s.mountRoutes(mux)
 	if opts.Help != nil {
 		mux.HandleFunc("POST /api/v1/master/help", s.handleHelp)
 	}

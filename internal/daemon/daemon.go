@@ -69,6 +69,7 @@ type App struct {
 	auto    *autopilot       // nil when the autopilot is off
 	master  masterParts      // helpers of masters (master.go)
 	friends *friendsPart     // nil when [friends] is off
+	mounts  mountSet         // btfs mounts (mount.go)
 	bg      sync.WaitGroup   // feeds and autopilot loops
 
 	// joinMu serialises joins, so that the owner's join that makes room
@@ -195,6 +196,7 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (_ *App, err err
 		Help:        a.Help,
 		Cashin:      a.Cashin,
 		AskEverseed: a.AskEverseed,
+		Mounts:      a,
 		Friends:     friendsAPI{a},
 		Registry:    a.reg,
 		Logger:      log.With("component", "api"),
@@ -203,6 +205,7 @@ func newApp(cfg *config.Config, log *slog.Logger, o appOptions) (_ *App, err err
 		return nil, err
 	}
 	a.rejoin()
+	a.remount()
 	if err := api.WriteFileAtomic(filepath.Join(cfg.DataDir, api.AddrFile), []byte(a.api.Addr().String()+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("write API address: %w", err)
 	}
@@ -343,6 +346,7 @@ func (a *App) close() {
 		if a.friends != nil {
 			a.friends.ln.Close() // Serve closed it already if it ran
 		}
+		a.unmountAll() // before the swarms go: reads in flight fail now
 		if a.rep != nil {
 			a.rep.Close() // leaves swarms, stops the client, flushes the cache
 		}

@@ -110,6 +110,7 @@ type peerState struct {
 	rejected        int64 // of those, answered with REJECT
 	donthaves       int64
 	havesSent       int64
+	havesKept       int64 // our HAVEs not sent to a seed
 	requestsOut     int64 // REQUESTs we sent
 	piecesIn        int64 // PIECEs received
 	rejectsIn       int64 // REJECTs received
@@ -903,6 +904,7 @@ type writer struct {
 	piece    bool
 	small    [32]byte // capture space for small messages (REQUEST, HAVE)
 	pieceHdr int      // PIECE header bytes still to pass before the block
+	skip     int      // bytes of a dropped message still to drop (HAVE to a seed)
 	padding  int      // zeros to send after the current PIECE (padPiece)
 	// dirty is set when this write's output differs from its input (bytes
 	// held from or to another write, rewritten or injected).
@@ -987,6 +989,11 @@ func (c *Conn) writeLocked(p []byte) (int, error) {
 				c.heldExtHandshake(w.hold)
 				w.hold = nil
 			}
+			w.dirty = true
+		case w.skip > 0:
+			k := min(w.skip, len(rest))
+			w.skip -= k
+			i += k
 			w.dirty = true
 		case w.pass > 0:
 			k := min(w.pass, len(rest))
@@ -1142,6 +1149,19 @@ func (c *Conn) decideOutbound(hdr []byte) {
 	case msgChoke, msgUnchoke, msgInterested, msgNotInterested, msgHaveAll, msgHaveNone:
 		c.onOurMessage(id, nil)
 	case msgHave, msgBitfield, msgRequest:
+		if id == msgHave && total == 9 && c.peerIsSeed() {
+			// A seed needs no HAVE, and one that has counted a HAVE for
+			// every piece (pieces we evicted and fetched again included:
+			// it ignores lt_donthave or lacks it) takes us for a seed,
+			// drops us as seed-to-seed and, for Transmission, refuses the
+			// address until restarted.
+			w.skip = total - len(hdr)
+			w.dirty = true
+			c.mu.Lock()
+			c.st.havesKept++
+			c.mu.Unlock()
+			return
+		}
 		w.capture, w.capID = append(captureBuf(w.small[:0], total), hdr...), id
 	case msgPiece:
 		w.piece = true
@@ -1161,6 +1181,18 @@ func (c *Conn) decideOutbound(hdr []byte) {
 	if w.pass == 0 && w.padding > 0 {
 		w.endPadding()
 	}
+}
+
+// peerIsSeed reports whether the peer has every piece (HAVE ALL, or a
+// bitfield and HAVEs covering the torrent).
+func (c *Conn) peerIsSeed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.st.haveAll {
+		return true
+	}
+	n := c.layer.pieces.NumPieces(c.st.infoHash)
+	return n > 0 && c.st.have.Count() >= n
 }
 
 // endPadding sends the zeros padPiece added after a PIECE's block.

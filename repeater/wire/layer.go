@@ -220,7 +220,7 @@ func (l *Layer) PieceAvailable(ih metainfo.Hash, piece int) {
 		c.mu.Lock()
 		// Only once the library has sent its own bitfield: before that, a
 		// HAVE would come before BITFIELD, which peers reject.
-		send := c.begun.Load() && c.st.announced.Has(piece) && !c.st.advertised.Has(piece)
+		send := c.begun.Load() && c.st.announced.Has(piece) && !c.st.advertised.Has(piece) && !c.st.haveAll
 		if send {
 			c.st.advW().Set(piece)
 			c.st.havesSent++
@@ -278,6 +278,7 @@ type PeerState struct {
 	Rejected       int64
 	Donthaves      int64
 	HavesInjected  int64
+	HavesKept      int64 // our HAVEs not sent, as the peer is a seed
 	RequestsOut    int64 // REQUESTs we sent
 	PiecesIn       int64 // PIECEs received
 	RejectsIn      int64 // REJECTs received
@@ -305,7 +306,7 @@ func (c *Conn) State() PeerState {
 		PeerChoking: s.peerChoking, PeerInterested: s.peerInterest,
 		AmChoking: s.amChoking, AmInterested: s.amInterested, PartialSeed: s.partialSeed,
 		BytesUp: s.bytesUp, BytesDown: s.bytesDown,
-		Dropped: s.dropped, Rejected: s.rejected, Donthaves: s.donthaves, HavesInjected: s.havesSent,
+		Dropped: s.dropped, Rejected: s.rejected, Donthaves: s.donthaves, HavesInjected: s.havesSent, HavesKept: s.havesKept,
 		RequestsOut: s.requestsOut, PiecesIn: s.piecesIn, RejectsIn: s.rejectsIn, ChokesIn: s.chokesIn,
 		TimedOut: s.timedOut, Outstanding: len(s.outstanding),
 		Compress: c.zs.state(),
