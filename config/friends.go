@@ -22,6 +22,9 @@ func (c *Config) prepareFriends(bad func(key, format string, args ...any)) {
 	} else if f.StarterCredit > f.CreditLimit && f.CreditLimit >= 0 {
 		bad("friends.starter_credit", "%v is above credit_limit %v", f.StarterCredit, f.CreditLimit)
 	}
+	if !(f.StarvedRatio >= 1 && f.StarvedRatio <= 1e6) {
+		bad("friends.starved_ratio", "%v must be between 1 and 1e6 downloaders per seed", f.StarvedRatio)
+	}
 	if time.Duration(f.InviteTTL) < time.Minute || time.Duration(f.InviteTTL) > 365*24*time.Hour {
 		bad("friends.invite_ttl", "must be between 1m and 8760h")
 	}

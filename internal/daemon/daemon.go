@@ -286,7 +286,9 @@ func (a *App) Run(ctx context.Context) error {
 	a.bg.Go(func() { a.runPublish(ctx) })
 	a.runMaster(ctx)
 	if a.friends != nil {
-		a.bg.Go(func() { a.friends.run(ctx, a.log) })
+		a.bg.Go(func() {
+			a.friends.run(ctx, a.log, func() int64 { cs := a.client.Stats(); return cs.BytesWrittenData.Int64() })
+		})
 	}
 	if a.tracker != nil {
 		a.bg.Go(func() {

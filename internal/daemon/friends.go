@@ -15,7 +15,6 @@ import (
 	"github.com/btslave/btslave/friends"
 	"github.com/btslave/btslave/internal/api"
 	"github.com/btslave/btslave/internal/friendsvc"
-	"github.com/btslave/btslave/internal/rank"
 	"github.com/btslave/btslave/ledger"
 )
 
@@ -33,6 +32,9 @@ type friendsPart struct {
 	svc    *friendsvc.Service
 	srv    *friends.Server
 	ln     net.Listener
+	meter  *friendsvc.MasterMeter
+	up     upMeter
+	auto   autoCashins
 }
 
 // startFriends makes the friends part when [friends] is on: it listens on
@@ -53,11 +55,18 @@ func (a *App) startFriends() (*friendsPart, error) {
 	if p.ledger, err = ledger.Open(a.db.DB, ledger.Options{Identity: p.id, IsFriend: p.book.IsFriend, Logger: log}); err != nil {
 		return nil, err
 	}
+	var read friendsvc.Received
+	if a.master.counter != nil {
+		read = a.master.counter.Received
+	} else {
+		log.Info("friends: the master has no per-torrent counter ([master] kind); friends' IOUs will be refused")
+	}
+	p.meter = friendsvc.NewMasterMeter(read, log)
 	p.svc = friendsvc.New(friendsvc.Options{
 		Ledger: p.ledger,
 		Gossip: p.gossip,
 		Helper: friendsvc.NewMasterHelper(a.master.friend), // startMaster made it
-		Meter:  masterMeter{},
+		Meter:  p.meter,
 		Limits: a.friendLimits,
 		Dial: func(ctx context.Context, key ed25519.PublicKey) (ledger.Caller, error) {
 			fs, err := p.book.List()
@@ -94,13 +103,21 @@ func (a *App) startFriends() (*friendsPart, error) {
 
 // run serves the direct channel and reports delivered bytes until ctx
 // ends.
-func (p *friendsPart) run(ctx context.Context, log interface{ Warn(string, ...any) }) {
+// uploaded, if set, is the client's uploaded payload, sampled for the
+// upload limit check.
+func (p *friendsPart) run(ctx context.Context, log interface{ Warn(string, ...any) }, uploaded func() int64) {
 	done := make(chan error, 1)
 	go func() { done <- p.srv.Serve(ctx, p.ln) }()
 	t := time.NewTicker(reportEvery)
 	defer t.Stop()
+	up := time.NewTicker(5 * time.Second)
+	defer up.Stop()
 	for {
 		select {
+		case now := <-up.C:
+			if uploaded != nil {
+				p.up.sample(now, uploaded())
+			}
 		case <-ctx.Done():
 			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 				log.Warn("friends channel stopped", "err", err)
@@ -113,30 +130,6 @@ func (p *friendsPart) run(ctx context.Context, log interface{ Warn(string, ...an
 		}
 	}
 }
-
-// friendLimits is what the owner allows a friend's request: max_swarms
-// (a swarm the autopilot chose may make room) and the owner's filters
-// (none yet for friends' torrents beyond the caps).
-func (a *App) friendLimits(string, int64) ledger.Limits {
-	fc := a.cfg.Friends
-	l := ledger.Limits{CreditLimit: int64(fc.CreditLimit), StarterCredit: int64(fc.StarterCredit),
-		MaxSwarms: a.cfg.Repeater.MaxSwarms, CacheFree: -1}
-	for _, s := range a.rep.Swarms() {
-		l.Swarms++
-		if a.origin(s.InfoHash()).origin == rank.OriginAuto {
-			l.FreeSwarms++
-		}
-	}
-	return l
-}
-
-// masterMeter bounds what a friend may claim it delivered to our master.
-// The per-peer figures come from the master adapter (#10); until the
-// daemon has them it allows nothing, so IOU proposals are refused and
-// logged rather than countersigned blind.
-type masterMeter struct{}
-
-func (masterMeter) Saw(ed25519.PublicKey, string) uint64 { return 0 }
 
 // Cashin is POST /api/v1/cashin: ask friends, best balance first, to help
 // our master with a torrent.
@@ -177,6 +170,12 @@ func (a *App) MasterStarved(ctx context.Context, infoHash, magnet string, torren
 	if a.friends == nil || !a.cfg.Friends.AutoCashin {
 		return "", errors.New("auto_cashin is off")
 	}
-	rep, err := a.Cashin(ctx, api.CashinRequest{InfoHash: infoHash, Magnet: magnet, Torrent: torrent})
+	return a.cashinFor(ctx, infoHash, magnet, torrent, "")
+}
+
+// cashinFor cashes in for our master at masterAddr ("": [master]
+// peer_address).
+func (a *App) cashinFor(ctx context.Context, infoHash, magnet string, torrent []byte, masterAddr string) (string, error) {
+	rep, err := a.Cashin(ctx, api.CashinRequest{InfoHash: infoHash, Magnet: magnet, Torrent: torrent, Master: masterAddr})
 	return rep.Friend, err
 }
