@@ -7,6 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/anacrolix/torrent/metainfo"
+
+	"github.com/btslave/btslave/cache"
 	"github.com/btslave/btslave/internal/rank"
 	"github.com/btslave/btslave/ledger"
 )
@@ -19,15 +22,16 @@ func (a *App) friendLimits(r ledger.Request) ledger.Limits {
 	fc := a.cfg.Friends
 	l := ledger.Limits{CreditLimit: int64(fc.CreditLimit), StarterCredit: int64(fc.StarterCredit),
 		MaxSwarms: a.cfg.Repeater.MaxSwarms, CacheFree: -1}
+	auto := map[metainfo.Hash]bool{}
 	for _, s := range a.rep.Swarms() {
 		l.Swarms++
 		if a.origin(s.InfoHash()).origin == rank.OriginAuto {
 			l.FreeSwarms++
+			auto[s.InfoHash()] = true
 		}
 	}
 	if c := a.rep.Cache(); c != nil {
-		st := c.Stats()
-		l.CacheFree = max(st.Budget-st.Pinned, 0)
+		l.CacheFree = cacheRoom(c.Stats(), func(ih metainfo.Hash) bool { return auto[ih] })
 	}
 	l.SwarmCache = int64(a.cfg.Repeater.SwarmCache)
 	if lim := a.uploadLimit(); lim > 0 && a.friends != nil {
@@ -35,6 +39,20 @@ func (a *App) friendLimits(r ledger.Request) ledger.Limits {
 	}
 	l.Allowed = a.friendFilter
 	return l
+}
+
+// cacheRoom is what a new swarm may take of the cache without pushing out
+// what must stay: pinned pieces, and the pieces of swarms served for our
+// own master, the owner or other friends. Pieces of free repeating
+// swarms (free says which) and idle buffers may make room.
+func cacheRoom(st cache.Stats, free func(metainfo.Hash) bool) int64 {
+	room := st.Budget - st.Pinned
+	for ih, n := range st.Torrents {
+		if !free(ih) {
+			room -= n
+		}
+	}
+	return max(room, 0)
 }
 
 // uploadLimit is the tighter of peer.upload_limit and

@@ -95,7 +95,7 @@ func (s *Service) HelpRequest(ctx context.Context, from ed25519.PublicKey, r fri
 	if busy {
 		return friends.HelpReply{ID: r.ID, Accept: true, Reason: "already helping"}
 	}
-	req, err := describe(from, r)
+	req, err := Describe(from, r)
 	if err != nil {
 		return refuse(err.Error())
 	}
@@ -172,9 +172,9 @@ func (s *Service) Figures(infoHash string) (rank.Figures, bool) {
 	return rank.Figures{Gossip: true, Seeders: g.Seeders, Incomplete: g.Leechers, At: g.Scraped}, true
 }
 
-// describe reads a help request's name and size from its metainfo (which
+// Describe reads a help request's name and size from its metainfo (which
 // must be the torrent's) or magnet link, for the owner's filters and caps.
-func describe(from ed25519.PublicKey, r friends.HelpRequest) (ledger.Request, error) {
+func Describe(from ed25519.PublicKey, r friends.HelpRequest) (ledger.Request, error) {
 	req := ledger.Request{From: from, InfoHash: r.InfoHash}
 	if len(r.Metainfo) > 0 {
 		mi, err := metainfo.Load(bytes.NewReader(r.Metainfo))
