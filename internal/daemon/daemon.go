@@ -410,6 +410,7 @@ func (a *App) Status(context.Context) api.Status {
 	}
 	st.Compression = a.compressionStatus()
 	st.Master = a.masterStatus()
+	st.Friends = a.friendsHelp()
 	return st
 }
 
