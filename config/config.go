@@ -185,6 +185,9 @@ type Friends struct {
 	// trackers scraped them) make auto_cashin call a swarm starved.
 	StarvedRatio float64  `toml:"starved_ratio"`
 	InviteTTL    Duration `toml:"invite_ttl"`
+	// ReportInterval is how often bytes delivered to friends' masters
+	// become IOU proposals.
+	ReportInterval Duration `toml:"report_interval"`
 }
 
 // API configures the local HTTP API.

@@ -16,11 +16,8 @@ import (
 	"github.com/btslave/btslave/internal/api"
 	"github.com/btslave/btslave/internal/friendsvc"
 	"github.com/btslave/btslave/ledger"
+	"github.com/btslave/btslave/master/helper"
 )
-
-// reportEvery is how often bytes delivered to friends' masters become IOU
-// proposals.
-const reportEvery = 30 * time.Second
 
 // friendsPart is the daemon's [friends] side: identity, book, ledger, the
 // direct channel's server and the service that answers on it.
@@ -35,6 +32,9 @@ type friendsPart struct {
 	meter  *friendsvc.MasterMeter
 	up     upMeter
 	auto   autoCashins
+	// reportEvery is how often bytes delivered to friends' masters become
+	// IOU proposals (friends.report_interval).
+	reportEvery time.Duration
 }
 
 // startFriends makes the friends part when [friends] is on: it listens on
@@ -43,7 +43,7 @@ type friendsPart struct {
 // autopilot exist, before the first peer connection.
 func (a *App) startFriends() (*friendsPart, error) {
 	fc := a.cfg.Friends
-	p := &friendsPart{gossip: &friends.Gossip{}}
+	p := &friendsPart{gossip: &friends.Gossip{}, reportEvery: fc.ReportInterval.Std()}
 	var err error
 	if p.id, err = friends.LoadIdentity(a.cfg.DataDir); err != nil {
 		return nil, err
@@ -56,8 +56,13 @@ func (a *App) startFriends() (*friendsPart, error) {
 		return nil, err
 	}
 	var read friendsvc.Received
-	if a.master.counter != nil {
-		read = a.master.counter.Received
+	if c := a.master.counter; c != nil {
+		// What our own daemon sent our master is not the friends' to
+		// claim: the pool is the master's counter less it.
+		read = func(ctx context.Context, ih string) (int64, error) {
+			n, err := c.Received(ctx, ih)
+			return max(n-a.ownToMaster(ih), 0), err
+		}
 	} else {
 		log.Info("friends: the master has no per-torrent counter ([master] kind); friends' IOUs will be refused")
 	}
@@ -101,6 +106,23 @@ func (a *App) startFriends() (*friendsPart, error) {
 	return p, nil
 }
 
+// ownToMaster is what this daemon's own helpers ([master] and
+// help-master) sent our master for a torrent.
+func (a *App) ownToMaster(ih string) int64 {
+	var n int64
+	for _, h := range []*helper.Helper{a.master.owner, a.master.cli} {
+		if h == nil {
+			continue
+		}
+		for _, st := range h.Stats() {
+			if strings.EqualFold(st.InfoHash, ih) {
+				n += st.ToMaster
+			}
+		}
+	}
+	return n
+}
+
 // run serves the direct channel and reports delivered bytes until ctx
 // ends.
 // uploaded, if set, is the client's uploaded payload, sampled for the
@@ -108,7 +130,7 @@ func (a *App) startFriends() (*friendsPart, error) {
 func (p *friendsPart) run(ctx context.Context, log interface{ Warn(string, ...any) }, uploaded func() int64) {
 	done := make(chan error, 1)
 	go func() { done <- p.srv.Serve(ctx, p.ln) }()
-	t := time.NewTicker(reportEvery)
+	t := time.NewTicker(p.reportEvery)
 	defer t.Stop()
 	up := time.NewTicker(5 * time.Second)
 	defer up.Stop()
