@@ -168,6 +168,11 @@ func (a *App) Cashin(ctx context.Context, req api.CashinRequest) (api.CashinRepl
 	}
 	hr := friends.HelpRequest{InfoHash: strings.ToLower(req.InfoHash), Magnet: req.Magnet, Metainfo: req.Torrent, Master: master}
 	if hr.Magnet == "" && len(hr.Metainfo) == 0 {
+		// Our master has it: its .torrent or magnet link (with its
+		// trackers) lets the friend find the swarm, not only our master.
+		hr.Metainfo, hr.Magnet = a.masterTorrent(hr.InfoHash)
+	}
+	if hr.Magnet == "" && len(hr.Metainfo) == 0 {
 		hr.Magnet = "magnet:?xt=urn:btih:" + hr.InfoHash
 	}
 	fs, err := a.friends.book.List()
@@ -182,6 +187,23 @@ func (a *App) Cashin(ctx context.Context, req api.CashinRequest) (api.CashinRepl
 		return api.CashinReply{}, err
 	}
 	return api.CashinReply{Friend: id.String()}, nil
+}
+
+// masterTorrent is our master's .torrent (if it gave one) and magnet
+// link for a torrent it downloads, as of the watcher's last poll.
+func (a *App) masterTorrent(ih string) (meta []byte, magnet string) {
+	if a.master.watch == nil {
+		return nil, ""
+	}
+	for _, t := range a.master.watch.State().Torrents {
+		if strings.EqualFold(t.InfoHash, ih) {
+			if len(t.MetaInfo) > 0 && len(t.MetaInfo) <= friends.MaxFrame/2 { // base64 in a frame
+				return t.MetaInfo, ""
+			}
+			return nil, t.Magnet
+		}
+	}
+	return nil, ""
 }
 
 // MasterStarved is the auto_cashin hook for #10's master watcher: call it

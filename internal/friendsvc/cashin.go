@@ -59,13 +59,14 @@ func (s *Service) report(ctx context.Context, ih string, j *job, delta int64) er
 	if cl, ok := c.(interface{ Close() error }); ok {
 		defer cl.Close()
 	}
-	_, granted, err := s.o.Ledger.Report(ctx, c, j.friend, ih, uint64(delta))
+	u, granted, err := s.o.Ledger.Report(ctx, c, j.friend, ih, uint64(delta))
 	s.mu.Lock()
 	j.reported += int64(granted)
 	s.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("report %s: %w", ih, err)
 	}
+	s.log.Info("IOU countersigned", "friend", friends.NewID(j.friend), "info_hash", ih, "seq", u.Seq, "total", u.Total, "granted", granted, "claimed", delta)
 	return nil
 }
 

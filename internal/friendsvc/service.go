@@ -90,9 +90,9 @@ func (s *Service) HelpRequest(ctx context.Context, from ed25519.PublicKey, r fri
 		return refuse(fmt.Sprintf("master %q is not an ip:port", r.Master))
 	}
 	s.mu.Lock()
-	_, busy := s.helping[r.InfoHash]
+	busy, helping := s.helping[r.InfoHash]
 	s.mu.Unlock()
-	if busy {
+	if helping && busy.friend.Equal(from) {
 		return friends.HelpReply{ID: r.ID, Accept: true, Reason: "already helping"}
 	}
 	req, err := Describe(from, r)
@@ -105,6 +105,10 @@ func (s *Service) HelpRequest(ctx context.Context, from ed25519.PublicKey, r fri
 	}
 	if !d.Accept {
 		return refuse(d.Reason)
+	}
+	if helping {
+		// One master per swarm: the helper machinery serves one.
+		return refuse("already helping another friend's master with this torrent")
 	}
 	if err := s.o.Helper.Help(context.WithoutCancel(ctx), r, master); err != nil {
 		return refuse("cannot help: " + err.Error())
