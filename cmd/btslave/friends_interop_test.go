@@ -328,3 +328,47 @@ func friendsAddr(t *testing.T, l *friendsLab, n string) string {
 	t.Fatal("no friends.listen")
 	return ""
 }
+
+// TestFriendsBench (FRIENDS_BENCH=1, bench/run.sh friends) prints how much
+// sooner A's master finishes the seed-starved torrent with B's help than
+// with A's own capped helper alone, and each side's ledger afterwards.
+func TestFriendsBench(t *testing.T) {
+	if os.Getenv("FRIENDS_BENCH") == "" {
+		t.Skip("FRIENDS_BENCH=1 runs it (bench/run.sh friends)")
+	}
+	run := func(cashin bool) (time.Duration, string) {
+		l := startFriendsLab(t, friendsOwnUp)
+		l.invite("a", "b")
+		l.invite("b", "a")
+		for _, n := range []string{"a", "b"} {
+			l.nodes[n].proc = startDaemon(t, l.nodes[n].cfg, l.nodes[n].data)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		defer cancel()
+		took := l.download(ctx, "a", "x", func() {
+			if !cashin {
+				return
+			}
+			if code, _, errOut := l.cli("a", "cashin", l.hash["x"], "--master", l.nodes["a"].masterAddr(), "--torrent", l.torrent["x"]); code != 0 {
+				t.Fatalf("cashin: %s", errOut)
+			}
+		})
+		time.Sleep(5 * time.Second)
+		l.stop()
+		var b strings.Builder
+		for _, n := range []string{"a", "b"} {
+			_, out, _ := l.cli(n, "ledger")
+			fmt.Fprintf(&b, "  %s's ledger:\n", strings.ToUpper(n))
+			for line := range strings.Lines(out) {
+				b.WriteString("    " + line)
+			}
+		}
+		return took, b.String()
+	}
+	alone, _ := run(false)
+	helped, ledgers := run(true)
+	fmt.Printf("  A's master, %d MiB seed-starved (seed %d KiB/s, A's upload %d KiB/s, B's %d KiB/s): %.1f s alone, %.1f s with B's help: %.1f s sooner (%.0f%% of the time)\n",
+		friendsSize>>20, friendsSeedUp>>10, friendsOwnUp>>10, friendsHelperUp>>10, alone.Seconds(), helped.Seconds(),
+		(alone - helped).Seconds(), 100*helped.Seconds()/alone.Seconds())
+	fmt.Print(ledgers)
+}
