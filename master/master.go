@@ -43,15 +43,14 @@ type Torrent struct {
 	Seeders, Leechers int
 }
 
-// Starved says whether t's swarm has at least ratio downloaders per seed
-// (and at least one downloader besides the master itself counts: a swarm
-// with no seed and any downloader is starved). Unknown figures are not
-// starved.
+// Starved says whether t's swarm has at least ratio downloaders per seed;
+// a swarm with no seed and any downloader is starved. Unknown figures are
+// not starved.
 func (t *Torrent) Starved(ratio float64) bool {
 	if t.Seeders < 0 || t.Leechers <= 0 {
 		return false
 	}
-	return float64(t.Leechers) >= ratio*float64(max(t.Seeders, 1))
+	return t.Seeders == 0 || float64(t.Leechers) >= ratio*float64(t.Seeders)
 }
 
 // HasPiece says whether the master has piece i according to Pieces.
