@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints btslave's benchmark figures next to their references and goals.
-# Usage: bench/run.sh [cache|transfer|rss|scrape|tracker|crowd|matrix|bep56|demo|publish|master|all]
+# Usage: bench/run.sh [cache|transfer|rss|scrape|tracker|crowd|matrix|bep56|demo|publish|master|friends|all]
 # (default all; crowd, issue #4's 20-minute swarm scenario, matrix, issue
 # #9's 40-minute matrix of swarms, and bep56, issue #12's compression
 # figures (about 8 minutes), run real programs and only when named;
@@ -118,6 +118,14 @@ fi
 if [[ $what == publish ]]; then
   # Issue #14's hashing figures, about 4 minutes (bench/publish.sh).
   bench/publish.sh
+fi
+
+if [[ $what == friends ]]; then
+  # Issue #11: A's master with and without a friend's help (real
+  # transmission-daemon masters and seed, opentracker; about 2 minutes).
+  echo "== friends: how much sooner A's master finishes with B's help, and both ledgers =="
+  FRIENDS_BENCH=1 flock /tmp/btslave-bench.lock go test ./cmd/btslave -run '^TestFriendsBench$' -count=1 -timeout 10m -v |
+    grep -E '^  |FAIL|ok' || true
 fi
 
 if [[ $what == master ]]; then

@@ -177,12 +177,18 @@ type Friends struct {
 	Enabled bool `toml:"enabled"`
 	Listen  Addr `toml:"listen"`
 	// Address is what invite codes tell friends to dial; "" means listen.
-	Address       string   `toml:"address"`
-	Accept        string   `toml:"accept"` // ask | auto | never
-	CreditLimit   Size     `toml:"credit_limit"`
-	StarterCredit Size     `toml:"starter_credit"`
-	AutoCashin    bool     `toml:"auto_cashin"`
-	InviteTTL     Duration `toml:"invite_ttl"`
+	Address       string `toml:"address"`
+	Accept        string `toml:"accept"` // ask | auto | never
+	CreditLimit   Size   `toml:"credit_limit"`
+	StarterCredit Size   `toml:"starter_credit"`
+	AutoCashin    bool   `toml:"auto_cashin"`
+	// StarvedRatio is how many downloaders per seed (as the master's
+	// trackers scraped them) make auto_cashin call a swarm starved.
+	StarvedRatio float64  `toml:"starved_ratio"`
+	InviteTTL    Duration `toml:"invite_ttl"`
+	// ReportInterval is how often bytes delivered to friends' masters
+	// become IOU proposals.
+	ReportInterval Duration `toml:"report_interval"`
 	// EverseedBudget is the disk that friends' torrents may take when they
 	// ask us to be a second everseed; 0 refuses every such request.
 	EverseedBudget Size `toml:"everseed_budget"`

@@ -25,6 +25,12 @@ func (c *Config) prepareFriends(bad func(key, format string, args ...any)) {
 	if f.EverseedBudget < 0 {
 		bad("friends.everseed_budget", "must not be negative")
 	}
+	if !(f.StarvedRatio >= 1 && f.StarvedRatio <= 1e6) {
+		bad("friends.starved_ratio", "%v must be between 1 and 1e6 downloaders per seed", f.StarvedRatio)
+	}
+	if time.Duration(f.ReportInterval) < time.Second || time.Duration(f.ReportInterval) > time.Hour {
+		bad("friends.report_interval", "must be between 1s and 1h")
+	}
 	if time.Duration(f.InviteTTL) < time.Minute || time.Duration(f.InviteTTL) > 365*24*time.Hour {
 		bad("friends.invite_ttl", "must be between 1m and 8760h")
 	}

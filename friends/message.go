@@ -104,6 +104,11 @@ type Delivered struct {
 type IOUMsg struct {
 	IOU   []byte `json:"iou"`
 	Stale bool   `json:"stale,omitempty"`
+	// Allow, on a refusal (IOU empty, Stale false), is the most the
+	// sender would countersign now for that swarm: what its master's
+	// counters say arrived and no friend was credited for. The creditor
+	// may propose that instead. 0 says nothing.
+	Allow uint64 `json:"allow,omitempty"`
 }
 
 // Beacon says how many swarms the sender has figures for.

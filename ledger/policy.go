@@ -11,7 +11,8 @@ import (
 type Request struct {
 	From     ed25519.PublicKey // nil: our own master
 	InfoHash string
-	Size     int64 // torrent bytes, 0 if unknown
+	Name     string // the torrent's name, "" if unknown (a bare magnet)
+	Size     int64  // torrent bytes, 0 if unknown
 }
 
 // Limits is what the owner allows and what is in use when a request is
@@ -23,10 +24,12 @@ type Limits struct {
 	MaxSwarms     int   // repeater.max_swarms
 	FreeSwarms    int   // of Swarms, free repeating ones a request may displace
 	CacheFree     int64 // bytes the cache can still take; < 0 means no limit
+	SwarmCache    int64 // the most one swarm holds of the cache; 0 no cap
 	UploadFull    bool  // the upload limit is saturated
-	// Allowed is the owner's filters (feeds include/exclude, master
-	// category); nil allows everything.
-	Allowed func(infoHash string) bool
+	// Allowed is the owner's filters (docs/friends-iou.md, "Help
+	// policy"): nil allows everything; else it says whether the torrent
+	// may be joined and, if not, why.
+	Allowed func(r Request) (ok bool, why string)
 }
 
 // Decision is the answer to a Request, with the reason sent in the help
@@ -46,14 +49,20 @@ func (s *Store) Decide(r Request, l Limits) (Decision, error) {
 	if r.From != nil {
 		who = "friend " + idOf(r.From).Short()
 	}
-	if l.Allowed != nil && !l.Allowed(r.InfoHash) {
-		return Decision{Reason: "the owner's filters exclude " + r.InfoHash}, nil
+	if l.Allowed != nil {
+		if ok, why := l.Allowed(r); !ok {
+			return Decision{Reason: "the owner's filters exclude it: " + why}, nil
+		}
 	}
 	if l.UploadFull {
 		return Decision{Reason: "upload limit reached"}, nil
 	}
-	if l.CacheFree >= 0 && r.Size > l.CacheFree {
-		return Decision{Reason: fmt.Sprintf("torrent of %d bytes > %d bytes free in the cache", r.Size, l.CacheFree)}, nil
+	need := r.Size
+	if l.SwarmCache > 0 {
+		need = min(need, l.SwarmCache)
+	}
+	if l.CacheFree >= 0 && need > l.CacheFree {
+		return Decision{Reason: fmt.Sprintf("torrent of %d bytes needs %d bytes of cache, %d free (not pinned)", r.Size, need, l.CacheFree)}, nil
 	}
 	displace := false
 	if l.Swarms >= l.MaxSwarms {

@@ -31,7 +31,7 @@ func TestDecide(t *testing.T) {
 		{"friend beyond credit", fi.Public(), 0, with(func(l *Limits) { l.CreditLimit = 900 }), false, false, "credit_limit"},
 		{"new friend, starter credit", newi.Public(), 0, base, true, false, "starter_credit"},
 		{"new friend, no starter credit", newi.Public(), 0, with(func(l *Limits) { l.StarterCredit = 0 }), false, false, "starter_credit"},
-		{"filters", nil, 0, with(func(l *Limits) { l.Allowed = func(string) bool { return false } }), false, false, "filters"},
+		{"filters", nil, 0, with(func(l *Limits) { l.Allowed = func(Request) (bool, string) { return false, "excluded" } }), false, false, "filters"},
 		{"max_swarms, none free", nil, 0, with(func(l *Limits) { l.Swarms = 4 }), false, false, "max_swarms"},
 		{"max_swarms, displace free", fi.Public(), 0, with(func(l *Limits) { l.Swarms, l.FreeSwarms = 4, 1 }), true, true, ""},
 		{"cache", nil, 5000, with(func(l *Limits) { l.CacheFree = 4999 }), false, false, "cache"},

@@ -37,6 +37,20 @@ type Torrent struct {
 	// peer list (its BEP 10 client name starts with "btslave"), when the
 	// client gives one: the helpers of one master split its pieces by them.
 	Helpers []netip.Addr
+	// Seeders and Leechers are the swarm's size as the master's trackers
+	// scraped it (the most any tracker said); -1 or 0 when unknown. The
+	// friends' auto_cashin calls a swarm starved by them.
+	Seeders, Leechers int
+}
+
+// Starved says whether t's swarm has at least ratio downloaders per seed;
+// a swarm with no seed and any downloader is starved. Unknown figures are
+// not starved.
+func (t *Torrent) Starved(ratio float64) bool {
+	if t.Seeders < 0 || t.Leechers <= 0 {
+		return false
+	}
+	return t.Seeders == 0 || float64(t.Leechers) >= ratio*float64(t.Seeders)
 }
 
 // HasPiece says whether the master has piece i according to Pieces.
@@ -62,6 +76,14 @@ type Client interface {
 // it too.
 type PeerAdder interface {
 	AddPeers(ctx context.Context, infoHash string, peers []netip.AddrPort) error
+}
+
+// Counter is a Client that says how much payload it has downloaded for
+// one torrent, complete or not (Transmission's downloadedEver,
+// qBittorrent's downloaded). The friends ledger bounds what a friend may
+// claim it delivered to the master by it (docs/friends-iou.md).
+type Counter interface {
+	Received(ctx context.Context, infoHash string) (int64, error)
 }
 
 // Errors a Client returns, matched with errors.Is.

@@ -72,6 +72,7 @@ func printStatus(w io.Writer, st *api.Status) {
 	printFeedsAuto(tw, st)
 	printTracker(tw, st.Tracker)
 	printMaster(tw, st.Master)
+	printFriendsHelp(tw, st.Friends)
 	defer func() {
 		if len(st.Visits) == 0 {
 			return
@@ -103,6 +104,34 @@ func printStatus(w io.Writer, st *api.Status) {
 			fmt.Fprintf(tw, "  \t%s\n", termSafe(t.Error))
 		}
 	}
+}
+
+// printFriendsHelp prints who helps our master, how much arrived and how
+// much each friend was credited; then whose masters we help.
+func printFriendsHelp(w io.Writer, f *api.FriendsHelp) {
+	if f == nil || len(f.HelpedBy)+len(f.Helping) == 0 {
+		return
+	}
+	for _, in := range f.HelpedBy {
+		fmt.Fprintf(w, "helped by	%.8s: %s arrived at our master since %s, %s credited",
+			termSafe(in.InfoHash), fmtBytes(in.Arrived), in.Since.Format(time.TimeOnly), fmtBytes(in.Credited))
+		for _, fr := range in.Friends {
+			fmt.Fprintf(w, "; %s %s", termSafe(shortID(fr.Friend)), fmtBytes(fr.Credited))
+		}
+		fmt.Fprintln(w)
+	}
+	for _, h := range f.Helping {
+		fmt.Fprintf(w, "helping	%s's master with %.8s: %s sent, %s credited\n",
+			termSafe(shortID(h.Friend)), termSafe(h.InfoHash), fmtBytes(h.Sent), fmtBytes(h.Credited))
+	}
+}
+
+// shortID is a friend ID's first group, as `btslave friends list` shows.
+func shortID(id string) string {
+	if i := strings.IndexByte(id, '-'); i > 0 {
+		return id[:i]
+	}
+	return id
 }
 
 // printCompression prints BEP 56's line and one line per compressed

@@ -68,6 +68,43 @@ type Status struct {
 	NextSteps []string `json:"next_steps,omitempty"`
 	// Master is the master helped ([master], help-master).
 	Master MasterState `json:"master"`
+	// Friends is who helps our master and whose masters we help; nil
+	// when [friends] is off.
+	Friends *FriendsHelp `json:"friends_help,omitempty"`
+}
+
+// FriendsHelp is the friends' help as the status shows it.
+type FriendsHelp struct {
+	// HelpedBy are our master's torrents friends help with, newest first.
+	HelpedBy []HelpIn `json:"helped_by"`
+	// Helping are the friends' masters we help.
+	Helping []HelpOut `json:"helping"`
+}
+
+// HelpIn is one torrent of our master friends help with: what our master
+// downloaded since the first friend accepted, and what each friend was
+// countersigned for out of it.
+type HelpIn struct {
+	InfoHash string       `json:"infohash"`
+	Since    time.Time    `json:"since"`
+	Arrived  int64        `json:"arrived"`
+	Credited int64        `json:"credited"`
+	Friends  []HelpFriend `json:"friends"`
+}
+
+// HelpFriend is one friend's countersigned part of a HelpIn.
+type HelpFriend struct {
+	Friend   string `json:"friend"`
+	Credited int64  `json:"credited"`
+}
+
+// HelpOut is one friend's master we help.
+type HelpOut struct {
+	Friend   string    `json:"friend"`
+	InfoHash string    `json:"infohash"`
+	Since    time.Time `json:"since"`
+	Sent     int64     `json:"sent"`
+	Credited int64     `json:"credited"`
 }
 
 // TrackerState is the embedded tracker's, as the status shows it.

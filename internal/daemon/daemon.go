@@ -293,7 +293,9 @@ func (a *App) Run(ctx context.Context) error {
 	a.bg.Go(func() { a.runPublish(ctx) })
 	a.runMaster(ctx)
 	if a.friends != nil {
-		a.bg.Go(func() { a.friends.run(ctx, a.log) })
+		a.bg.Go(func() {
+			a.friends.run(ctx, a.log, func() int64 { cs := a.client.Stats(); return cs.BytesWrittenData.Int64() })
+		})
 	}
 	if a.tracker != nil {
 		a.bg.Go(func() {
@@ -416,6 +418,7 @@ func (a *App) Status(context.Context) api.Status {
 	}
 	st.Compression = a.compressionStatus()
 	st.Master = a.masterStatus()
+	st.Friends = a.friendsHelp()
 	return st
 }
 

@@ -15,13 +15,9 @@ import (
 	"github.com/btslave/btslave/friends"
 	"github.com/btslave/btslave/internal/api"
 	"github.com/btslave/btslave/internal/friendsvc"
-	"github.com/btslave/btslave/internal/rank"
 	"github.com/btslave/btslave/ledger"
+	"github.com/btslave/btslave/master/helper"
 )
-
-// reportEvery is how often bytes delivered to friends' masters become IOU
-// proposals.
-const reportEvery = 30 * time.Second
 
 // friendsPart is the daemon's [friends] side: identity, book, ledger, the
 // direct channel's server and the service that answers on it.
@@ -35,6 +31,12 @@ type friendsPart struct {
 	dial   func(ctx context.Context, friend ed25519.PublicKey) (ledger.Caller, error)
 	ln     net.Listener
 	seen   *lastSeen // for the API (friends_api.go)
+	meter  *friendsvc.MasterMeter
+	up     upMeter
+	auto   autoCashins
+	// reportEvery is how often bytes delivered to friends' masters become
+	// IOU proposals (friends.report_interval).
+	reportEvery time.Duration
 }
 
 // startFriends makes the friends part when [friends] is on: it listens on
@@ -43,7 +45,7 @@ type friendsPart struct {
 // autopilot exist, before the first peer connection.
 func (a *App) startFriends() (*friendsPart, error) {
 	fc := a.cfg.Friends
-	p := &friendsPart{gossip: &friends.Gossip{}, seen: &lastSeen{}}
+	p := &friendsPart{gossip: &friends.Gossip{}, seen: &lastSeen{}, reportEvery: fc.ReportInterval.Std()}
 	var err error
 	if p.id, err = friends.LoadIdentity(a.cfg.DataDir); err != nil {
 		return nil, err
@@ -55,11 +57,23 @@ func (a *App) startFriends() (*friendsPart, error) {
 	if p.ledger, err = ledger.Open(a.db.DB, ledger.Options{Identity: p.id, IsFriend: p.book.IsFriend, Logger: log}); err != nil {
 		return nil, err
 	}
+	var read friendsvc.Received
+	if c := a.master.counter; c != nil {
+		// What our own daemon sent our master is not the friends' to
+		// claim: the pool is the master's counter less it.
+		read = func(ctx context.Context, ih string) (int64, error) {
+			n, err := c.Received(ctx, ih)
+			return max(n-a.ownToMaster(ih), 0), err
+		}
+	} else {
+		log.Info("friends: the master has no per-torrent counter ([master] kind); friends' IOUs will be refused")
+	}
+	p.meter = friendsvc.NewMasterMeter(read, log)
 	p.svc = friendsvc.New(friendsvc.Options{
 		Ledger: p.ledger,
 		Gossip: p.gossip,
 		Helper: friendsvc.NewMasterHelper(a.master.friend), // startMaster made it
-		Meter:  masterMeter{},
+		Meter:  p.meter,
 		Limits: a.friendLimits,
 		Dial: func(ctx context.Context, key ed25519.PublicKey) (ledger.Caller, error) {
 			fs, err := p.book.List()
@@ -99,15 +113,40 @@ func (a *App) startFriends() (*friendsPart, error) {
 	return p, nil
 }
 
+// ownToMaster is what this daemon's own helpers ([master] and
+// help-master) sent our master for a torrent.
+func (a *App) ownToMaster(ih string) int64 {
+	var n int64
+	for _, h := range []*helper.Helper{a.master.owner, a.master.cli} {
+		if h == nil {
+			continue
+		}
+		for _, st := range h.Stats() {
+			if strings.EqualFold(st.InfoHash, ih) {
+				n += st.ToMaster
+			}
+		}
+	}
+	return n
+}
+
 // run serves the direct channel and reports delivered bytes until ctx
 // ends.
-func (p *friendsPart) run(ctx context.Context, log interface{ Warn(string, ...any) }) {
+// uploaded, if set, is the client's uploaded payload, sampled for the
+// upload limit check.
+func (p *friendsPart) run(ctx context.Context, log interface{ Warn(string, ...any) }, uploaded func() int64) {
 	done := make(chan error, 1)
 	go func() { done <- p.srv.Serve(ctx, p.ln) }()
-	t := time.NewTicker(reportEvery)
+	t := time.NewTicker(p.reportEvery)
 	defer t.Stop()
+	up := time.NewTicker(5 * time.Second)
+	defer up.Stop()
 	for {
 		select {
+		case now := <-up.C:
+			if uploaded != nil {
+				p.up.sample(now, uploaded())
+			}
 		case <-ctx.Done():
 			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 				log.Warn("friends channel stopped", "err", err)
@@ -120,30 +159,6 @@ func (p *friendsPart) run(ctx context.Context, log interface{ Warn(string, ...an
 		}
 	}
 }
-
-// friendLimits is what the owner allows a friend's request: max_swarms
-// (a swarm the autopilot chose may make room) and the owner's filters
-// (none yet for friends' torrents beyond the caps).
-func (a *App) friendLimits(string, int64) ledger.Limits {
-	fc := a.cfg.Friends
-	l := ledger.Limits{CreditLimit: int64(fc.CreditLimit), StarterCredit: int64(fc.StarterCredit),
-		MaxSwarms: a.cfg.Repeater.MaxSwarms, CacheFree: -1}
-	for _, s := range a.rep.Swarms() {
-		l.Swarms++
-		if a.origin(s.InfoHash()).origin == rank.OriginAuto {
-			l.FreeSwarms++
-		}
-	}
-	return l
-}
-
-// masterMeter bounds what a friend may claim it delivered to our master.
-// The per-peer figures come from the master adapter (#10); until the
-// daemon has them it allows nothing, so IOU proposals are refused and
-// logged rather than countersigned blind.
-type masterMeter struct{}
-
-func (masterMeter) Saw(ed25519.PublicKey, string) uint64 { return 0 }
 
 // Cashin is POST /api/v1/cashin: ask friends, best balance first, to help
 // our master with a torrent.
@@ -159,6 +174,11 @@ func (a *App) Cashin(ctx context.Context, req api.CashinRequest) (api.CashinRepl
 		return api.CashinReply{}, fmt.Errorf("info hash %q: want 40 or 64 hex digits: %w", req.InfoHash, api.ErrBadRequest)
 	}
 	hr := friends.HelpRequest{InfoHash: strings.ToLower(req.InfoHash), Magnet: req.Magnet, Metainfo: req.Torrent, Master: master}
+	if hr.Magnet == "" && len(hr.Metainfo) == 0 {
+		// Our master has it: its .torrent or magnet link (with its
+		// trackers) lets the friend find the swarm, not only our master.
+		hr.Metainfo, hr.Magnet = a.masterTorrent(hr.InfoHash)
+	}
 	if hr.Magnet == "" && len(hr.Metainfo) == 0 {
 		hr.Magnet = "magnet:?xt=urn:btih:" + hr.InfoHash
 	}
@@ -176,6 +196,23 @@ func (a *App) Cashin(ctx context.Context, req api.CashinRequest) (api.CashinRepl
 	return api.CashinReply{Friend: id.String()}, nil
 }
 
+// masterTorrent is our master's .torrent (if it gave one) and magnet
+// link for a torrent it downloads, as of the watcher's last poll.
+func (a *App) masterTorrent(ih string) (meta []byte, magnet string) {
+	if a.master.watch == nil {
+		return nil, ""
+	}
+	for _, t := range a.master.watch.State().Torrents {
+		if strings.EqualFold(t.InfoHash, ih) {
+			if len(t.MetaInfo) > 0 && len(t.MetaInfo) <= friends.MaxFrame/2 { // base64 in a frame
+				return t.MetaInfo, ""
+			}
+			return nil, t.Magnet
+		}
+	}
+	return nil, ""
+}
+
 // MasterStarved is the auto_cashin hook for #10's master watcher: call it
 // when our master starts a torrent or its swarm is starved. With
 // friends.auto_cashin on it cashes in as `btslave cashin` would; it
@@ -184,6 +221,12 @@ func (a *App) MasterStarved(ctx context.Context, infoHash, magnet string, torren
 	if a.friends == nil || !a.cfg.Friends.AutoCashin {
 		return "", errors.New("auto_cashin is off")
 	}
-	rep, err := a.Cashin(ctx, api.CashinRequest{InfoHash: infoHash, Magnet: magnet, Torrent: torrent})
+	return a.cashinFor(ctx, infoHash, magnet, torrent, "")
+}
+
+// cashinFor cashes in for our master at masterAddr ("": [master]
+// peer_address).
+func (a *App) cashinFor(ctx context.Context, infoHash, magnet string, torrent []byte, masterAddr string) (string, error) {
+	rep, err := a.Cashin(ctx, api.CashinRequest{InfoHash: infoHash, Magnet: magnet, Torrent: torrent, Master: masterAddr})
 	return rep.Friend, err
 }

@@ -23,6 +23,9 @@ type masterParts struct {
 	friend *helper.Helper // friends' masters (friends.go)
 	watch  *master.Watcher
 	adder  master.PeerAdder
+	// counter is the master's per-torrent downloaded counter, nil when
+	// its kind has none: the friends ledger bounds IOUs by it.
+	counter master.Counter
 }
 
 // startMaster makes the helpers and, when [master] names a client, its
@@ -37,9 +40,11 @@ func (a *App) startMaster() error {
 		return err
 	}
 	a.master.adder, _ = c.(master.PeerAdder)
+	a.master.counter, _ = c.(master.Counter)
 	a.master.watch = master.NewWatcher(master.WatchOptions{Client: c, Filter: f, Logger: a.log,
 		OnPoll: func(ctx context.Context, ts []master.Torrent, peer netip.AddrPort) {
 			a.master.owner.Sync(ctx, ts, peer, a.master.adder, a.selfAddr())
+			a.autoCashin(ctx, ts, peer)
 		}})
 	return nil
 }

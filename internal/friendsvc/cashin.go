@@ -28,18 +28,22 @@ func (s *Service) ReportDelivered(ctx context.Context) error {
 	var first error
 	for _, it := range todo {
 		sent, ok := s.o.Helper.ToMaster(it.ih)
-		s.mu.Lock()
-		delta := sent - it.j.reported
-		if delta < 0 {
-			// The counter went back (the master's connection was redone);
-			// what it counts now is all new.
-			delta = sent
-		}
-		s.mu.Unlock()
-		if !ok || delta <= 0 {
+		if !ok {
 			continue
 		}
-		err := s.report(ctx, it.ih, it.j, sent, delta)
+		s.mu.Lock()
+		if sent < it.j.last {
+			// The counter went back (the master's connection was redone);
+			// what it counts now is all new.
+			it.j.offset += it.j.last
+		}
+		it.j.last = sent
+		delta := it.j.offset + sent - it.j.reported
+		s.mu.Unlock()
+		if delta <= 0 {
+			continue
+		}
+		err := s.report(ctx, it.ih, it.j, delta)
 		if err != nil && first == nil {
 			first = err
 		}
@@ -47,7 +51,7 @@ func (s *Service) ReportDelivered(ctx context.Context) error {
 	return first
 }
 
-func (s *Service) report(ctx context.Context, ih string, j *job, sent, delta int64) error {
+func (s *Service) report(ctx context.Context, ih string, j *job, delta int64) error {
 	c, err := s.o.Dial(ctx, j.friend)
 	if err != nil {
 		return fmt.Errorf("report %s: %w", ih, err)
@@ -55,12 +59,14 @@ func (s *Service) report(ctx context.Context, ih string, j *job, sent, delta int
 	if cl, ok := c.(interface{ Close() error }); ok {
 		defer cl.Close()
 	}
-	if _, err := s.o.Ledger.Report(ctx, c, j.friend, ih, uint64(delta)); err != nil {
+	u, granted, err := s.o.Ledger.Report(ctx, c, j.friend, ih, uint64(delta))
+	s.mu.Lock()
+	j.reported += int64(granted)
+	s.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("report %s: %w", ih, err)
 	}
-	s.mu.Lock()
-	j.reported = sent
-	s.mu.Unlock()
+	s.log.Info("IOU countersigned", "friend", friends.NewID(j.friend), "info_hash", ih, "seq", u.Seq, "total", u.Total, "granted", granted, "claimed", delta)
 	return nil
 }
 
@@ -102,6 +108,7 @@ func (s *Service) Cashin(ctx context.Context, r friends.HelpRequest, candidates 
 		}
 		rep, ok := m.(friends.HelpReply)
 		if ok && rep.Accept && rep.ID == r.ID {
+			s.o.Meter.Watch(ctx, r.InfoHash, f.Key)
 			s.log.Info("cashed in", "friend", f.ID(), "info_hash", r.InfoHash, "balance", bal[f.ID()], "reason", rep.Reason)
 			return f.ID(), nil
 		}

@@ -1,13 +1,17 @@
 package friendsvc
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/btslave/btslave/friends"
 	"github.com/btslave/btslave/internal/rank"
@@ -24,23 +28,15 @@ type Helper interface {
 	Stop(infoHash, reason string)
 }
 
-// Meter says, on the debtor's side, how many bytes a friend may claim to
-// have delivered to our master for a swarm: what our master saw arrive
-// from it (or a bound such as what the master downloaded while the
-// friend helped).
-type Meter interface {
-	Saw(friend ed25519.PublicKey, infoHash string) uint64
-}
-
 // Options configures a Service.
 type Options struct {
 	Ledger *ledger.Store
 	Gossip *friends.Gossip
 	Helper Helper
 	Meter  Meter
-	// Limits gives the owner's caps and what is in use, for a request of
-	// size bytes (0 unknown).
-	Limits func(infoHash string, size int64) ledger.Limits
+	// Limits gives the owner's caps, filters and what is in use, for one
+	// request (its name and size known from the metainfo or magnet link).
+	Limits func(r ledger.Request) ledger.Limits
 	// Stats gives our own scraped figures, for Inquire.
 	Stats func() []friends.SwarmStat
 	// Dial opens the direct channel to a friend.
@@ -56,11 +52,17 @@ type Service struct {
 
 	mu      sync.Mutex
 	helping map[string]*job // by info hash
+
+	meterMu sync.Mutex // one countersignature at a time against the Meter
 }
 
 type job struct {
-	friend   ed25519.PublicKey
-	reported int64 // ToMaster already in IOUs
+	friend ed25519.PublicKey
+	since  time.Time
+	// offset is what ToMaster counted before its last reset, last its
+	// last reading: offset+last is everything sent. reported is how much
+	// of it the friend countersigned.
+	offset, last, reported int64
 }
 
 var _ friends.Handler = (*Service)(nil)
@@ -88,32 +90,47 @@ func (s *Service) HelpRequest(ctx context.Context, from ed25519.PublicKey, r fri
 		return refuse(fmt.Sprintf("master %q is not an ip:port", r.Master))
 	}
 	s.mu.Lock()
-	_, busy := s.helping[r.InfoHash]
+	busy, helping := s.helping[r.InfoHash]
 	s.mu.Unlock()
-	if busy {
+	if helping && busy.friend.Equal(from) {
 		return friends.HelpReply{ID: r.ID, Accept: true, Reason: "already helping"}
 	}
-	d, err := s.o.Ledger.Decide(ledger.Request{From: from, InfoHash: r.InfoHash, Size: int64(len(r.Metainfo))}, s.o.Limits(r.InfoHash, 0))
+	req, err := Describe(from, r)
+	if err != nil {
+		return refuse(err.Error())
+	}
+	d, err := s.o.Ledger.Decide(req, s.o.Limits(req))
 	if err != nil {
 		return refuse("ledger: " + err.Error())
 	}
 	if !d.Accept {
 		return refuse(d.Reason)
 	}
+	if helping {
+		// One master per swarm: the helper machinery serves one.
+		return refuse("already helping another friend's master with this torrent")
+	}
 	if err := s.o.Helper.Help(context.WithoutCancel(ctx), r, master); err != nil {
 		return refuse("cannot help: " + err.Error())
 	}
 	s.mu.Lock()
-	s.helping[r.InfoHash] = &job{friend: from}
+	s.helping[r.InfoHash] = &job{friend: from, since: s.o.Now()}
 	s.mu.Unlock()
 	s.log.Info("helping a friend's master", "friend", friends.NewID(from), "info_hash", r.InfoHash, "master", master, "reason", d.Reason)
 	return friends.HelpReply{ID: r.ID, Accept: true, Reason: d.Reason}
 }
 
 // Delivered countersigns a friend's report of bytes it delivered to our
-// master, up to what the Meter saw.
-func (s *Service) Delivered(_ context.Context, from ed25519.PublicKey, d friends.Delivered) friends.IOUMsg {
-	return s.o.Ledger.OnDelivered(from, d, s.o.Meter.Saw(from, d.InfoHash))
+// master, up to what the Meter allows.
+func (s *Service) Delivered(ctx context.Context, from ed25519.PublicKey, d friends.Delivered) friends.IOUMsg {
+	s.meterMu.Lock()
+	defer s.meterMu.Unlock()
+	allow := s.o.Meter.Allow(ctx, from, d.InfoHash)
+	m, n := s.o.Ledger.OnDelivered(from, d, allow)
+	if n > 0 {
+		s.o.Meter.Credited(from, d.InfoHash, n)
+	}
+	return m
 }
 
 // Inquire answers with our own figures, those asked for or all.
@@ -157,4 +174,49 @@ func (s *Service) Figures(infoHash string) (rank.Figures, bool) {
 		return rank.Figures{}, false
 	}
 	return rank.Figures{Gossip: true, Seeders: g.Seeders, Incomplete: g.Leechers, At: g.Scraped}, true
+}
+
+// Describe reads a help request's name and size from its metainfo (which
+// must be the torrent's) or magnet link, for the owner's filters and caps.
+func Describe(from ed25519.PublicKey, r friends.HelpRequest) (ledger.Request, error) {
+	req := ledger.Request{From: from, InfoHash: r.InfoHash}
+	if len(r.Metainfo) > 0 {
+		mi, err := metainfo.Load(bytes.NewReader(r.Metainfo))
+		if err != nil {
+			return req, fmt.Errorf("metainfo does not parse: %w", err)
+		}
+		info, err := mi.UnmarshalInfo()
+		if err != nil {
+			return req, fmt.Errorf("metainfo info does not parse: %w", err)
+		}
+		if ih := mi.HashInfoBytes().HexString(); len(r.InfoHash) == 40 && !strings.EqualFold(ih, r.InfoHash) {
+			return req, fmt.Errorf("metainfo is of %s, not %s", ih, r.InfoHash)
+		}
+		req.Name, req.Size = info.BestName(), info.TotalLength()
+		return req, nil
+	}
+	if m, err := metainfo.ParseMagnetUri(r.Magnet); err == nil {
+		req.Name = m.DisplayName
+	}
+	return req, nil
+}
+
+// Help is one friend's master we help, as `btslave status` shows it.
+type Help struct {
+	Friend   friends.ID
+	InfoHash string
+	Since    time.Time
+	// Sent is what we sent its master; Credited what it countersigned.
+	Sent, Credited int64
+}
+
+// Helping lists the friends' masters we help.
+func (s *Service) Helping() []Help {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Help, 0, len(s.helping))
+	for ih, j := range s.helping {
+		out = append(out, Help{Friend: friends.NewID(j.friend), InfoHash: ih, Since: j.since, Sent: j.offset + j.last, Credited: j.reported})
+	}
+	return out
 }

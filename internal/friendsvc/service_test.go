@@ -40,9 +40,19 @@ func (h *fakeHelper) ToMaster(ih string) (int64, bool) {
 }
 func (h *fakeHelper) Stop(string, string) {}
 
-type meter uint64
+// meter allows a settable number of bytes per countersignature.
+type meter struct {
+	mu    sync.Mutex
+	allow uint64
+}
 
-func (m meter) Saw(ed25519.PublicKey, string) uint64 { return uint64(m) }
+func (m *meter) Watch(context.Context, string, ed25519.PublicKey) {}
+func (m *meter) Allow(context.Context, ed25519.PublicKey, string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.allow
+}
+func (m *meter) Credited(ed25519.PublicKey, string, uint64) {}
 
 // node is one daemon's friends side: identity, book, ledger, service and
 // a running server on loopback.
@@ -54,9 +64,15 @@ type node struct {
 	helper *fakeHelper
 	addr   string
 	limits ledger.Limits
+	meter  Meter
 }
 
 func startNode(t *testing.T, saw uint64) *node {
+	t.Helper()
+	return startNodeMeter(t, &meter{allow: saw})
+}
+
+func startNodeMeter(t *testing.T, m Meter) *node {
 	t.Helper()
 	dir := t.TempDir()
 	id, err := friends.LoadIdentity(dir)
@@ -68,7 +84,7 @@ func startNode(t *testing.T, saw uint64) *node {
 		t.Fatal(err)
 	}
 	n := &node{id: id, helper: &fakeHelper{helped: map[string]netip.AddrPort{}},
-		limits: ledger.Limits{CreditLimit: 1 << 20, StarterCredit: 1 << 16, MaxSwarms: 4, CacheFree: -1}}
+		limits: ledger.Limits{CreditLimit: 1 << 20, StarterCredit: 1 << 16, MaxSwarms: 4, CacheFree: -1}, meter: m}
 	if n.book, err = friends.OpenBook(db); err != nil {
 		t.Fatal(err)
 	}
@@ -76,8 +92,8 @@ func startNode(t *testing.T, saw uint64) *node {
 		t.Fatal(err)
 	}
 	n.svc = New(Options{
-		Ledger: n.ledger, Gossip: &friends.Gossip{}, Helper: n.helper, Meter: meter(saw),
-		Limits: func(string, int64) ledger.Limits { return n.limits },
+		Ledger: n.ledger, Gossip: &friends.Gossip{}, Helper: n.helper, Meter: n.meter,
+		Limits: func(ledger.Request) ledger.Limits { return n.limits },
 		Dial: func(ctx context.Context, key ed25519.PublicKey) (ledger.Caller, error) {
 			for _, f := range mustList(t, n.book) {
 				if f.Key.Equal(key) {

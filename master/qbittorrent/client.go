@@ -250,6 +250,15 @@ func (c *Client) Downloading(ctx context.Context) ([]master.Torrent, error) {
 	return out, nil
 }
 
+// Received is the torrent's downloaded bytes (master.Counter).
+func (c *Client) Received(ctx context.Context, infoHash string) (int64, error) {
+	body, err := c.api(ctx, http.MethodGet, "/api/v2/torrents/info", url.Values{"hashes": {infoHash}})
+	if err != nil {
+		return 0, err
+	}
+	return DecodeReceived(body, infoHash)
+}
+
 // export fetches a torrent's .torrent once (WebAPI 2.8.14+); nil when it
 // has no metadata yet or the API lacks the call.
 func (c *Client) export(ctx context.Context, ih string, hasInfo bool) ([]byte, error) {

@@ -11,6 +11,7 @@ import (
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`[{"hash":"0123456789abcdef0123456789abcdef01234567","name":"a","progress":0.25,"state":"stoppedDL","amount_left":100}]`))
 	f.Add([]byte(`[2,2,1,0,0,0,0,0,2]`))
+	f.Add([]byte(`[{"hash":"0123456789abcdef0123456789abcdef01234567","downloaded":4096,"num_complete":1,"num_incomplete":9}]`))
 	f.Add([]byte(`{"listen_port":6881,"current_interface_address":"127.0.0.2"}`))
 	f.Add([]byte(`2.11.2`))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -23,6 +24,9 @@ func FuzzDecode(f *testing.F) {
 		}
 		if bits, n, err := qbittorrent.DecodePieceStates(data); err == nil && len(bits) != (n+7)/8 {
 			t.Fatalf("%d bytes for %d pieces", len(bits), n)
+		}
+		if n, err := qbittorrent.DecodeReceived(data, "0123456789abcdef0123456789abcdef01234567"); err == nil && n < 0 {
+			t.Fatalf("received %d", n)
 		}
 		qbittorrent.DecodePreferences(data)
 		if v, err := qbittorrent.ParseVersion(string(data)); err == nil {

@@ -60,6 +60,10 @@ func DecodeTorrents(body []byte) ([]master.Torrent, error) {
 		State      string  `json:"state"`
 		Magnet     string  `json:"magnet_uri"`
 		AmountLeft *int64  `json:"amount_left"`
+		// NumComplete and NumIncomplete are the swarm as the trackers
+		// scraped it (-1 unknown in some versions).
+		NumComplete   *int `json:"num_complete"`
+		NumIncomplete *int `json:"num_incomplete"`
 	}
 	if err := json.Unmarshal(body, &list); err != nil {
 		return nil, master.Garbage("qbittorrent torrents/info", err)
@@ -81,10 +85,39 @@ func DecodeTorrents(body []byte) ([]master.Torrent, error) {
 		if !strings.HasPrefix(mag, "magnet:") {
 			mag = master.Magnet(h, t.Name)
 		}
-		out = append(out, master.Torrent{InfoHash: h, Name: t.Name, Magnet: mag, Progress: t.Progress,
-			Category: cat, Stopped: stopped[t.State]})
+		mt := master.Torrent{InfoHash: h, Name: t.Name, Magnet: mag, Progress: t.Progress,
+			Category: cat, Stopped: stopped[t.State], Seeders: -1, Leechers: -1}
+		if t.NumComplete != nil {
+			mt.Seeders = *t.NumComplete
+		}
+		if t.NumIncomplete != nil {
+			mt.Leechers = *t.NumIncomplete
+		}
+		out = append(out, mt)
 	}
 	return out, nil
+}
+
+// DecodeReceived decodes torrents/info (for one hash) and returns that
+// torrent's downloaded bytes.
+func DecodeReceived(body []byte, infoHash string) (int64, error) {
+	var list []struct {
+		Hash       string `json:"hash"`
+		Downloaded *int64 `json:"downloaded"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return 0, master.Garbage("qbittorrent torrents/info", err)
+	}
+	for _, t := range list {
+		if !strings.EqualFold(t.Hash, infoHash) {
+			continue
+		}
+		if t.Downloaded == nil || *t.Downloaded < 0 {
+			return 0, master.Garbage("qbittorrent torrents/info", fmt.Errorf("torrent %s: no downloaded count", infoHash))
+		}
+		return *t.Downloaded, nil
+	}
+	return 0, fmt.Errorf("qbittorrent has no torrent %s", infoHash)
 }
 
 // DecodePieceStates decodes torrents/pieceStates (0 missing, 1 being

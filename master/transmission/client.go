@@ -196,7 +196,7 @@ func (c *Client) PeerAddr(ctx context.Context) (netip.AddrPort, error) {
 
 // torrentFields are the torrent-get fields used, in classic form.
 var torrentFields = []string{"hashString", "name", "status", "percentDone", "pieces", "pieceCount",
-	"magnetLink", "torrentFile", "labels", "leftUntilDone", "sizeWhenDone", "error", "errorString", "peers"}
+	"magnetLink", "torrentFile", "labels", "leftUntilDone", "sizeWhenDone", "error", "errorString", "peers", "trackerStats"}
 
 // Downloading lists the torrents that still lack data.
 func (c *Client) Downloading(ctx context.Context) ([]master.Torrent, error) {
@@ -217,6 +217,16 @@ func (c *Client) Downloading(ctx context.Context) ([]master.Torrent, error) {
 		out = append(out, t.Torrent)
 	}
 	return out, nil
+}
+
+// Received is the daemon's downloadedEver for one torrent (master.Counter).
+func (c *Client) Received(ctx context.Context, infoHash string) (int64, error) {
+	args, err := c.call(ctx, "torrent-get", map[string]any{"ids": []string{infoHash}, "fields": []string{"hashString", "downloadedEver"}})
+	if err != nil {
+		c.reset()
+		return 0, err
+	}
+	return DecodeReceived(args, infoHash)
 }
 
 // readTorrentFile reads the daemon's copy of a .torrent when it is on this

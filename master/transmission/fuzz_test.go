@@ -20,6 +20,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte(`{"result":"success","arguments":{"torrents":[{"hashString":"0123456789abcdef0123456789abcdef01234567","name":"x","status":4,"percentDone":0.1,"leftUntilDone":5,"pieces":"gA==","pieceCount":1}]}}`))
 	f.Add([]byte(`{"result":"no such method"}`))
+	f.Add([]byte(`{"result":"success","arguments":{"torrents":[{"hashString":"0123456789abcdef0123456789abcdef01234567","downloadedEver":1048576}]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, dec := range []func([]byte) (map[string]json.RawMessage, error){transmission.DecodeClassic, transmission.DecodeJSONRPC} {
 			args, err := dec(data)
@@ -27,6 +28,9 @@ func FuzzDecode(f *testing.F) {
 				continue
 			}
 			transmission.Speaks(args)
+			if n, err := transmission.DecodeReceived(args, "0123456789abcdef0123456789abcdef01234567"); err == nil && n < 0 {
+				t.Fatalf("received %d", n)
+			}
 			ts, err := transmission.DecodeTorrents(args)
 			if err != nil {
 				continue

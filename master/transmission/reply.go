@@ -161,7 +161,7 @@ func DecodeTorrents(args map[string]json.RawMessage) ([]torrent, error) {
 		var left int64
 		var pieces string
 		var labels []string
-		var peers []map[string]json.RawMessage
+		var peers, trackers []map[string]json.RawMessage
 		var err error
 		for _, f := range []struct {
 			name string
@@ -176,7 +176,7 @@ func DecodeTorrents(args map[string]json.RawMessage) ([]torrent, error) {
 			name string
 			v    any
 		}{{"pieces", &pieces}, {"pieceCount", &t.NumPieces}, {"magnetLink", &t.Magnet}, {"torrentFile", &t.metaPath},
-			{"labels", &labels}, {"peers", &peers}} {
+			{"labels", &labels}, {"peers", &peers}, {"trackerStats", &trackers}} {
 			if err = opt(m, f.name, f.v); err != nil {
 				return nil, fmt.Errorf("torrent %d: %w", i, err)
 			}
@@ -201,6 +201,7 @@ func DecodeTorrents(args map[string]json.RawMessage) ([]torrent, error) {
 		}
 		t.Category = strings.Join(labels, ",")
 		t.Helpers = btslavePeers(peers)
+		t.Seeders, t.Leechers = swarmSize(trackers)
 		t.Stopped = status != statusDownloading && status != statusDownloadWait
 		out = append(out, t)
 	}
@@ -217,6 +218,49 @@ func isHash(s string) bool {
 		}
 	}
 	return true
+}
+
+// swarmSize is the most seeders and leechers any tracker scraped, -1
+// when none said.
+func swarmSize(trackers []map[string]json.RawMessage) (seeders, leechers int) {
+	seeders, leechers = -1, -1
+	for _, tr := range trackers {
+		var s, l int
+		if opt(tr, "seederCount", &s) == nil && s > seeders {
+			seeders = s
+		}
+		if opt(tr, "leecherCount", &l) == nil && l > leechers {
+			leechers = l
+		}
+	}
+	return seeders, leechers
+}
+
+// DecodeReceived decodes a torrent-get reply for hashString and
+// downloadedEver (either form) and returns the latter for infoHash.
+func DecodeReceived(args map[string]json.RawMessage, infoHash string) (int64, error) {
+	var list []map[string]json.RawMessage
+	if err := get(args, "torrents", &list); err != nil {
+		return 0, err
+	}
+	for _, m := range list {
+		var h string
+		var n int64
+		if err := get(m, "hashString", &h); err != nil {
+			return 0, err
+		}
+		if !strings.EqualFold(h, infoHash) {
+			continue
+		}
+		if err := get(m, "downloadedEver", &n); err != nil {
+			return 0, err
+		}
+		if n < 0 {
+			return 0, master.Garbage("transmission", fmt.Errorf("downloadedEver %d", n))
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("transmission has no torrent %s", infoHash)
 }
 
 // btslavePeers picks the addresses of the btslave peers of a torrent's
