@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -16,8 +15,6 @@ import (
 
 	"github.com/btslave/btslave/btfs"
 	"github.com/btslave/btslave/internal/api"
-	"github.com/btslave/btslave/internal/rank"
-	"github.com/btslave/btslave/repeater"
 )
 
 // bucketMounts holds the daemon's mounts by directory, so that a restart
@@ -127,18 +124,7 @@ func (a *App) startMount(rec mountRecord) (*mounted, error) {
 	mt := &mounted{rec: rec, ih: spec.InfoHash}
 	sw := a.rep.Swarm(spec.InfoHash)
 	if sw == nil {
-		a.joinMu.Lock()
-		sw, err = a.rep.JoinWith(spec, ownerJoin)
-		if errors.Is(err, repeater.ErrTooManySwarms) && a.auto != nil {
-			if ih, ok := a.auto.weakest(); ok {
-				a.leaveFor(ih, leftForOwner)
-				sw, err = a.rep.JoinWith(spec, ownerJoin)
-			}
-		}
-		if err == nil {
-			a.setOrigin(sw.InfoHash(), rank.OriginOwner)
-		}
-		a.joinMu.Unlock()
+		sw, err = a.joinForOwner(spec)
 		if err != nil {
 			return nil, fmt.Errorf("join the swarm to mount it: %w", err)
 		}

@@ -79,18 +79,7 @@ func (a *App) Repeat(_ context.Context, req api.RepeatRequest) (api.Torrent, err
 	if err != nil {
 		return api.Torrent{}, err
 	}
-	a.joinMu.Lock()
-	sw, err := a.rep.JoinWith(spec, ownerJoin)
-	if errors.Is(err, repeater.ErrTooManySwarms) && a.auto != nil {
-		if ih, ok := a.auto.weakest(); ok {
-			a.leaveFor(ih, leftForOwner)
-			sw, err = a.rep.JoinWith(spec, ownerJoin)
-		}
-	}
-	if err == nil {
-		a.setOrigin(sw.InfoHash(), rank.OriginOwner)
-	}
-	a.joinMu.Unlock()
+	sw, err := a.joinForOwner(spec)
 	if err != nil {
 		return api.Torrent{}, err
 	}
@@ -103,6 +92,24 @@ func (a *App) Repeat(_ context.Context, req api.RepeatRequest) (api.Torrent, err
 	}
 	a.log.Info("joined swarm", "infohash", ih.HexString(), "name", sw.Torrent().Name(), "origin", rank.OriginOwner)
 	return api.Torrent{InfoHash: ih.HexString(), Name: sw.Torrent().Name(), Origin: string(rank.OriginOwner)}, nil
+}
+
+// joinForOwner joins spec's swarm as the owner's (kept; see ownerJoin).
+// When max_swarms are served, the autopilot's weakest swarm makes room.
+func (a *App) joinForOwner(spec *torrent.TorrentSpec) (*repeater.Swarm, error) {
+	a.joinMu.Lock()
+	defer a.joinMu.Unlock()
+	sw, err := a.rep.JoinWith(spec, ownerJoin)
+	if errors.Is(err, repeater.ErrTooManySwarms) && a.auto != nil {
+		if ih, ok := a.auto.weakest(); ok {
+			a.leaveFor(ih, leftForOwner)
+			sw, err = a.rep.JoinWith(spec, ownerJoin)
+		}
+	}
+	if err == nil {
+		a.setOrigin(sw.InfoHash(), rank.OriginOwner)
+	}
+	return sw, err
 }
 
 // ownerJoin is how the owner's swarms are joined: kept, so that the
