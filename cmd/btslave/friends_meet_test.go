@@ -36,10 +36,17 @@ func startMeetDaemon(t *testing.T, accept string) *meetNode {
 // waitCLI runs a command until its output holds want, for up to d.
 func waitCLI(t *testing.T, env map[string]string, n *meetNode, want string, d time.Duration, args ...string) string {
 	t.Helper()
+	return waitCLIDir(t, env, n.cfg, n.data, want, d, args...)
+}
+
+// waitCLIDir is waitCLI for the daemon of configuration cfg and data dir
+// data.
+func waitCLIDir(t *testing.T, env map[string]string, cfg, data, want string, d time.Duration, args ...string) string {
+	t.Helper()
 	var out string
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
 		var code int
-		if code, out, _ = run(t, env, append(args, "--config", n.cfg, "--data-dir", n.data)...); code == 0 && strings.Contains(out, want) {
+		if code, out, _ = run(t, env, append(args, "--config", cfg, "--data-dir", data)...); code == 0 && strings.Contains(out, want) {
 			return out
 		}
 	}
