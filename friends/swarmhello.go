@@ -92,8 +92,8 @@ func (bk *Book) Meet(self Identity, h SwarmHello, accept string) (bool, error) {
 
 // SwarmMeeter is the hook the wire layer calls for bts_friends: Hello
 // gives the payload to send a peer once both sides advertised
-// ExtensionName; OnHello takes the peer's. The wire layer does not call it
-// yet (see docs/friends-protocol.md, Meeting in a swarm).
+// ExtensionName; OnHello takes the peer's. repeater/wire calls it through
+// its FriendsHook (docs/friends-protocol.md, Meeting in a swarm).
 type SwarmMeeter interface {
 	Hello(infoHash, ourPeerID, theirPeerID []byte) ([]byte, error)
 	OnHello(infoHash, ourPeerID, theirPeerID, payload []byte) error

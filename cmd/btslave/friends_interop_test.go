@@ -140,6 +140,25 @@ func (l *friendsLab) invite(from, to string) {
 	}
 }
 
+// meet has daemons ns repeat the torrent tp (announced to the lab's
+// opentracker) and waits until each lists every other as a friend: they
+// met in its swarm and said bts_friends hellos (accept = "auto").
+func (l *friendsLab) meet(tp string, ns ...string) {
+	l.t.Helper()
+	for _, n := range ns {
+		if code, out, errOut := l.cli(n, "repeat", tp); code != 0 {
+			l.t.Fatalf("%s: repeat the meeting torrent: %d %q %s", n, code, out, errOut)
+		}
+	}
+	for _, n := range ns {
+		for _, m := range ns {
+			if m != n {
+				waitCLIDir(l.t, l.env, l.nodes[n].cfg, l.nodes[n].data, friends.NewID(l.key(m)).String(), 20*time.Second, "friends", "list")
+			}
+		}
+	}
+}
+
 // download adds torrent name to n's master and waits until it is done.
 func (l *friendsLab) download(ctx context.Context, n, name string, during func()) time.Duration {
 	l.t.Helper()
@@ -216,7 +235,9 @@ func (l *friendsLab) key(n string) []byte {
 
 // Ensure the friends acceptance scenario with real programs: three
 // daemons A, B, C, each with its own transmission-daemon master. A and B
-// become friends by invite (each adds the other's code), C adds A's. A's
+// become friends by invite (each adds the other's code); C meets A, then
+// B, in the swarm of a torrent they repeat (bts_friends hellos, accept =
+// "auto"). A's
 // master downloads a seed-starved torrent while A's own upload is capped;
 // A cashes in; B helps; both ledgers hold the same countersigned IOUs,
 // each no larger than what A's master received. Then B's master
@@ -227,7 +248,6 @@ func TestInteropFriendsCashin(t *testing.T) {
 	l := startFriendsLab(t, friendsOwnUp)
 	l.invite("a", "b")
 	l.invite("b", "a")
-	l.invite("a", "c")
 	for _, n := range []string{"a", "b", "c"} {
 		l.nodes[n].proc = startDaemon(t, l.nodes[n].cfg, l.nodes[n].data)
 	}
@@ -235,11 +255,22 @@ func TestInteropFriendsCashin(t *testing.T) {
 	defer cancel()
 	ihX, ihY := l.hash["x"], l.hash["y"]
 	idA := friends.NewID(l.key("a")).String()
+	meetT, _, meetIH, _ := lab.MakeTorrent(t, lab.TorrentOptions{Size: 256 << 10, Name: "meet.bin", Announce: []string{l.ot.HTTPAnnounce}})
+	if err := l.ot.Whitelist(meetIH); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	l.meet(meetT, "a", "c")
+	t.Logf("A and C met in a swarm in %v", time.Since(start).Round(100*time.Millisecond))
 
-	// C, with no credit at A (A idle: no cap is in the way), is refused.
+	// C, with no credit at A (A idle: no cap is in the way), is refused
+	// (asked while A is its only friend: B would take it on credit).
 	if code, out, errOut := l.cli("c", "cashin", ihY, "--master", l.nodes["c"].masterAddr()); code == 0 || !strings.Contains(out+errOut, "starter_credit") {
 		t.Errorf("C's cashin: %d %q %q, want refused for starter_credit", code, out, errOut)
 	}
+	start = time.Now()
+	l.meet(meetT, "b", "c")
+	t.Logf("B and C met in a swarm in %v", time.Since(start).Round(100*time.Millisecond))
 	tookX := l.download(ctx, "a", "x", func() {
 		code, out, errOut := l.cli("a", "cashin", ihX, "--master", l.nodes["a"].masterAddr(), "--torrent", l.torrent["x"])
 		if code != 0 || !strings.Contains(out, friends.NewID(l.key("b")).String()) {
