@@ -44,6 +44,7 @@ type handle struct {
 	// every sequential read that had to wait for the swarm, reset by a
 	// seek (starvedRead).
 	floor atomic.Int64
+	next  int64 // where the last read ended, under mu
 }
 
 // starvedWait is how long a read must wait for it to count as starved:
@@ -145,7 +146,8 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	h.m.reads.Add(1)
 	// Sequential: near where the last read ended (the kernel's own
 	// readahead may reorder a little).
-	sequential := h.pos >= 0 && off >= h.pos-2*h.pieceLen && off <= h.pos+2*h.pieceLen
+	// (Not h.pos: a retried read leaves it at -1.)
+	sequential := off >= h.next-2*h.pieceLen && off <= h.next+2*h.pieceLen
 	h.claim(off, int64(want))
 	rStart := time.Now()
 	n, err := h.readLocked(rctx, dest[:want], off)
@@ -153,6 +155,7 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	now := time.Now()
 	h.measure(n, now)
 	h.starvedRead(sequential, now.Sub(rStart))
+	h.next = off + int64(n)
 	if err == nil || (n > 0 && ctx.Err() == nil && h.m.ctx.Err() == nil) {
 		return fuse.ReadResultData(dest[:n]), 0
 	}
