@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints btslave's benchmark figures next to their references and goals.
-# Usage: bench/run.sh [cache|transfer|rss|scrape|tracker|crowd|matrix|bep56|demo|publish|master|friends|all]
+# Usage: bench/run.sh [cache|transfer|rss|scrape|tracker|crowd|matrix|bep56|demo|publish|master|friends|btfs|all]
 # (default all; crowd, issue #4's 20-minute swarm scenario, matrix, issue
 # #9's 40-minute matrix of swarms, and bep56, issue #12's compression
 # figures (about 8 minutes), run real programs and only when named;
@@ -135,4 +135,16 @@ if [[ $what == master ]]; then
   echo "== master helped by k btslaves (goal: master rate +0.45*k*U, crowd <= 5% slower) =="
   MASTER_BENCH=1 flock /tmp/btslave-bench.lock go test ./master/helper -run '^TestMasterBench$' -count=1 -timeout 3h -v |
     grep -E '^  |FAIL|ok' || true
+fi
+
+if [[ $what == btfs ]]; then
+  # Issue #16 (real programs, loopback, FUSE). BTFS_SIZE_MIB (default 256)
+  # sizes the sequential run, BTFS_TTFB_MIB (default 1024) the TTFB torrent;
+  # BTFS_TTFB_SEED=transmission seeds that one from Transmission instead of
+  # an anacrolix client.
+  echo "== btfs: sequential read of ${BTFS_SIZE_MIB:-256} MiB through the mount (64 MiB cache) vs aria2c, same Transmission seed (goal >= 0.9x) =="
+  echo "== btfs: time to first byte at random offsets of a ${BTFS_TTFB_MIB:-1024} MiB torrent, seed at 4 MiB/s (goal <= 2 x one piece's time) =="
+  BTFS_BENCH=1 flock /tmp/btslave-bench.lock go test ./btfs -run '^TestBenchBTFS(Sequential|TTFB)$' -count=1 -timeout 40m -v > "$out/btfs" 2>&1 ||
+    { tail -40 "$out/btfs"; exit 1; }
+  grep '^btfs-' "$out/btfs" | sed 's/^btfs-/  /'
 fi

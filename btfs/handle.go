@@ -40,7 +40,16 @@ type handle struct {
 	winStart time.Time
 	winBytes int64
 	rate     atomic.Uint64 // bytes per second, float64 bits
+	// floor is a depth the readahead keeps whatever the rate: doubled by
+	// every sequential read that had to wait for the swarm, reset by a
+	// seek (starvedRead).
+	floor atomic.Int64
+	next  int64 // where the last read ended, under mu
 }
+
+// starvedWait is how long a read must wait for it to count as starved:
+// a read of pieces at hand takes microseconds.
+const starvedWait = 10 * time.Millisecond
 
 var (
 	_ fs.FileReader   = (*handle)(nil)
@@ -58,12 +67,30 @@ func (m *Mount) newHandle(f *torrent.File) (*handle, syscall.Errno) {
 	return h, 0
 }
 
-// readahead is the reader's depth: ReadaheadHorizon at the measured rate,
-// at least two pieces and at most Options.MaxReadahead. anacrolix calls it
-// under its client lock: atomics only.
+// readahead is the reader's depth: ReadaheadHorizon at the measured rate
+// or the starved floor, whichever is more, at least two pieces and at most
+// Options.MaxReadahead. anacrolix calls it under its client lock: atomics
+// only.
 func (h *handle) readahead(torrent.ReadaheadContext) int64 {
 	ra := int64(math.Float64frombits(h.rate.Load()) * ReadaheadHorizon.Seconds())
-	return max(2*h.pieceLen, min(ra, h.m.o.MaxReadahead))
+	return max(2*h.pieceLen, min(max(ra, h.floor.Load()), h.m.o.MaxReadahead))
+}
+
+// starvedRead adapts the floor after a read that waited waited.
+// The measured rate alone cannot grow the depth when the swarm answers
+// in rounds (Transmission 3.00 answers at its 500 ms pulse): a reader
+// waiting on a shallow readahead measures the supply, a low rate keeps
+// the readahead shallow, and the read stays at a few hundred KiB/s
+// (docs/btfs.md). A sequential read that waits means the reader is faster
+// than what is in flight: double the depth. A seek starts over, so
+// random reads do not fetch deep readahead they never read.
+func (h *handle) starvedRead(sequential bool, waited time.Duration) {
+	switch {
+	case !sequential:
+		h.floor.Store(0)
+	case waited >= starvedWait:
+		h.floor.Store(min(2*h.readahead(torrent.ReadaheadContext{}), h.m.o.MaxReadahead))
+	}
 }
 
 // Rate is the handle's measured read rate in bytes per second.
@@ -117,10 +144,18 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 		return nil, syscall.EBADF
 	}
 	h.m.reads.Add(1)
+	// Sequential: near where the last read ended (the kernel's own
+	// readahead may reorder a little).
+	// (Not h.pos: a retried read leaves it at -1.)
+	sequential := off >= h.next-2*h.pieceLen && off <= h.next+2*h.pieceLen
 	h.claim(off, int64(want))
+	rStart := time.Now()
 	n, err := h.readLocked(rctx, dest[:want], off)
 	h.m.bytesRead.Add(int64(n))
-	h.measure(n, time.Now())
+	now := time.Now()
+	h.measure(n, now)
+	h.starvedRead(sequential, now.Sub(rStart))
+	h.next = off + int64(n)
 	if err == nil || (n > 0 && ctx.Err() == nil && h.m.ctx.Err() == nil) {
 		return fuse.ReadResultData(dest[:n]), 0
 	}
