@@ -63,12 +63,7 @@ func TestPublishedFigures(t *testing.T) {
 	announceTo(t, announceURL, ih, "-XX0001-bbbbbbbbbbbb", 6002, 1000, "started")
 
 	// A downloader that knows only the everseed (no tracker).
-	cc := torrent.NewDefaultClientConfig()
-	cc.ListenHost = func(string) string { return "127.0.0.1" }
-	cc.ListenPort = 0
-	cc.DisableIPv6, cc.NoDHT, cc.DisableUTP, cc.DisablePEX, cc.NoDefaultPortForwarding = true, true, true, true, true
-	cc.DisableTrackers = true
-	cc.DataDir = t.TempDir()
+	cc := loopbackClientConfig(t)
 	cc.DefaultStorage = storage.NewFileByInfoHash(cc.DataDir)
 	cc.Logger = cc.Logger.WithFilterLevel(alog.Disabled)
 	c, err := torrent.NewClient(cc)

@@ -21,16 +21,24 @@ import (
 	"github.com/btslave/btslave/ledger"
 )
 
-// fetchFrom downloads the torrent mi with a fresh in-process client that
-// knows only the peer at addr, into a temp dir it returns.
-func fetchFrom(t *testing.T, mi *metainfo.MetaInfo, addr net.Addr, timeout time.Duration) string {
-	t.Helper()
+// loopbackClientConfig is an in-process client's config for these tests:
+// loopback only, no DHT, uTP, PEX, port forwarding or trackers, data in a
+// temp dir (cc.DataDir); the caller picks the storage.
+func loopbackClientConfig(t *testing.T) *torrent.ClientConfig {
 	cc := torrent.NewDefaultClientConfig()
 	cc.ListenHost = func(string) string { return "127.0.0.1" }
 	cc.ListenPort = 0
 	cc.DisableIPv6, cc.NoDHT, cc.DisableUTP, cc.DisablePEX, cc.NoDefaultPortForwarding = true, true, true, true, true
 	cc.DisableTrackers = true
 	cc.DataDir = t.TempDir()
+	return cc
+}
+
+// fetchFrom downloads the torrent mi with a fresh in-process client that
+// knows only the peer at addr, into a temp dir it returns.
+func fetchFrom(t *testing.T, mi *metainfo.MetaInfo, addr net.Addr, timeout time.Duration) string {
+	t.Helper()
+	cc := loopbackClientConfig(t)
 	cc.DefaultStorage = storage.NewFileOpts(storage.NewFileClientOpts{ClientBaseDir: cc.DataDir})
 	cc.Logger = cc.Logger.WithFilterLevel(alog.Disabled)
 	c, err := torrent.NewClient(cc)
