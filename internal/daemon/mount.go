@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/anacrolix/torrent/metainfo"
 	bolt "go.etcd.io/bbolt"
@@ -91,26 +90,6 @@ func (a *App) Mount(_ context.Context, req api.MountRequest) (api.Mount, error) 
 		return api.Mount{}, fmt.Errorf("record mount: %w", err)
 	}
 	return a.mountStatus(mt), nil
-}
-
-// recordOf checks a request for exactly one torrent source and turns it
-// into a swarm record (an info hash becomes a magnet link).
-func recordOf(req api.RepeatRequest) (swarmRecord, error) {
-	rec := swarmRecord{Torrent: req.Torrent, Magnet: req.Magnet, Added: time.Now()}
-	if n := btoi(len(req.Torrent) > 0) + btoi(req.Magnet != "") + btoi(req.InfoHash != ""); n != 1 {
-		return rec, fmt.Errorf("%w: give exactly one of a .torrent, a magnet link or an info hash", api.ErrBadRequest)
-	}
-	if h := strings.TrimSpace(req.InfoHash); h != "" {
-		var ih metainfo.Hash
-		if err := ih.FromHexString(h); err != nil {
-			return rec, fmt.Errorf("%w: info hash %q: want 40 hex digits", api.ErrBadRequest, h)
-		}
-		rec.Magnet = "magnet:?xt=urn:btih:" + ih.HexString()
-	}
-	if _, err := rec.spec(); err != nil {
-		return rec, err
-	}
-	return rec, nil
 }
 
 // startMount joins the record's swarm when it is not served yet and

@@ -58,22 +58,35 @@ func (r swarmRecord) spec() (*torrent.TorrentSpec, error) {
 	return nil, fmt.Errorf("%w: give a .torrent, a magnet link or an info hash", api.ErrBadRequest)
 }
 
+// recordOf checks a request for exactly one torrent source and turns it
+// into a swarm record (an info hash becomes a magnet link).
+func recordOf(req api.RepeatRequest) (swarmRecord, error) {
+	rec := swarmRecord{Torrent: req.Torrent, Magnet: req.Magnet, Added: time.Now()}
+	if n := btoi(len(req.Torrent) > 0) + btoi(req.Magnet != "") + btoi(req.InfoHash != ""); n != 1 {
+		return rec, fmt.Errorf("%w: give exactly one of a .torrent, a magnet link or an info hash", api.ErrBadRequest)
+	}
+	if h := strings.TrimSpace(req.InfoHash); h != "" {
+		var ih metainfo.Hash
+		if err := ih.FromHexString(h); err != nil {
+			return rec, fmt.Errorf("%w: info hash %q: want 40 hex digits", api.ErrBadRequest, h)
+		}
+		rec.Magnet = "magnet:?xt=urn:btih:" + ih.HexString()
+	}
+	if _, err := rec.spec(); err != nil {
+		return rec, err
+	}
+	return rec, nil
+}
+
 // Repeat joins the swarm of req for the owner and records it, so that it
 // is rejoined after a restart and never left by the autopilot or the
 // repeater's leave rules (without demand it goes quiet instead). A swarm
 // the autopilot serves becomes the owner's. When max_swarms are served,
 // the autopilot's weakest swarm makes room.
 func (a *App) Repeat(_ context.Context, req api.RepeatRequest) (api.Torrent, error) {
-	rec := swarmRecord{Torrent: req.Torrent, Magnet: req.Magnet, Added: time.Now()}
-	if h := strings.TrimSpace(req.InfoHash); h != "" {
-		var ih metainfo.Hash
-		if err := ih.FromHexString(h); err != nil {
-			return api.Torrent{}, fmt.Errorf("%w: info hash %q: want 40 hex digits", api.ErrBadRequest, h)
-		}
-		rec.Magnet = "magnet:?xt=urn:btih:" + ih.HexString()
-	}
-	if n := btoi(len(req.Torrent) > 0) + btoi(req.Magnet != "") + btoi(req.InfoHash != ""); n != 1 {
-		return api.Torrent{}, fmt.Errorf("%w: give exactly one of a .torrent, a magnet link or an info hash", api.ErrBadRequest)
+	rec, err := recordOf(req)
+	if err != nil {
+		return api.Torrent{}, err
 	}
 	spec, err := rec.spec()
 	if err != nil {
