@@ -18,6 +18,7 @@ not finished and not connected to them.
 Other alerts go to stderr as text.
 """
 
+import faulthandler
 import json
 import queue
 import sys
@@ -46,6 +47,8 @@ def split_hostport(s):
 
 
 def main():
+    # A crash in the bindings prints the Python stack to stderr.
+    faulthandler.enable()
     with open(sys.argv[1]) as f:
         cfg = json.load(f)
 
@@ -146,7 +149,13 @@ def main():
                 stop = True
             else:
                 emit({"type": "error", "message": "unknown command %r" % line.strip()})
-        ses.wait_for_alert(200)
+        # Not ses.wait_for_alert: the bindings wrap the alert it returns, in
+        # the queue libtorrent's network thread is still appending to; when
+        # that queue grows the alert moves and the wrapping reads freed
+        # memory (an intermittent SIGSEGV in python3-libtorrent 2.0.8,
+        # arvidn/libtorrent#5018). Sleeping and popping needs no pointer
+        # into the pending queue.
+        time.sleep(0.1)
         for a in ses.pop_alerts():
             if isinstance(a, lt.peer_log_alert):
                 msg = a.message()
