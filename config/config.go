@@ -182,6 +182,9 @@ type Friends struct {
 	CreditLimit   Size   `toml:"credit_limit"`
 	StarterCredit Size   `toml:"starter_credit"`
 	AutoCashin    bool   `toml:"auto_cashin"`
+	// CashinHelpers is how many friends a cash-in keeps asking for, best
+	// balance first, until that many accepted.
+	CashinHelpers int `toml:"cashin_helpers"`
 	// StarvedRatio is how many downloaders per seed (as the master's
 	// trackers scraped them) make auto_cashin call a swarm starved.
 	StarvedRatio float64  `toml:"starved_ratio"`

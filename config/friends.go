@@ -28,6 +28,9 @@ func (c *Config) prepareFriends(bad func(key, format string, args ...any)) {
 	if !(f.StarvedRatio >= 1 && f.StarvedRatio <= 1e6) {
 		bad("friends.starved_ratio", "%v must be between 1 and 1e6 downloaders per seed", f.StarvedRatio)
 	}
+	if f.CashinHelpers < 1 || f.CashinHelpers > 100 {
+		bad("friends.cashin_helpers", "%d is outside 1..100", f.CashinHelpers)
+	}
 	if time.Duration(f.ReportInterval) < time.Second || time.Duration(f.ReportInterval) > time.Hour {
 		bad("friends.report_interval", "must be between 1s and 1h")
 	}

@@ -18,15 +18,16 @@ func cashinCommand() *command {
 		args:  "INFOHASH",
 		short: "ask friends, best balance first, to help your master with a torrent",
 		long: `Asks the running daemon to cash in: it sends a help request for INFOHASH
-to its friends, the one that owes us most first, until one accepts. The
-friend then joins the swarm and feeds your master at --master (default
+to its friends, the one that owes us most first, until [friends]
+cashin_helpers of them (default 2) accepted or all were asked. Each
+helper joins the swarm and feeds your master at --master (default
 [master] peer_address); what it delivers comes back as IOUs in the
 ledger (btslave ledger). A friend refuses when its balance with us is
-below -credit_limit, or its own caps or filters say no; the reasons are
-printed.
+below -credit_limit, or its own caps or filters say no. Every friend
+asked is printed, helping or refused, with its reason and balance.
 
 EXIT STATUS
-  0  a friend accepted
+  0  at least one friend accepted
   1  no friend accepted, or the daemon failed
   2  bad usage, or [friends] is off`,
 		flags: func(fs *flag.FlagSet) {
@@ -54,8 +55,22 @@ EXIT STATUS
 			}); err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "friend %s helps your master with %s\n", rep.Friend, args[0])
+			for _, h := range rep.Helpers {
+				fmt.Fprintf(e.stdout, "friend %s helps your master with %s (balance %+d bytes: %s)\n", friendLabel(h), args[0], h.Balance, h.Reason)
+			}
+			for _, r := range rep.Refused {
+				fmt.Fprintf(e.stdout, "friend %s refused (balance %+d bytes): %s\n", friendLabel(r), r.Balance, r.Reason)
+			}
 			return nil
 		},
 	}
+}
+
+// friendLabel is a cash-in answer's friend ID, with its name if it has
+// one.
+func friendLabel(a api.CashinAnswer) string {
+	if a.Name != "" {
+		return fmt.Sprintf("%s (%s)", a.Friend, a.Name)
+	}
+	return a.Friend
 }

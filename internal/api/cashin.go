@@ -17,9 +17,24 @@ type CashinRequest struct {
 	Master   string `json:"master,omitempty"`
 }
 
-// CashinReply names the friend that accepted.
+// CashinReply says who was asked, in the order asked (best balance
+// first): Helpers accepted, Refused did not (or could not be reached),
+// each with its reason. Friend is the first helper's ID, for older
+// callers. A cash-in no friend accepted is an error, not a reply.
 type CashinReply struct {
-	Friend string `json:"friend"`
+	Friend  string         `json:"friend"`
+	Helpers []CashinAnswer `json:"helpers"`
+	Refused []CashinAnswer `json:"refused"`
+}
+
+// CashinAnswer is one friend's answer to a cash-in: Balance is what it
+// owed us (negative: what we owed it) when it was asked.
+type CashinAnswer struct {
+	Friend  string `json:"friend"`
+	Short   string `json:"short"`
+	Name    string `json:"name,omitempty"`
+	Balance int64  `json:"balance"`
+	Reason  string `json:"reason"`
 }
 
 func (s *Server) handleCashin(w http.ResponseWriter, r *http.Request) {

@@ -70,11 +70,12 @@ func (a *App) startFriends() (*friendsPart, error) {
 	}
 	p.meter = friendsvc.NewMasterMeter(read, log)
 	p.svc = friendsvc.New(friendsvc.Options{
-		Ledger: p.ledger,
-		Gossip: p.gossip,
-		Helper: friendsvc.NewMasterHelper(a.master.friend), // startMaster made it
-		Meter:  p.meter,
-		Limits: a.friendLimits,
+		Ledger:   p.ledger,
+		Gossip:   p.gossip,
+		Helper:   friendsvc.NewMasterHelper(a.master.friend), // startMaster made it
+		Meter:    p.meter,
+		Limits:   a.friendLimits,
+		MakeRoom: a.roomForFriend,
 		Dial: func(ctx context.Context, key ed25519.PublicKey) (ledger.Caller, error) {
 			fs, err := p.book.List()
 			if err != nil {
@@ -189,11 +190,24 @@ func (a *App) Cashin(ctx context.Context, req api.CashinRequest) (api.CashinRepl
 	if len(fs) == 0 {
 		return api.CashinReply{}, fmt.Errorf("no friends yet; see btslave friends invite: %w", api.ErrBadRequest)
 	}
-	id, err := a.friends.svc.Cashin(ctx, hr, fs)
+	answers, err := a.friends.svc.Cashin(ctx, hr, fs, a.cfg.Friends.CashinHelpers)
 	if err != nil {
 		return api.CashinReply{}, err
 	}
-	return api.CashinReply{Friend: id.String()}, nil
+	rep := api.CashinReply{Helpers: []api.CashinAnswer{}, Refused: []api.CashinAnswer{}}
+	for _, an := range answers {
+		ca := api.CashinAnswer{Friend: an.Friend.String(), Short: an.Friend.Short(), Balance: an.Balance, Reason: an.Reason}
+		if fr, err := a.friends.book.Get(an.Friend); err == nil {
+			ca.Name = fr.Name
+		}
+		if an.Accept {
+			rep.Helpers = append(rep.Helpers, ca)
+		} else {
+			rep.Refused = append(rep.Refused, ca)
+		}
+	}
+	rep.Friend = rep.Helpers[0].Friend
+	return rep, nil
 }
 
 // masterTorrent is our master's .torrent (if it gave one) and magnet
@@ -216,17 +230,25 @@ func (a *App) masterTorrent(ih string) (meta []byte, magnet string) {
 // MasterStarved is the auto_cashin hook for #10's master watcher: call it
 // when our master starts a torrent or its swarm is starved. With
 // friends.auto_cashin on it cashes in as `btslave cashin` would; it
-// returns the friend that accepted, or why nothing happened.
+// returns the first friend that accepted, or why nothing happened.
 func (a *App) MasterStarved(ctx context.Context, infoHash, magnet string, torrent []byte) (string, error) {
 	if a.friends == nil || !a.cfg.Friends.AutoCashin {
 		return "", errors.New("auto_cashin is off")
 	}
-	return a.cashinFor(ctx, infoHash, magnet, torrent, "")
+	ids, err := a.cashinFor(ctx, infoHash, magnet, torrent, "")
+	if err != nil {
+		return "", err
+	}
+	return ids[0], nil
 }
 
 // cashinFor cashes in for our master at masterAddr ("": [master]
-// peer_address).
-func (a *App) cashinFor(ctx context.Context, infoHash, magnet string, torrent []byte, masterAddr string) (string, error) {
+// peer_address); it returns the IDs of the friends that accepted.
+func (a *App) cashinFor(ctx context.Context, infoHash, magnet string, torrent []byte, masterAddr string) ([]string, error) {
 	rep, err := a.Cashin(ctx, api.CashinRequest{InfoHash: infoHash, Magnet: magnet, Torrent: torrent, Master: masterAddr})
-	return rep.Friend, err
+	var ids []string
+	for _, h := range rep.Helpers {
+		ids = append(ids, h.Friend)
+	}
+	return ids, err
 }

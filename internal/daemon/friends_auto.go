@@ -65,7 +65,7 @@ func (a *App) autoCashin(ctx context.Context, ts []master.Torrent, peer netip.Ad
 		a.bg.Go(func() {
 			ctx, cancel := context.WithTimeout(ctx, time.Minute)
 			defer cancel()
-			friend, err := a.cashinFor(ctx, t.InfoHash, t.Magnet, t.MetaInfo, peer.String())
+			helpers, err := a.cashinFor(ctx, t.InfoHash, t.Magnet, t.MetaInfo, peer.String())
 			p.auto.done(t.InfoHash, err == nil)
 			log := a.log.With("component", "friends", "info_hash", t.InfoHash, "name", t.Name,
 				"seeders", t.Seeders, "leechers", t.Leechers)
@@ -73,7 +73,7 @@ func (a *App) autoCashin(ctx context.Context, ts []master.Torrent, peer netip.Ad
 				log.Warn("auto_cashin: no friend helps with a starved swarm; asking again later", "err", err, "retry_in", autoRetry)
 				return
 			}
-			log.Info("auto_cashin: a friend helps our master with a starved swarm", "friend", friend)
+			log.Info("auto_cashin: friends help our master with a starved swarm", "friends", helpers)
 		})
 	}
 }

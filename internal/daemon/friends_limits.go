@@ -10,6 +10,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/btslave/btslave/cache"
+	"github.com/btslave/btslave/friends"
 	"github.com/btslave/btslave/internal/rank"
 	"github.com/btslave/btslave/ledger"
 )
@@ -39,6 +40,30 @@ func (a *App) friendLimits(r ledger.Request) ledger.Limits {
 	}
 	l.Allowed = a.friendFilter
 	return l
+}
+
+// roomForFriend leaves the free repeating swarm (one the autopilot
+// joined) that was joined last, so that an accepted friend's request at
+// max_swarms gets its slot: a friend comes before free repeating.
+func (a *App) roomForFriend(r ledger.Request) error {
+	var pick metainfo.Hash
+	var at time.Time
+	for _, s := range a.rep.Swarms() {
+		o := a.origin(s.InfoHash())
+		if o.origin == rank.OriginAuto && (at.IsZero() || o.joined.After(at)) {
+			pick, at = s.InfoHash(), o.joined
+		}
+	}
+	if at.IsZero() {
+		return fmt.Errorf("no swarm of the autopilot's is served")
+	}
+	who := "a friend"
+	if r.From != nil {
+		who = "friend " + friends.NewID(r.From).Short()
+	}
+	a.log.Info("friends: a free repeating swarm gives its slot to a friend's master", "left", pick.HexString(), "for", r.InfoHash, "friend", who)
+	a.leaveAuto(pick, "gave its slot to "+who+"'s master")
+	return nil
 }
 
 // cacheRoom is what a new swarm may take of the cache without pushing out

@@ -16,6 +16,7 @@ import (
 
 	"github.com/btslave/btslave/cache"
 	"github.com/btslave/btslave/config"
+	"github.com/btslave/btslave/feeds"
 	"github.com/btslave/btslave/friends"
 	"github.com/btslave/btslave/internal/friendsvc"
 	"github.com/btslave/btslave/internal/lab"
@@ -134,6 +135,45 @@ func TestFriendHelpRespectsCaps(t *testing.T) {
 	}
 }
 
+// Ensure that a friend comes before free repeating: at max_swarms, a
+// friend's help request is accepted and takes the slot of the swarm the
+// autopilot joined, which is left; with no such swarm it is refused.
+func TestFriendHelpBeforeFreeRepeating(t *testing.T) {
+	a, lb := testAppLog(t, func(c *config.Config) { c.Repeater.MaxSwarms = 1 })
+	friend, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	free, _, _, _ := lab.MakeTorrent(t, lab.TorrentOptions{Size: 1 << 20, Name: "public.iso"})
+	freeRaw, _ := os.ReadFile(free)
+	freeIH, err := a.joinEntry(&feeds.Entry{Torrent: freeRaw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ih := strings.Repeat("7f", 20)
+	rep := a.friends.svc.HelpRequest(ctx, friend, friends.HelpRequest{InfoHash: ih, Magnet: "magnet:?xt=urn:btih:" + ih + "&dn=Friend.iso", Master: "127.0.0.1:9"})
+	if !rep.Accept {
+		t.Fatalf("a friend's request at max_swarms with a free swarm: %+v", rep)
+	}
+	if a.rep.Swarm(freeIH) != nil {
+		t.Error("the autopilot's swarm is still served")
+	}
+	var want metainfo.Hash
+	_ = want.FromHexString(ih)
+	if sw := a.rep.Swarms(); len(sw) != 1 || sw[0].InfoHash() != want {
+		t.Errorf("swarms after the friend's request: %v, want only %s", sw, ih)
+	}
+	if !strings.Contains(lb.String(), "gives its slot to a friend's master") {
+		t.Error("the log does not say why the free swarm was left")
+	}
+	// The slot is the friend's now, not free: the next friend is refused.
+	other := strings.Repeat("80", 20)
+	if rep := a.friends.svc.HelpRequest(ctx, friend, friends.HelpRequest{InfoHash: other, Magnet: "magnet:?xt=urn:btih:" + other + "&dn=Other.iso", Master: "127.0.0.1:9"}); rep.Accept || !strings.Contains(rep.Reason, "max_swarms 1 reached") {
+		t.Errorf("a second request at max_swarms: %+v", rep)
+	}
+}
+
 // Ensure that with auto_cashin on, a poll of our master showing a starved
 // torrent cashes in once with a friend at the master's address, and that
 // torrents not starved (or with unknown figures) are not cashed in.
@@ -153,7 +193,7 @@ func TestAutoCashinStarved(t *testing.T) {
 		asker.autoCashin(ctx, []master.Torrent{starved, fine, unknown}, peer)
 	}
 	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(lb.String(), "auto_cashin: a friend helps") {
+	for !strings.Contains(lb.String(), "auto_cashin: friends help") {
 		if time.Now().After(deadline) {
 			t.Fatalf("no auto cash-in; log:\n%s", lb.String())
 		}

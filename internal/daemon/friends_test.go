@@ -52,7 +52,7 @@ func TestFriendsCashinJoins(t *testing.T) {
 		}
 	}
 	rep, err := b.Cashin(ctx, api.CashinRequest{InfoHash: ih, Master: "127.0.0.1:9"})
-	if err != nil || rep.Friend != a.friends.id.ID().String() {
+	if err != nil || rep.Friend != a.friends.id.ID().String() || len(rep.Helpers) != 1 || rep.Helpers[0].Friend != rep.Friend || len(rep.Refused) != 0 {
 		t.Fatalf("cashin: %+v %v", rep, err)
 	}
 	if !a.friends.book.IsFriend(b.friends.id.ID()) {

@@ -75,46 +75,81 @@ var ErrNoHelp = errors.New("no friend accepted to help")
 
 var requestID atomic.Uint64
 
+// Answer is one friend's answer to a cash-in: accepted or not, with the
+// reason it gave (or why it could not be asked), and its balance with us
+// (what it owes us, negative when we owe it) when it was asked.
+type Answer struct {
+	Friend  friends.ID
+	Accept  bool
+	Reason  string
+	Balance int64
+}
+
 // Cashin asks friends, best balance first (the ones that owe us most),
-// to help our master with r; it returns the friend that accepted. This is
-// `btslave cashin INFOHASH`, and what auto_cashin calls from
-// MasterStarved.
-func (s *Service) Cashin(ctx context.Context, r friends.HelpRequest, candidates []friends.Friend) (friends.ID, error) {
+// to help our master with r, until want of them accepted (want < 1: one)
+// or all were asked; it returns every answer, in the order asked. The
+// error is ErrNoHelp, with the refusals joined, when none accepted. This
+// is `btslave cashin INFOHASH` ([friends] cashin_helpers is want), and
+// what auto_cashin calls from MasterStarved.
+func (s *Service) Cashin(ctx context.Context, r friends.HelpRequest, candidates []friends.Friend, want int) ([]Answer, error) {
+	want = max(want, 1)
 	bal := map[friends.ID]int64{}
 	for _, f := range candidates {
 		b, err := s.o.Ledger.BalanceOf(f.Key)
 		if err != nil {
-			return friends.ID{}, err
+			return nil, err
 		}
 		bal[f.ID()] = b.Net()
 	}
 	order := append([]friends.Friend(nil), candidates...)
 	sortByNet(order, bal)
+	var answers []Answer
 	var reasons []error
+	accepted := 0
 	for _, f := range order {
-		r.ID = requestID.Add(1)
-		c, err := s.o.Dial(ctx, f.Key)
-		if err != nil {
-			reasons = append(reasons, fmt.Errorf("%s: %w", f.ID().Short(), err))
-			continue
+		if accepted >= want || ctx.Err() != nil {
+			break
 		}
-		m, err := c.Call(ctx, r)
-		if cl, ok := c.(interface{ Close() error }); ok {
-			cl.Close()
-		}
-		if err != nil {
-			reasons = append(reasons, fmt.Errorf("%s: %w", f.ID().Short(), err))
-			continue
-		}
-		rep, ok := m.(friends.HelpReply)
-		if ok && rep.Accept && rep.ID == r.ID {
+		ans := Answer{Friend: f.ID(), Balance: bal[f.ID()]}
+		ans.Accept, ans.Reason = s.ask(ctx, f, r)
+		answers = append(answers, ans)
+		if ans.Accept {
+			accepted++
 			s.o.Meter.Watch(ctx, r.InfoHash, f.Key)
-			s.log.Info("cashed in", "friend", f.ID(), "info_hash", r.InfoHash, "balance", bal[f.ID()], "reason", rep.Reason)
-			return f.ID(), nil
+			s.log.Info("cashed in", "friend", f.ID(), "info_hash", r.InfoHash, "balance", ans.Balance, "reason", ans.Reason, "helpers", accepted, "want", want)
+			continue
 		}
-		reasons = append(reasons, fmt.Errorf("%s refused: %s", f.ID().Short(), rep.Reason))
+		reasons = append(reasons, fmt.Errorf("%s refused: %s", f.ID().Short(), ans.Reason))
 	}
-	return friends.ID{}, fmt.Errorf("cashin %s: %w: %w", r.InfoHash, ErrNoHelp, errors.Join(reasons...))
+	if accepted == 0 {
+		return answers, fmt.Errorf("cashin %s: %w: %w", r.InfoHash, ErrNoHelp, errors.Join(reasons...))
+	}
+	return answers, nil
+}
+
+// ask sends one friend the help request r: whether it accepted, and its
+// reason or why it could not be asked.
+func (s *Service) ask(ctx context.Context, f friends.Friend, r friends.HelpRequest) (bool, string) {
+	r.ID = requestID.Add(1)
+	c, err := s.o.Dial(ctx, f.Key)
+	if err != nil {
+		return false, "cannot reach it: " + err.Error()
+	}
+	m, err := c.Call(ctx, r)
+	if cl, ok := c.(interface{ Close() error }); ok {
+		cl.Close()
+	}
+	if err != nil {
+		return false, "no answer: " + err.Error()
+	}
+	rep, ok := m.(friends.HelpReply)
+	switch {
+	case !ok:
+		return false, fmt.Sprintf("answered a help request with %T", m)
+	case rep.ID != r.ID:
+		return false, fmt.Sprintf("answered request %d, not %d", rep.ID, r.ID)
+	}
+	return rep.Accept, rep.Reason
 }
 
 func sortByNet(fs []friends.Friend, net map[friends.ID]int64) {
@@ -126,11 +161,11 @@ func sortByNet(fs []friends.Friend, net map[friends.ID]int64) {
 // swarm is starved (no seeders, or below a rate, as the master watcher
 // says). With auto_cashin on it cashes in; the error says why nothing
 // happened.
-func (s *Service) MasterStarved(ctx context.Context, autoCashin bool, r friends.HelpRequest, candidates []friends.Friend) (friends.ID, error) {
+func (s *Service) MasterStarved(ctx context.Context, autoCashin bool, r friends.HelpRequest, candidates []friends.Friend, want int) ([]Answer, error) {
 	if !autoCashin {
-		return friends.ID{}, errors.New("auto_cashin is off")
+		return nil, errors.New("auto_cashin is off")
 	}
-	return s.Cashin(ctx, r, candidates)
+	return s.Cashin(ctx, r, candidates, want)
 }
 
 var _ ledger.Caller = (*friends.Conn)(nil)

@@ -46,7 +46,7 @@ func TestOverclaimCapped(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	ih := strings.Repeat("ac", 20)
-	if _, err := asker.svc.Cashin(ctx, friends.HelpRequest{InfoHash: ih, Master: "127.0.0.9:1"}, mustList(t, asker.book)); err != nil {
+	if _, err := asker.svc.Cashin(ctx, friends.HelpRequest{InfoHash: ih, Master: "127.0.0.9:1"}, mustList(t, asker.book), 1); err != nil {
 		t.Fatal(err)
 	}
 	send := func(n int64) {

@@ -37,6 +37,10 @@ type Options struct {
 	// Limits gives the owner's caps, filters and what is in use, for one
 	// request (its name and size known from the metainfo or magnet link).
 	Limits func(r ledger.Request) ledger.Limits
+	// MakeRoom leaves one free repeating swarm (the autopilot's) so that
+	// an accepted request at max_swarms gets its slot (ledger.Decision
+	// Displace); nil: such a request is refused.
+	MakeRoom func(r ledger.Request) error
 	// Stats gives our own scraped figures, for Inquire.
 	Stats func() []friends.SwarmStat
 	// Dial opens the direct channel to a friend.
@@ -109,6 +113,15 @@ func (s *Service) HelpRequest(ctx context.Context, from ed25519.PublicKey, r fri
 	if helping {
 		// One master per swarm: the helper machinery serves one.
 		return refuse("already helping another friend's master with this torrent")
+	}
+	if d.Displace {
+		// A friend comes before free repeating: its swarm takes the slot.
+		if s.o.MakeRoom == nil {
+			return refuse("max_swarms reached and no free repeating swarm can be left here")
+		}
+		if err := s.o.MakeRoom(req); err != nil {
+			return refuse("max_swarms reached, cannot free a slot: " + err.Error())
+		}
 	}
 	if err := s.o.Helper.Help(context.WithoutCancel(ctx), r, master); err != nil {
 		return refuse("cannot help: " + err.Error())

@@ -147,9 +147,9 @@ func TestCashinHelpReport(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	ih := strings.Repeat("ab", 20)
-	got, err := asker.svc.Cashin(ctx, friends.HelpRequest{InfoHash: ih, Magnet: "magnet:?xt=urn:btih:" + ih, Master: "127.0.0.9:51413"}, mustList(t, asker.book))
-	if err != nil || got != helper.id.ID() {
-		t.Fatalf("cashin: %v %v", got, err)
+	got, err := asker.svc.Cashin(ctx, friends.HelpRequest{InfoHash: ih, Magnet: "magnet:?xt=urn:btih:" + ih, Master: "127.0.0.9:51413"}, mustList(t, asker.book), 1)
+	if err != nil || len(got) != 1 || !got[0].Accept || got[0].Friend != helper.id.ID() {
+		t.Fatalf("cashin: %+v %v", got, err)
 	}
 	if m := helper.helper.helped[ih]; m.String() != "127.0.0.9:51413" {
 		t.Fatalf("helper helps %v", m)
@@ -192,18 +192,18 @@ func TestHelpRequestRefused(t *testing.T) {
 	r := friends.HelpRequest{InfoHash: ih, Magnet: "magnet:?xt=urn:btih:" + ih, Master: "127.0.0.9:51413"}
 
 	helper.limits.Swarms = 4 // max_swarms reached, none free
-	if _, err := asker.svc.Cashin(ctx, r, mustList(t, asker.book)); !errors.Is(err, ErrNoHelp) || !strings.Contains(err.Error(), "max_swarms") {
+	if _, err := asker.svc.Cashin(ctx, r, mustList(t, asker.book), 1); !errors.Is(err, ErrNoHelp) || !strings.Contains(err.Error(), "max_swarms") {
 		t.Fatalf("full: %v", err)
 	}
 	helper.limits.Swarms = 0
 	helper.limits.StarterCredit = 0 // a new friend gets no credit
-	if _, err := asker.svc.Cashin(ctx, r, mustList(t, asker.book)); !errors.Is(err, ErrNoHelp) || !strings.Contains(err.Error(), "starter_credit") {
+	if _, err := asker.svc.Cashin(ctx, r, mustList(t, asker.book), 1); !errors.Is(err, ErrNoHelp) || !strings.Contains(err.Error(), "starter_credit") {
 		t.Fatalf("no credit: %v", err)
 	}
 	if len(helper.helper.helped) != 0 {
 		t.Fatal("helped despite refusing")
 	}
-	if _, err := asker.svc.MasterStarved(ctx, false, r, mustList(t, asker.book)); err == nil {
+	if _, err := asker.svc.MasterStarved(ctx, false, r, mustList(t, asker.book), 1); err == nil {
 		t.Fatal("auto_cashin off still cashed in")
 	}
 }
@@ -216,7 +216,7 @@ func TestReportCounterReset(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	ih := strings.Repeat("ef", 20)
-	if _, err := asker.svc.Cashin(ctx, friends.HelpRequest{InfoHash: ih, Master: "127.0.0.9:1"}, mustList(t, asker.book)); err != nil {
+	if _, err := asker.svc.Cashin(ctx, friends.HelpRequest{InfoHash: ih, Master: "127.0.0.9:1"}, mustList(t, asker.book), 1); err != nil {
 		t.Fatal(err)
 	}
 	for _, sent := range []int64{1000, 1000, 300, 700} {
@@ -268,4 +268,73 @@ func TestGossipToRanking(t *testing.T) {
 	if f, ok := a.svc.Figures(ih); !ok || !f.Gossip || f.Seeders != 2 || f.Incomplete != 9 {
 		t.Fatalf("figures %+v %v; want the fresher seeders 2, leechers 9", f, ok)
 	}
+}
+
+// Ensure that a cash-in asks friends best balance first and keeps asking
+// past a refusal until want of them accepted, listing every answer with
+// its reason, and asks no more once enough accepted.
+func TestCashinSeveralHelpers(t *testing.T) {
+	asker := startNode(t, 1<<20)
+	owes, broke, fresh, last := startNode(t, 1<<20), startNode(t, 0), startNode(t, 0), startNode(t, 0)
+	for _, n := range []*node{owes, broke, fresh, last} {
+		befriend(t, n, asker)
+	}
+	broke.limits.StarterCredit = 0 // refuses a friend with no IOU yet
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// We helped owes once: it owes us and ranks first; the others tie at 0.
+	warm := strings.Repeat("a1", 20)
+	if _, err := owes.svc.Cashin(ctx, friends.HelpRequest{InfoHash: warm, Master: "127.0.0.9:1"}, []friends.Friend{friendOf(t, owes, asker)}, 1); err != nil {
+		t.Fatal(err)
+	}
+	asker.helper.mu.Lock()
+	asker.helper.sent = 4000
+	asker.helper.mu.Unlock()
+	if err := asker.svc.ReportDelivered(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ih := strings.Repeat("a2", 20)
+	cands := []friends.Friend{friendOf(t, asker, broke), friendOf(t, asker, fresh), friendOf(t, asker, last), friendOf(t, asker, owes)}
+	// owes is asked first (balance 4000: it owes us), then broke
+	// refuses, then fresh accepts: two helpers, last never asked.
+	got, err := asker.svc.Cashin(ctx, friends.HelpRequest{InfoHash: ih, Master: "127.0.0.9:1"}, cands, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		n      *node
+		accept bool
+		reason string
+	}{{owes, true, "credit_limit"}, {broke, false, "starter_credit"}, {fresh, true, "starter_credit"}}
+	if len(got) != len(want) {
+		t.Fatalf("answers %+v, want %d", got, len(want))
+	}
+	for i, w := range want {
+		if got[i].Friend != w.n.id.ID() || got[i].Accept != w.accept || !strings.Contains(got[i].Reason, w.reason) {
+			t.Errorf("answer %d: %+v, want %v accept=%v for %q", i, got[i], w.n.id.ID().Short(), w.accept, w.reason)
+		}
+	}
+	if got[0].Balance != 4000 {
+		t.Errorf("owes's balance %d, want 4000", got[0].Balance)
+	}
+	if _, ok := last.helper.helped[ih]; ok {
+		t.Error("a third friend was asked after two accepted")
+	}
+	// All refuse: the error joins every reason.
+	_, err = asker.svc.Cashin(ctx, friends.HelpRequest{InfoHash: strings.Repeat("a3", 20), Master: "not-an-addr"}, cands, 2)
+	if !errors.Is(err, ErrNoHelp) || strings.Count(err.Error(), "refused") != 4 {
+		t.Errorf("all refuse: %v", err)
+	}
+}
+
+// friendOf is b as a's book holds it.
+func friendOf(t *testing.T, a, b *node) friends.Friend {
+	t.Helper()
+	for _, f := range mustList(t, a.book) {
+		if f.Key.Equal(b.id.Public()) {
+			return f
+		}
+	}
+	t.Fatalf("%s is not a friend", b.id.ID().Short())
+	return friends.Friend{}
 }
