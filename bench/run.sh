@@ -121,9 +121,10 @@ if [[ $what == publish ]]; then
 fi
 
 if [[ $what == friends ]]; then
-  # Issue #11: A's master with and without a friend's help (real
-  # transmission-daemon masters and seed, opentracker; about 2 minutes).
-  echo "== friends: how much sooner A's master finishes with B's help, and both ledgers =="
+  # Issue #11: A's master alone, with B's help, with B's and C's
+  # (cashin_helpers 2): real transmission-daemon masters and seed,
+  # opentracker; about 3 minutes.
+  echo "== friends: how much sooner A's master finishes with B's (and C's) help than alone, and each side's ledger =="
   FRIENDS_BENCH=1 flock /tmp/btslave-bench.lock go test ./cmd/btslave -run '^TestFriendsBench$' -count=1 -timeout 10m -v |
     grep -E '^  |FAIL|ok' || true
 fi

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/btslave/btslave/friends"
+	"github.com/btslave/btslave/internal/api"
 	"github.com/btslave/btslave/internal/lab"
 	"github.com/btslave/btslave/internal/store"
 	"github.com/btslave/btslave/ledger"
@@ -53,9 +55,11 @@ func (n *friendsNode) masterAddr() string {
 	return netip.AddrPortFrom(n.master.Addr, uint16(n.master.PeerPort)).String()
 }
 
-// startFriendsLab starts the tracker and the seed of torrents "x" and
-// "y", the masters and the daemons' configurations (not the daemons).
-func startFriendsLab(t *testing.T, upA int64) *friendsLab {
+// startFriendsLab starts the tracker and the seed of torrents "x", "y"
+// and "z", the masters and the daemons' configurations (not the daemons).
+// [friends] has starter_credit "0" and credit_limit "64MiB" but where
+// credit (node → "STARTER LIMIT") says otherwise.
+func startFriendsLab(t *testing.T, upA int64, credit map[string]string) *friendsLab {
 	t.Helper()
 	lab.Require(t, "transmission-daemon", "opentracker")
 	l := &friendsLab{t: t, env: testEnv(t), nodes: map[string]*friendsNode{}, torrent: map[string]string{}, data: map[string]string{}, hash: map[string]string{}}
@@ -63,7 +67,7 @@ func startFriendsLab(t *testing.T, upA int64) *friendsLab {
 	l.seed = lab.StartTransmission(t, lab.TransmissionOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, name := range []string{"x", "y"} {
+	for _, name := range []string{"x", "y", "z"} {
 		tp, dp, ih, _ := lab.MakeTorrent(t, lab.TorrentOptions{Size: friendsSize, Name: name + ".bin", Announce: []string{l.ot.HTTPAnnounce}})
 		if err := l.ot.Whitelist(ih); err != nil {
 			t.Fatal(err)
@@ -97,6 +101,7 @@ listen = "127.0.0.1:0"
 size = "32MiB"
 [repeater]
 swarm_cache = "32MiB"
+max_swarms = 6
 [master]
 kind = "transmission"
 url = %q
@@ -108,12 +113,13 @@ listen = %q
 accept = "auto"
 starter_credit = "0"
 credit_limit = "64MiB"
-report_interval = "2s"
+report_interval = "1s"
 `, lab.NextAddr(), up, m.RPCURL, netip.AddrPortFrom(m.Addr, uint16(m.PeerPort)).String(), freePort(t))
 		node := &friendsNode{cfg: filepath.Join(dir, "btslave.toml"), data: filepath.Join(dir, "data"), master: m}
-		if n == "b" {
-			// B gives new friends credit: A's first cash-in is helped.
-			body = strings.Replace(body, `starter_credit = "0"`, `starter_credit = "32MiB"`, 1)
+		if c, ok := credit[n]; ok {
+			starter, limit, _ := strings.Cut(c, " ")
+			body = strings.Replace(body, `starter_credit = "0"`, fmt.Sprintf("starter_credit = %q", starter), 1)
+			body = strings.Replace(body, `credit_limit = "64MiB"`, fmt.Sprintf("credit_limit = %q", limit), 1)
 		}
 		if err := os.WriteFile(node.cfg, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
@@ -237,24 +243,30 @@ func (l *friendsLab) key(n string) []byte {
 // daemons A, B, C, each with its own transmission-daemon master. A and B
 // become friends by invite (each adds the other's code); C meets A, then
 // B, in the swarm of a torrent they repeat (bts_friends hellos, accept =
-// "auto"). A's
-// master downloads a seed-starved torrent while A's own upload is capped;
-// A cashes in; B helps; both ledgers hold the same countersigned IOUs,
-// each no larger than what A's master received. Then B's master
-// downloads: A helps B (which it owes), a stranger's key is refused, and
-// C, a friend with no credit at A (starter_credit 0), is refused (asked
-// first, while A's upload is idle: caps are weighed before balances).
+// "auto"). C's master downloads z and C cashes in with A, which helps:
+// the countersigned IOUs put C's balance at A below A's small
+// credit_limit, and C's next request is refused by A for it (logged, the
+// ledger unchanged). A's master downloads a seed-starved torrent while
+// A's own upload is capped; A cashes in; C (which owes A most, so asked
+// first) and B help (cashin_helpers 2); both ledgers of each pair hold the
+// same countersigned IOUs, each no larger than what the master received.
+// Then B's master downloads: A helps B (which it owes), and a stranger's
+// key cannot even ask. (A friend before free repeating at max_swarms is
+// internal/daemon TestFriendHelpBeforeFreeRepeating.)
 func TestInteropFriendsCashin(t *testing.T) {
-	l := startFriendsLab(t, friendsOwnUp)
+	// A gives anyone 32 KiB of credit: its help with z puts C below it.
+	const creditA = 32 << 10
+	l := startFriendsLab(t, friendsOwnUp, map[string]string{"a": "32KiB 32KiB", "b": "32MiB 64MiB"})
 	l.invite("a", "b")
 	l.invite("b", "a")
 	for _, n := range []string{"a", "b", "c"} {
 		l.nodes[n].proc = startDaemon(t, l.nodes[n].cfg, l.nodes[n].data)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	procA := l.nodes["a"].proc
+	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 	defer cancel()
-	ihX, ihY := l.hash["x"], l.hash["y"]
-	idA := friends.NewID(l.key("a")).String()
+	ihX, ihY, ihZ := l.hash["x"], l.hash["y"], l.hash["z"]
+	idA, idB, idC := friends.NewID(l.key("a")).String(), friends.NewID(l.key("b")).String(), friends.NewID(l.key("c")).String()
 	meetT, _, meetIH, _ := lab.MakeTorrent(t, lab.TorrentOptions{Size: 256 << 10, Name: "meet.bin", Announce: []string{l.ot.HTTPAnnounce}})
 	if err := l.ot.Whitelist(meetIH); err != nil {
 		t.Fatal(err)
@@ -263,27 +275,75 @@ func TestInteropFriendsCashin(t *testing.T) {
 	l.meet(meetT, "a", "c")
 	t.Logf("A and C met in a swarm in %v", time.Since(start).Round(100*time.Millisecond))
 
-	// C, with no credit at A (A idle: no cap is in the way), is refused
-	// (asked while A is its only friend: B would take it on credit).
-	if code, out, errOut := l.cli("c", "cashin", ihY, "--master", l.nodes["c"].masterAddr()); code == 0 || !strings.Contains(out+errOut, "starter_credit") {
-		t.Errorf("C's cashin: %d %q %q, want refused for starter_credit", code, out, errOut)
+	// C's master downloads z with A's help (A is C's only friend yet),
+	// until A's IOUs, countersigned by C, put C below A's credit_limit;
+	// then C's master drops z, so that A delivers no more.
+	mc := l.nodes["c"].master
+	zid, err := mc.AddTorrent(l.torrent["z"], "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if code, out, errOut := l.cli("c", "cashin", ihZ, "--master", l.nodes["c"].masterAddr(), "--torrent", l.torrent["z"]); code != 0 || !strings.Contains(out, "friend "+idA+" helps") {
+		t.Fatalf("C's cashin: %d %q %s", code, out, errOut)
+	}
+	for deadline := time.Now().Add(30 * time.Second); l.friend("a", "c").Balance <= creditA; time.Sleep(500 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("C owes A %d bytes %v after A began to help with z; want more than A's credit_limit %d", l.friend("a", "c").Balance, time.Since(start), creditA)
+		}
+	}
+	tookZ := time.Since(start)
+	if err := mc.Remove(zid, true); err != nil {
+		t.Fatal(err)
+	}
+	// One more report interval: the last of A's IOUs for z.
+	time.Sleep(1500 * time.Millisecond)
+	before := l.friend("a", "c")
+	t.Logf("C's master was in debt to A beyond the credit limit %v after its cashin; C owes A %d bytes", tookZ.Round(100*time.Millisecond), before.Balance)
+	if c := l.friend("c", "a"); c.Balance != -before.Balance {
+		t.Errorf("C's ledger: balance with A %d, A's with C %d; want opposite", c.Balance, before.Balance)
+	}
+	// C's next request is refused by A for its balance (asked again while
+	// A's upload meter still counts z: caps are weighed first).
+	start = time.Now()
+	for {
+		code, out, errOut := l.cli("c", "cashin", ihY, "--master", l.nodes["c"].masterAddr(), "--torrent", l.torrent["y"])
+		if code == 0 {
+			t.Fatalf("C below its credit limit was helped: %q", out)
+		}
+		if strings.Contains(errOut, "not above -credit_limit") {
+			break
+		}
+		if !strings.Contains(errOut, "upload limit reached") || ctx.Err() != nil {
+			t.Fatalf("C's second cashin: %d %q %s, want refused for credit_limit", code, out, errOut)
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("A refused C for credit_limit %v after z's last IOU", time.Since(start).Round(100*time.Millisecond))
+	if after := l.friend("a", "c"); after.Given != before.Given || after.Taken != before.Taken {
+		t.Errorf("A's ledger with C changed on a refusal: %+v, was %+v", after, before)
 	}
 	start = time.Now()
 	l.meet(meetT, "b", "c")
 	t.Logf("B and C met in a swarm in %v", time.Since(start).Round(100*time.Millisecond))
+
+	// A's master downloads x; A cashes in: C, which owes it, and B help.
 	tookX := l.download(ctx, "a", "x", func() {
 		code, out, errOut := l.cli("a", "cashin", ihX, "--master", l.nodes["a"].masterAddr(), "--torrent", l.torrent["x"])
-		if code != 0 || !strings.Contains(out, friends.NewID(l.key("b")).String()) {
-			t.Fatalf("A's cashin: %d %q %s", code, out, errOut)
+		if code != 0 || !strings.Contains(out, "friend "+idB+" helps") || !strings.Contains(out, "friend "+idC+" helps") {
+			t.Fatalf("A's cashin: %d %q %s, want B and C helping", code, out, errOut)
+		}
+		if strings.Index(out, idC) > strings.Index(out, idB) {
+			t.Errorf("A's cashin asked B before C, which owes A more: %q", out)
 		}
 	})
-	t.Logf("A's master finished x in %v with B's help", tookX.Round(100*time.Millisecond))
+	t.Logf("A's master finished x in %v with B's and C's help", tookX.Round(100*time.Millisecond))
 	// A's status: who helps and how much arrived.
 	code, out, _ := l.cli("a", "status")
 	if code != 0 || !strings.Contains(out, "helped by") || !strings.Contains(out, ihX[:8]) {
 		t.Errorf("A's status does not show B's help: %q", out)
 	}
-	time.Sleep(5 * time.Second) // two report intervals: B's IOUs for x
+	time.Sleep(3 * time.Second) // three report intervals: B's and C's IOUs for x
 
 	// B's master downloads y; B cashes in with A, which owes it.
 	tookY := l.download(ctx, "b", "y", func() {
@@ -291,10 +351,10 @@ func TestInteropFriendsCashin(t *testing.T) {
 		// own helper seeds for a while): ask again, as an owner would.
 		for {
 			code, out, errOut := l.cli("b", "cashin", ihY, "--master", l.nodes["b"].masterAddr(), "--torrent", l.torrent["y"])
-			if code == 0 && strings.Contains(out, idA) {
+			if code == 0 && strings.Contains(out, "friend "+idA+" helps") {
 				break
 			}
-			if !strings.Contains(errOut, "upload limit reached") || ctx.Err() != nil {
+			if !strings.Contains(errOut+out, "upload limit reached") || ctx.Err() != nil {
 				t.Fatalf("B's cashin with A: %d %q %s", code, out, errOut)
 			}
 			time.Sleep(2 * time.Second)
@@ -310,10 +370,13 @@ func TestInteropFriendsCashin(t *testing.T) {
 		c.Close()
 		t.Error("A let a stranger's key in")
 	}
-	time.Sleep(5 * time.Second) // two report intervals: A's IOU for y
+	time.Sleep(3 * time.Second) // three report intervals: A's IOU for y
 	l.stop()
+	if log := procA.log.String(); !regexp.MustCompile(`help request refused.*friend=` + idC[:7] + `.*not above -credit_limit`).MatchString(log) {
+		t.Error("A's log does not give the credit reason for refusing C")
+	}
 
-	for _, pair := range [][2]string{{"a", "b"}, {"b", "a"}} {
+	for _, pair := range [][2]string{{"a", "b"}, {"b", "a"}, {"c", "a"}, {"a", "c"}} {
 		debtor, creditor := pair[0], pair[1]
 		hd, hc := l.history(debtor, debtor, creditor), l.history(creditor, debtor, creditor)
 		if len(hd) == 0 {
@@ -338,10 +401,29 @@ func TestInteropFriendsCashin(t *testing.T) {
 		}
 		t.Logf("%s owes %s %d bytes in %d IOUs", debtor, creditor, u.Total, len(hd))
 	}
-	for _, n := range []string{"a", "b"} {
+	for _, n := range []string{"a", "b", "c"} {
 		_, out, _ := l.cli(n, "ledger")
 		t.Logf("%s's ledger:\n%s", n, out)
 	}
+}
+
+// friend is n's entry for friend m, as `btslave friends list --json`
+// gives it: Balance is what m owes n.
+func (l *friendsLab) friend(n, m string) api.FriendInfo {
+	l.t.Helper()
+	code, out, errOut := l.cli(n, "friends", "list", "--json")
+	var fs []api.FriendInfo
+	if err := json.Unmarshal([]byte(out), &fs); code != 0 || err != nil {
+		l.t.Fatalf("%s: friends list: %d %v %s", n, code, err, errOut)
+	}
+	id := friends.NewID(l.key(m)).String()
+	for _, f := range fs {
+		if f.ID == id {
+			return f
+		}
+	}
+	l.t.Fatalf("%s does not list %s as a friend: %q", n, m, out)
+	return api.FriendInfo{}
 }
 
 func friendsAddr(t *testing.T, l *friendsLab, n string) string {
@@ -358,48 +440,4 @@ func friendsAddr(t *testing.T, l *friendsLab, n string) string {
 	}
 	t.Fatal("no friends.listen")
 	return ""
-}
-
-// TestFriendsBench (FRIENDS_BENCH=1, bench/run.sh friends) prints how much
-// sooner A's master finishes the seed-starved torrent with B's help than
-// with A's own capped helper alone, and each side's ledger afterwards.
-func TestFriendsBench(t *testing.T) {
-	if os.Getenv("FRIENDS_BENCH") == "" {
-		t.Skip("FRIENDS_BENCH=1 runs it (bench/run.sh friends)")
-	}
-	run := func(cashin bool) (time.Duration, string) {
-		l := startFriendsLab(t, friendsOwnUp)
-		l.invite("a", "b")
-		l.invite("b", "a")
-		for _, n := range []string{"a", "b"} {
-			l.nodes[n].proc = startDaemon(t, l.nodes[n].cfg, l.nodes[n].data)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-		defer cancel()
-		took := l.download(ctx, "a", "x", func() {
-			if !cashin {
-				return
-			}
-			if code, _, errOut := l.cli("a", "cashin", l.hash["x"], "--master", l.nodes["a"].masterAddr(), "--torrent", l.torrent["x"]); code != 0 {
-				t.Fatalf("cashin: %s", errOut)
-			}
-		})
-		time.Sleep(5 * time.Second)
-		l.stop()
-		var b strings.Builder
-		for _, n := range []string{"a", "b"} {
-			_, out, _ := l.cli(n, "ledger")
-			fmt.Fprintf(&b, "  %s's ledger:\n", strings.ToUpper(n))
-			for line := range strings.Lines(out) {
-				b.WriteString("    " + line)
-			}
-		}
-		return took, b.String()
-	}
-	alone, _ := run(false)
-	helped, ledgers := run(true)
-	fmt.Printf("  A's master, %d MiB seed-starved (seed %d KiB/s, A's upload %d KiB/s, B's %d KiB/s): %.1f s alone, %.1f s with B's help: %.1f s sooner (%.0f%% of the time)\n",
-		friendsSize>>20, friendsSeedUp>>10, friendsOwnUp>>10, friendsHelperUp>>10, alone.Seconds(), helped.Seconds(),
-		(alone - helped).Seconds(), 100*helped.Seconds()/alone.Seconds())
-	fmt.Print(ledgers)
 }
