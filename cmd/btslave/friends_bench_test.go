@@ -28,7 +28,7 @@ func TestFriendsBench(t *testing.T) {
 	// run plays one download of x by A's master with helpers (by invite,
 	// both ways) cashed in; its programs end with the subtest.
 	run := func(t *testing.T, helpers ...string) result {
-		l := startFriendsLab(t, friendsOwnUp, map[string]string{"b": "32MiB 64MiB", "c": "32MiB 64MiB"})
+		l := startFriendsLab(t, friendsOwnUp, map[string][]string{"b": {`starter_credit = "32MiB"`}, "c": {`starter_credit = "32MiB"`}})
 		for _, h := range helpers {
 			l.invite("a", h)
 			l.invite(h, "a")

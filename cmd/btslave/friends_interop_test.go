@@ -57,9 +57,9 @@ func (n *friendsNode) masterAddr() string {
 
 // startFriendsLab starts the tracker and the seed of torrents "x", "y"
 // and "z", the masters and the daemons' configurations (not the daemons).
-// [friends] has starter_credit "0" and credit_limit "64MiB" but where
-// credit (node → "STARTER LIMIT") says otherwise.
-func startFriendsLab(t *testing.T, upA int64, credit map[string]string) *friendsLab {
+// [friends] has starter_credit "0" and credit_limit "64MiB"; friendsConf
+// (node → [friends] lines "key = value") replaces or adds keys.
+func startFriendsLab(t *testing.T, upA int64, friendsConf map[string][]string) *friendsLab {
 	t.Helper()
 	lab.Require(t, "transmission-daemon", "opentracker")
 	l := &friendsLab{t: t, env: testEnv(t), nodes: map[string]*friendsNode{}, torrent: map[string]string{}, data: map[string]string{}, hash: map[string]string{}}
@@ -116,10 +116,13 @@ credit_limit = "64MiB"
 report_interval = "1s"
 `, lab.NextAddr(), up, m.RPCURL, netip.AddrPortFrom(m.Addr, uint16(m.PeerPort)).String(), freePort(t))
 		node := &friendsNode{cfg: filepath.Join(dir, "btslave.toml"), data: filepath.Join(dir, "data"), master: m}
-		if c, ok := credit[n]; ok {
-			starter, limit, _ := strings.Cut(c, " ")
-			body = strings.Replace(body, `starter_credit = "0"`, fmt.Sprintf("starter_credit = %q", starter), 1)
-			body = strings.Replace(body, `credit_limit = "64MiB"`, fmt.Sprintf("credit_limit = %q", limit), 1)
+		for _, kv := range friendsConf[n] { // [friends] is the last table
+			key, _, _ := strings.Cut(kv, " =")
+			if re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(key) + ` = .*$`); re.MatchString(body) {
+				body = re.ReplaceAllLiteralString(body, kv)
+			} else {
+				body += kv + "\n"
+			}
 		}
 		if err := os.WriteFile(node.cfg, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
@@ -247,8 +250,9 @@ func (l *friendsLab) key(n string) []byte {
 // the countersigned IOUs put C's balance at A below A's small
 // credit_limit, and C's next request is refused by A for it (logged, the
 // ledger unchanged). A's master downloads a seed-starved torrent while
-// A's own upload is capped; A cashes in; C (which owes A most, so asked
-// first) and B help (cashin_helpers 2); both ledgers of each pair hold the
+// A's own upload is capped; A's daemon cashes in by itself (auto_cashin,
+// on the swarm figures its master got from the tracker); C (which owes A
+// most, so asked first) and B help (cashin_helpers 2); both ledgers of each pair hold the
 // same countersigned IOUs, each no larger than what the master received.
 // Then B's master downloads: A helps B (which it owes), and a stranger's
 // key cannot even ask. (A friend before free repeating at max_swarms is
@@ -256,7 +260,12 @@ func (l *friendsLab) key(n string) []byte {
 func TestInteropFriendsCashin(t *testing.T) {
 	// A gives anyone 32 KiB of credit: its help with z puts C below it.
 	const creditA = 32 << 10
-	l := startFriendsLab(t, friendsOwnUp, map[string]string{"a": "32KiB 32KiB", "b": "32MiB 64MiB"})
+	// A cashes in by itself (auto_cashin) when its master's swarm, as
+	// the master's tracker says, has a downloader per seed.
+	l := startFriendsLab(t, friendsOwnUp, map[string][]string{
+		"a": {`starter_credit = "32KiB"`, `credit_limit = "32KiB"`, `auto_cashin = true`, `starved_ratio = 1.0`},
+		"b": {`starter_credit = "32MiB"`},
+	})
 	l.invite("a", "b")
 	l.invite("b", "a")
 	for _, n := range []string{"a", "b", "c"} {
@@ -327,14 +336,13 @@ func TestInteropFriendsCashin(t *testing.T) {
 	l.meet(meetT, "b", "c")
 	t.Logf("B and C met in a swarm in %v", time.Since(start).Round(100*time.Millisecond))
 
-	// A's master downloads x; A cashes in: C, which owes it, and B help.
+	// A's master downloads x, its swarm starved (one seed, A's master
+	// downloading): A's daemon cashes in by itself, auto_cashin, without
+	// any `btslave cashin`; C, which owes A, and B help.
+	shortA := idA[:strings.IndexByte(idA, '-')]
 	tookX := l.download(ctx, "a", "x", func() {
-		code, out, errOut := l.cli("a", "cashin", ihX, "--master", l.nodes["a"].masterAddr(), "--torrent", l.torrent["x"])
-		if code != 0 || !strings.Contains(out, "friend "+idB+" helps") || !strings.Contains(out, "friend "+idC+" helps") {
-			t.Fatalf("A's cashin: %d %q %s, want B and C helping", code, out, errOut)
-		}
-		if strings.Index(out, idC) > strings.Index(out, idB) {
-			t.Errorf("A's cashin asked B before C, which owes A more: %q", out)
+		for _, n := range []string{"c", "b"} {
+			waitCLIDir(t, l.env, l.nodes[n].cfg, l.nodes[n].data, shortA+"'s master with "+ihX[:8], 20*time.Second, "status")
 		}
 	})
 	t.Logf("A's master finished x in %v with B's and C's help", tookX.Round(100*time.Millisecond))
@@ -372,8 +380,16 @@ func TestInteropFriendsCashin(t *testing.T) {
 	}
 	time.Sleep(3 * time.Second) // three report intervals: A's IOU for y
 	l.stop()
-	if log := procA.log.String(); !regexp.MustCompile(`help request refused.*friend=` + idC[:7] + `.*not above -credit_limit`).MatchString(log) {
+	logA := procA.log.String()
+	if !regexp.MustCompile(`help request refused.*friend=` + idC[:7] + `.*not above -credit_limit`).MatchString(logA) {
 		t.Error("A's log does not give the credit reason for refusing C")
+	}
+	// auto_cashin asked C (which owed A) before B, both helped, on the
+	// figures A's master had from the tracker.
+	if m := regexp.MustCompile(`auto_cashin: friends help our master with a starved swarm.* info_hash=` + ihX + `.* seeders=(\d+) leechers=(\d+) friends="?\[` + idC + ` ` + idB + `\]`).FindStringSubmatch(logA); m == nil {
+		t.Errorf("A's log does not show auto_cashin helped by C then B for x:\n%s", grepLines(logA, "auto_cashin"))
+	} else {
+		t.Logf("A's auto_cashin for x: the tracker counted %s seeders, %s leechers", m[1], m[2])
 	}
 
 	for _, pair := range [][2]string{{"a", "b"}, {"b", "a"}, {"c", "a"}, {"a", "c"}} {
@@ -405,6 +421,17 @@ func TestInteropFriendsCashin(t *testing.T) {
 		_, out, _ := l.cli(n, "ledger")
 		t.Logf("%s's ledger:\n%s", n, out)
 	}
+}
+
+// grepLines is the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var b strings.Builder
+	for line := range strings.Lines(s) {
+		if strings.Contains(line, sub) {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }
 
 // friend is n's entry for friend m, as `btslave friends list --json`
