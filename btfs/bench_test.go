@@ -68,7 +68,7 @@ func TestBenchBTFSSequential(t *testing.T) {
 
 	// The mount first, without the tracker (so aria2 later cannot find us
 	// and must take everything from Transmission).
-	budget := int64(64 << 20)
+	budget := benchMiB(t, "BTFS_CACHE_MIB", 64) << 20
 	r := newRepeater(t, budget)
 	spec := torrent.TorrentSpecFromMetaInfo(mi)
 	spec.Trackers = nil
@@ -83,8 +83,10 @@ func TestBenchBTFSSequential(t *testing.T) {
 	// Time from the open, as aria2's time runs from its start: both
 	// include the wait for Transmission's first unchoke.
 	start := time.Now()
+	stopTrace := traceMount(m, r, sw)
 	got := sha256File(t, mounted)
 	mountTime := time.Since(start)
+	stopTrace()
 	if want := sha256File(t, dataPath); got != want {
 		t.Fatalf("sha256 %s through the mount, want %s", got, want)
 	}
