@@ -76,6 +76,9 @@ func TestMountDaemonOwnsMount(t *testing.T) {
 	if code, out, _ := cli("mount"); code != 0 || !strings.Contains(out, mnt) || strings.Contains(out, " 0 timeouts") {
 		t.Errorf("mount list: %d %q", code, out)
 	}
+	if code, out, _ := cli("status"); code != 0 || !strings.Contains(out, "mounts") || !strings.Contains(out, mnt) || !strings.Contains(out, "multi") {
+		t.Errorf("status does not list the mount: %d %q", code, out)
+	}
 
 	d.cmd.Process.Signal(syscall.SIGKILL)
 	<-d.done
