@@ -68,7 +68,7 @@ func TestBenchBTFSSequential(t *testing.T) {
 
 	// The mount first, without the tracker (so aria2 later cannot find us
 	// and must take everything from Transmission).
-	budget := int64(64 << 20)
+	budget := benchMiB(t, "BTFS_CACHE_MIB", 64) << 20
 	r := newRepeater(t, budget)
 	spec := torrent.TorrentSpecFromMetaInfo(mi)
 	spec.Trackers = nil
@@ -83,8 +83,10 @@ func TestBenchBTFSSequential(t *testing.T) {
 	// Time from the open, as aria2's time runs from its start: both
 	// include the wait for Transmission's first unchoke.
 	start := time.Now()
+	stopTrace := traceMount(m, r, sw)
 	got := sha256File(t, mounted)
 	mountTime := time.Since(start)
+	stopTrace()
 	if want := sha256File(t, dataPath); got != want {
 		t.Fatalf("sha256 %s through the mount, want %s", got, want)
 	}
@@ -202,9 +204,13 @@ func TestBenchBTFSTTFB(t *testing.T) {
 			t.Fatal(err)
 		}
 		buf := make([]byte, 1)
+		st := sw.Torrent().Stats()
+		chunks := st.ChunksReadUseful.Int64()
 		s := time.Now()
 		_, err = f.ReadAt(buf, off)
 		d := time.Since(s)
+		st = sw.Torrent().Stats()
+		chunks = st.ChunksReadUseful.Int64() - chunks
 		f.Close()
 		if err != nil && err != io.EOF {
 			t.Fatalf("read at %d: %v", off, err)
@@ -218,7 +224,7 @@ func TestBenchBTFSTTFB(t *testing.T) {
 		}
 		sum += d
 		worst = max(worst, d)
-		fmt.Printf("btfs-ttfb:   offset %10d (piece %4d): %v (%.2f x piece time)\n", off, off/pieceLen, d.Round(time.Millisecond), d.Seconds()/pieceTime.Seconds())
+		fmt.Printf("btfs-ttfb:   offset %10d (piece %4d): %v (%.2f x piece time; %d KiB arrived meanwhile)\n", off, off/pieceLen, d.Round(time.Millisecond), d.Seconds()/pieceTime.Seconds(), chunks*16)
 		// Let the last offset's requests in flight drain. (The seed's
 		// limiter then holds a burst of about one request's worth, as
 		// any token bucket does after an idle second.)

@@ -61,8 +61,11 @@ type Mount struct {
 	mtime     atomic.Int64 // every node's times, Unix seconds
 	reads     atomic.Int64
 	bytesRead atomic.Int64
-	timeouts  atomic.Int64
-	handles   atomic.Int64
+	// ahead: the last read through this mount read ahead, so a seek may
+	// find requests of pieces nobody wants in flight (handle.cancelStale).
+	ahead    atomic.Bool
+	timeouts atomic.Int64
+	handles  atomic.Int64
 }
 
 // New mounts t on dir, which must be an existing directory, and serves it

@@ -296,12 +296,15 @@ func (r *Repeater) onEvict(ih metainfo.Hash, piece int) {
 	if !ok || t.Info() == nil || piece >= t.NumPieces() {
 		return
 	}
-	if s := r.Swarm(ih); s != nil {
+	s := r.Swarm(ih)
+	if s != nil {
 		s.forget(piece)
 	}
 	p := t.Piece(piece)
 	p.SetPriority(types.PiecePriorityNone)
-	p.UpdateCompletion()
+	if s == nil || !s.deferSync(piece) { // reader.go: told later while a reader streams
+		p.UpdateCompletion()
+	}
 	r.client.Wire.PieceEvicted(ih, piece)
 }
 

@@ -444,9 +444,11 @@ func (s *Swarm) round() {
 	for _, p := range pl.cancel {
 		s.t.Piece(p).SetPriority(types.PiecePriorityNone)
 	}
+	s.syncEvicted(pl.fetch) // anacrolix fetches only what it knows is missing
 	for _, p := range pl.fetch {
 		s.t.Piece(p).SetPriority(types.PiecePriorityNormal)
 	}
+	s.syncIdle()
 	s.mu.Lock()
 	for _, p := range pl.cancel {
 		delete(s.pending, p)

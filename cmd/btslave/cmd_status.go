@@ -29,9 +29,15 @@ config and the data dir) and prints a summary.`,
 				return usageErr("status takes no arguments")
 			}
 			var st *api.Status
+			var mounts []api.Mount
 			if err := g.callAPI(ctx, e, 10*time.Second, func(ctx context.Context, client *api.Client) (err error) {
-				st, err = client.Status(ctx)
-				return err
+				if st, err = client.Status(ctx); err != nil {
+					return err
+				}
+				// A daemon without mounts (or an older one) answers an
+				// error here: status shows none rather than failing.
+				mounts, _ = client.Mounts(ctx)
+				return nil
 			}); err != nil {
 				return err
 			}
@@ -39,6 +45,7 @@ config and the data dir) and prints a summary.`,
 				return printJSON(e.stdout, st)
 			}
 			printStatus(e.stdout, st)
+			printMounts(e.stdout, mounts)
 			return nil
 		},
 	}
@@ -103,6 +110,28 @@ func printStatus(w io.Writer, st *api.Status) {
 		if t.Error != "" {
 			fmt.Fprintf(tw, "  \t%s\n", termSafe(t.Error))
 		}
+	}
+}
+
+// printMounts lists the daemon's mounts (BTFS), one line each.
+func printMounts(w io.Writer, ms []api.Mount) {
+	if len(ms) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	defer tw.Flush()
+	fmt.Fprintf(tw, "mounts\t%d\n", len(ms))
+	for _, m := range ms {
+		name := m.Name
+		if name == "" {
+			name = "(metadata not known yet)"
+		}
+		fmt.Fprintf(tw, "  %s\t%.8s %s: %d reads, %s read, %d timeouts, %d open files",
+			termSafe(m.Dir), termSafe(m.InfoHash), termSafe(name), m.Reads, fmtBytes(m.BytesRead), m.Timeouts, m.Open)
+		if m.Error != "" {
+			fmt.Fprintf(tw, "; not served: %s", termSafe(m.Error))
+		}
+		fmt.Fprintln(tw)
 	}
 }
 

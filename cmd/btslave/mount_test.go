@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -73,6 +75,9 @@ func TestMountDaemonOwnsMount(t *testing.T) {
 	}
 	if code, out, _ := cli("mount"); code != 0 || !strings.Contains(out, mnt) || strings.Contains(out, " 0 timeouts") {
 		t.Errorf("mount list: %d %q", code, out)
+	}
+	if code, out, _ := cli("status"); code != 0 || !strings.Contains(out, "mounts") || !strings.Contains(out, mnt) || !strings.Contains(out, "multi") {
+		t.Errorf("status does not list the mount: %d %q", code, out)
 	}
 
 	d.cmd.Process.Signal(syscall.SIGKILL)
@@ -164,4 +169,60 @@ func mountCount(t *testing.T, dir string) int {
 		}
 	}
 	return n
+}
+
+// Ensure a real SIGINT to a foreground "btslave mount" process (the
+// binary, not a cancelled context) unmounts cleanly: the process exits 0
+// and leaves no mount behind.
+func TestMountForegroundSIGINT(t *testing.T) {
+	lab.RequireFUSE(t)
+	cfgPath := filepath.Join(t.TempDir(), "btslave.toml")
+	os.WriteFile(cfgPath, []byte("[peer]\nlisten = \"127.0.0.1:0\"\n[api]\nlisten = \"127.0.0.1:0\"\n[cache]\nsize = \"8MiB\"\n"), 0o600)
+	_, _, ih, _ := lab.MakeTorrent(t, lab.TorrentOptions{Name: "one.bin", Size: 1 << 20})
+	mnt := mountPoint(t)
+	var log bytes.Buffer
+	cmd := exec.Command(os.Args[0], "mount", "--standalone", "--config", cfgPath, "--data-dir", filepath.Join(t.TempDir(), "data"), ih, mnt)
+	cmd.Env = append(os.Environ(), "BTSLAVE_AS_MAIN=1")
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("btslave mount output:\n%s", log.String())
+		}
+	}()
+	for deadline := time.Now().Add(20 * time.Second); !btfs.IsMounted(mnt); {
+		if time.Now().After(deadline) {
+			t.Fatal("the foreground mount never appeared")
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("btslave mount exited (%v) before mounting", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if _, err := os.Stat(filepath.Join(mnt, btfs.StatusFile)); err != nil {
+		t.Errorf("status file: %v", err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("btslave mount after SIGINT: %v, want exit 0", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("btslave mount did not stop within 10 s of SIGINT")
+	}
+	if btfs.IsMounted(mnt) {
+		t.Error("still mounted after SIGINT")
+	}
+	if n := mountCount(t, mnt); n != 0 {
+		t.Errorf("%d mounts left on %s", n, mnt)
+	}
 }
