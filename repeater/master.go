@@ -42,6 +42,9 @@ type masterLink struct {
 	// paced are the swarm connections whose upload is capped so that half
 	// the upload cap stays free for the master, with their cap.
 	paced map[*wire.Conn]int64
+	// sent is the payload sent to the master per piece, per connection
+	// to it (the last count of each, closed ones kept).
+	sent map[*wire.Conn]map[int]int64
 }
 
 type flowSample struct {
@@ -200,6 +203,27 @@ func (s *Swarm) Master() (MasterStats, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.stats, true
+}
+
+// MasterPieces returns the payload sent to the master per piece, over
+// every connection to it (counted from the first round that saw each):
+// two helpers of one master that both sent bytes of a piece overlapped.
+func (s *Swarm) MasterPieces() map[int]int64 {
+	s.mu.Lock()
+	m := s.masterLink
+	s.mu.Unlock()
+	out := map[int]int64{}
+	if m == nil {
+		return out
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, per := range m.sent {
+		for p, n := range per {
+			out[p] += n
+		}
+	}
+	return out
 }
 
 func (m *masterLink) unpinAll(s *Swarm) {
@@ -429,6 +453,11 @@ func (s *Swarm) reserveForMaster(m *masterLink, rest []wire.PeerState, on bool) 
 	for _, c := range conns {
 		ra, ok := c.RemoteAddr().(*net.TCPAddr)
 		if ok && ra.AddrPort().Addr().Unmap() == m.addr.Addr().Unmap() {
+			c.TrackSent(true)
+			if m.sent == nil {
+				m.sent = map[*wire.Conn]map[int]int64{}
+			}
+			m.sent[c] = c.SentPieces()
 			continue
 		}
 		if m.paced[c] != per {
