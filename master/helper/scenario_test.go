@@ -184,6 +184,15 @@ func runScenario(t *testing.T, sc scenario) outcome {
 		}
 	}
 
+	// A real master dials the peers the tracker gives it; in the lab it
+	// cannot (Transmission never dials loopback), so the leechers must
+	// find it in their first announce: wait until the tracker lists it.
+	// Without this the leechers saw the master only on re-announcing as
+	// seeds, and a k = 0 master talked to one leecher for 90 s of 150.
+	if _, err := ot.WaitScrape(ctx, ih, func(r lab.ScrapeResult) bool { return r.Incomplete >= 1 }); err != nil {
+		t.Fatal(err)
+	}
+
 	// Helpers: each its own daemon-like repeater on its own address.
 	var swarms []*repeater.Swarm
 	for range sc.k {
