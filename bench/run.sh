@@ -132,7 +132,9 @@ fi
 if [[ $what == master ]]; then
   # Issue #10's flash crowd (real programs, loopback); long: 128 MiB and
   # k = 0..3 take over an hour on 2 cores. MASTER_SIZE_MIB, MASTER_K
-  # ("0 1") and MASTER_QBT=1 (qbittorrent-nox master) scale it.
+  # ("0 1") and MASTER_QBT=1 (qbittorrent-nox master) scale it. Per k it
+  # prints the helpers' bytes, their overlap and the master's intake by
+  # source (a Transmission master's per-peer rates, 10 s timeline).
   echo "== master helped by k btslaves (goal: master rate +0.45*k*U, crowd <= 5% slower) =="
   MASTER_BENCH=1 flock /tmp/btslave-bench.lock go test ./master/helper -run '^TestMasterBench$' -count=1 -timeout 3h -v |
     grep -E '^  |FAIL|ok' || true

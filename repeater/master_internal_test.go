@@ -22,8 +22,13 @@ func TestMasterShareAndMerge(t *testing.T) {
 	}
 	pl := plan{fetch: []int{9, 3}, evict: []int{3, 8}, cancel: []int{6, 11}}
 	got := mergeMasterFirst(pl, []int{3, 4}, 3, func(p int) bool { return p == 8 || p == 6 })
-	if !slices.Equal(got.fetch, []int{3, 4, 9}) || !slices.Equal(got.evict, []int{3}) || !slices.Equal(got.cancel, []int{11}) {
+	if !slices.Equal(got.fetch, []int{3, 4}) || !slices.Equal(got.evict, []int{3}) || !slices.Equal(got.cancel, []int{11}) {
 		t.Errorf("merged plan %+v", got)
+	}
+	// Nothing for the master: the swarm's plan stands.
+	pl = plan{fetch: []int{9, 3}}
+	if got := mergeMasterFirst(pl, nil, 3, func(int) bool { return false }); !slices.Equal(got.fetch, []int{9, 3}) {
+		t.Errorf("nothing for the master: %+v", got)
 	}
 }
 

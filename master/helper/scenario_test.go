@@ -35,6 +35,42 @@ type outcome struct {
 	master    time.Duration // the master's completion time
 	crowdMean time.Duration // the leechers' mean completion time
 	helpers   []repeater.MasterStats
+	// sent is what each helper sent the master, per piece.
+	sent []map[int]int64
+	// flow is the master's intake by source and the seed's upload to the
+	// helpers, integrated from Transmission's per-peer rates (a
+	// Transmission master only).
+	flow flow
+}
+
+// flow integrates per-peer rates sampled from Transmission's torrent-get.
+type flow struct {
+	fromHelpers, fromOthers float64 // bytes the master got
+	seedToHelpers           float64 // bytes the seed sent the helpers
+	seedToOthers            float64
+	// timeline: one line per 10 s of the master's intake by source.
+	timeline []string
+}
+
+// overlap is the bytes two or more helpers both sent the master: for each
+// piece, everything beyond the largest single helper's share.
+func (o outcome) overlap() int64 {
+	per := map[int][]int64{}
+	for _, m := range o.sent {
+		for p, n := range m {
+			per[p] = append(per[p], n)
+		}
+	}
+	var over int64
+	for _, ns := range per {
+		var sum, top int64
+		for _, n := range ns {
+			sum += n
+			top = max(top, n)
+		}
+		over += sum - top
+	}
+	return over
 }
 
 func (o outcome) masterRate(size int64) float64 { return float64(size) / o.master.Seconds() }
@@ -66,6 +102,52 @@ func runScenario(t *testing.T, sc scenario) outcome {
 		t.Fatal(err)
 	}
 
+	// Per-peer rates, integrated over the poll interval.
+	helperIPs := map[string]bool{}
+	t0 := time.Now()
+	var fl flow
+	var lastMaster, lastSeed time.Time
+	var winH, winO float64
+	var winAt time.Time
+	sample := func(peers []lab.TransmissionPeer, ofSeed bool) {
+		now := time.Now()
+		last := &lastMaster
+		if ofSeed {
+			last = &lastSeed
+		}
+		dt := 0.0
+		if !last.IsZero() {
+			dt = now.Sub(*last).Seconds()
+		}
+		*last = now
+		for _, p := range peers {
+			h := helperIPs[p.Address]
+			switch {
+			case ofSeed && h:
+				fl.seedToHelpers += float64(p.RateToPeer) * dt
+			case ofSeed:
+				fl.seedToOthers += float64(p.RateToPeer) * dt
+			case h:
+				fl.fromHelpers += float64(p.RateToClient) * dt
+				winH += float64(p.RateToClient) * dt
+			default:
+				fl.fromOthers += float64(p.RateToClient) * dt
+				winO += float64(p.RateToClient) * dt
+			}
+		}
+		if ofSeed {
+			return
+		}
+		if winAt.IsZero() {
+			winAt = now
+		}
+		if d := now.Sub(winAt).Seconds(); d >= 10 {
+			fl.timeline = append(fl.timeline, fmt.Sprintf("%3.0fs: helpers %4.0f KiB/s, others %4.0f KiB/s (%d peers)",
+				now.Sub(t0).Seconds(), winH/d/1024, winO/d/1024, len(peers)))
+			winH, winO, winAt = 0, 0, now
+		}
+	}
+
 	// The master first (Transmission never dials loopback peers: it must
 	// be up before the others announce).
 	var masterAddr netip.AddrPort
@@ -92,8 +174,23 @@ func runScenario(t *testing.T, sc scenario) outcome {
 		masterFile = filepath.Join(m.DownloadDir, "data.bin")
 		masterDone = func() bool {
 			st, err := m.Torrent(id)
+			if err == nil {
+				sample(st.Peers, false)
+			}
+			if ss, err := seed.Torrent(seedID); err == nil {
+				sample(ss.Peers, true)
+			}
 			return err == nil && st.LeftUntilDone == 0 && st.PercentDone >= 1
 		}
+	}
+
+	// A real master dials the peers the tracker gives it; in the lab it
+	// cannot (Transmission never dials loopback), so the leechers must
+	// find it in their first announce: wait until the tracker lists it.
+	// Without this the leechers saw the master only on re-announcing as
+	// seeds, and a k = 0 master talked to one leecher for 90 s of 150.
+	if _, err := ot.WaitScrape(ctx, ih, func(r lab.ScrapeResult) bool { return r.Incomplete >= 1 }); err != nil {
+		t.Fatal(err)
 	}
 
 	// Helpers: each its own daemon-like repeater on its own address.
@@ -102,7 +199,9 @@ func runScenario(t *testing.T, sc scenario) outcome {
 		cfg := config.Default()
 		cfg.Cache.Size, cfg.Repeater.SwarmCache = 64<<20, 64<<20
 		p := cfg.Peer
-		p.Listen = config.Addr(net.JoinHostPort(lab.NextAddr().String(), "0"))
+		ip := lab.NextAddr()
+		helperIPs[ip.String()] = true
+		p.Listen = config.Addr(net.JoinHostPort(ip.String(), "0"))
 		p.IPv6 = false
 		p.UploadLimit = config.Rate(sc.helperUp)
 		r, err := repeater.New(repeater.Options{Peer: p, Cache: cfg.Cache, Repeater: cfg.Repeater, Announce: true})
@@ -186,7 +285,11 @@ func runScenario(t *testing.T, sc scenario) outcome {
 	for _, s := range swarms {
 		ms, _ := s.Master()
 		out.helpers = append(out.helpers, ms)
+		out.sent = append(out.sent, s.MasterPieces())
 	}
+	mu.Lock()
+	out.flow = fl
+	mu.Unlock()
 	return out
 }
 
@@ -273,18 +376,19 @@ func TestMasterBench(t *testing.T) {
 			fmt.Printf("    gain %.2f·U (goal >= %.2f·U), crowd %+.1f%% vs k=0 (goal <= +5%%)\n", gain, 0.45*float64(k),
 				100*(o.crowdMean.Seconds()/base.crowdMean.Seconds()-1))
 		}
-		var sum int64
 		for i, h := range o.helpers {
-			fmt.Printf("    helper %d: %.1f MiB to master, %.1f MiB from swarm, %.1f MiB to swarm\n", i,
-				float64(h.ToMaster)/(1<<20), float64(h.FromSwarm)/(1<<20), float64(h.ToSwarm)/(1<<20))
-			sum += h.ToMaster
+			fmt.Printf("    helper %d: %.1f MiB to master, %.1f MiB from swarm, %.1f MiB to swarm, %d master drops\n", i,
+				float64(h.ToMaster)/(1<<20), float64(h.FromSwarm)/(1<<20), float64(h.ToSwarm)/(1<<20), h.Drops)
 		}
 		if len(o.helpers) > 1 {
-			// Pieces are whole: what they forwarded together beyond the
-			// torrent's size is overlap for certain; below it, overlap is
-			// not measured piece by piece.
-			fmt.Printf("    helpers forwarded %.1f MiB together for a %d MiB torrent; overlap at least %.1f MiB\n",
-				float64(sum)/(1<<20), size, max(0, float64(sum-size<<20)/(1<<20)))
+			fmt.Printf("    overlap: %.1f MiB both sent to the master by two helpers or more\n", float64(o.overlap())/(1<<20))
+		}
+		if f := o.flow; !sc.qbtMaster {
+			fmt.Printf("    master's intake (Transmission's peer rates): %.1f MiB from helpers, %.1f MiB from the leechers; seed sent %.1f MiB to helpers, %.1f MiB to others\n",
+				f.fromHelpers/(1<<20), f.fromOthers/(1<<20), f.seedToHelpers/(1<<20), f.seedToOthers/(1<<20))
+			for _, l := range f.timeline {
+				fmt.Printf("      %s\n", l)
+			}
 		}
 	}
 }

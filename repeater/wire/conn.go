@@ -75,6 +75,10 @@ type Conn struct {
 
 	// pads are the requests fitRequest cut, by index and begin, under mu.
 	pads map[[8]byte]padCut
+
+	// trackSent is set by TrackSent: the payload sent is counted per
+	// piece too (peerState.sent).
+	trackSent atomic.Bool
 }
 
 // peerState is what the layer knows about the peer; see PeerState for the
@@ -117,6 +121,8 @@ type peerState struct {
 	chokesIn        int64 // CHOKEs received
 	kicks           int64 // CHOKE+UNCHOKE pairs added after a REJECT
 	timedOut        int64 // our requests the peer never answered (REJECT synthesized)
+	// sent is the payload sent per piece, while TrackSent is on.
+	sent map[int]int64
 	// outstanding are our requests (index, begin, length) not yet answered,
 	// with when we sent them.
 	outstanding map[[12]byte]time.Time
@@ -906,6 +912,9 @@ type writer struct {
 	pieceHdr int      // PIECE header bytes still to pass before the block
 	skip     int      // bytes of a dropped message still to drop (HAVE to a seed)
 	padding  int      // zeros to send after the current PIECE (padPiece)
+	curPiece int      // the index of the current PIECE
+	// sentNow is this write's payload per piece, while trackSent.
+	sentNow []pieceBytes
 	// dirty is set when this write's output differs from its input (bytes
 	// held from or to another write, rewritten or injected).
 	dirty bool
@@ -1005,6 +1014,9 @@ func (c *Conn) writeLocked(p []byte) (int, error) {
 				h := min(k, w.pieceHdr)
 				w.pieceHdr -= h
 				payload += k - h
+				if k > h && c.trackSent.Load() {
+					w.sentNow = append(w.sentNow, pieceBytes{w.curPiece, int64(k - h)})
+				}
 			}
 			w.pass -= k
 			i += k
@@ -1048,7 +1060,14 @@ func (c *Conn) writeLocked(p []byte) (int, error) {
 	if payload > 0 {
 		c.mu.Lock()
 		c.st.bytesUp += int64(payload)
+		for _, pb := range w.sentNow {
+			if c.st.sent == nil {
+				c.st.sent = map[int]int64{}
+			}
+			c.st.sent[pb.piece] += pb.n
+		}
 		c.mu.Unlock()
+		w.sentNow = w.sentNow[:0]
 	}
 	if c.deferring.Load() {
 		// Held behind our extended handshake until the peer shows what
@@ -1167,6 +1186,7 @@ func (c *Conn) decideOutbound(hdr []byte) {
 		w.piece = true
 		w.pieceHdr = max(13-len(hdr), 0) // index and begin precede the block
 		if len(hdr) == 13 {
+			w.curPiece = int(be32(hdr[5:9]))
 			if hdr, w.padding = c.padPiece(hdr); w.padding > 0 {
 				w.dirty = true
 			}
@@ -1181,6 +1201,30 @@ func (c *Conn) decideOutbound(hdr []byte) {
 	if w.pass == 0 && w.padding > 0 {
 		w.endPadding()
 	}
+}
+
+// pieceBytes is payload sent of one piece.
+type pieceBytes struct {
+	piece int
+	n     int64
+}
+
+// TrackSent turns on (or off) counting the payload sent on this
+// connection per piece, for SentPieces: a helper counts what it forwarded
+// to its master, to measure the overlap between helpers. Off, nothing is
+// kept (a swarm connection needs no such map).
+func (c *Conn) TrackSent(on bool) { c.trackSent.Store(on) }
+
+// SentPieces returns a copy of the payload sent per piece since TrackSent
+// was turned on.
+func (c *Conn) SentPieces() map[int]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[int]int64, len(c.st.sent))
+	for p, n := range c.st.sent {
+		out[p] = n
+	}
+	return out
 }
 
 // peerIsSeed reports whether the peer has every piece (HAVE ALL, or a

@@ -680,3 +680,30 @@ func TestDecryptIncoming(t *testing.T) {
 		}
 	})
 }
+
+// Ensure TrackSent counts the payload sent per piece, headers and blocks
+// split across writes included, and nothing while it is off.
+func TestTrackSent(t *testing.T) {
+	peer, ours := tcpPair(t)
+	c := New(&fakePieces{}).Wrap(ours, true)
+	go io.Copy(io.Discard, peer)
+	c.Write(handshake(true))
+	block := func(i byte, n int) []byte {
+		return msg(msgPiece, append([]byte{0, 0, 0, i, 0, 0, 0, 0}, make([]byte, n)...)...)
+	}
+	c.Write(block(1, 100)) // before TrackSent: not counted
+	c.TrackSent(true)
+	two := cat(block(2, 1000), block(3, 500), block(2, 24))
+	for _, cut := range []int{3, 11, 600, 420} { // mid-header, mid-block, across messages
+		c.Write(two[:cut])
+		two = two[cut:]
+	}
+	c.Write(two)
+	got := c.SentPieces()
+	if len(got) != 2 || got[2] != 1024 || got[3] != 500 {
+		t.Errorf("sent per piece %v, want map[2:1024 3:500]", got)
+	}
+	if st := c.State(); st.BytesUp != 100+1524 {
+		t.Errorf("BytesUp %d", st.BytesUp)
+	}
+}
