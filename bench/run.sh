@@ -123,7 +123,8 @@ fi
 if [[ $what == friends ]]; then
   # Issue #11: A's master alone, with B's help, with B's and C's
   # (cashin_helpers 2): real transmission-daemon masters and seed,
-  # opentracker; about 3 minutes.
+  # opentracker; 8 MiB (FRIENDS_SIZE_MIB), about 3 minutes. Each run also
+  # prints who sent A's master what, and what the seed sent each peer.
   echo "== friends: how much sooner A's master finishes with B's (and C's) help than alone, and each side's ledger =="
   FRIENDS_BENCH=1 flock /tmp/btslave-bench.lock go test ./cmd/btslave -run '^TestFriendsBench$' -count=1 -timeout 10m -v |
     grep -E '^  |FAIL|ok' || true

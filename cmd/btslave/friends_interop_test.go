@@ -43,10 +43,15 @@ type friendsLab struct {
 	torrent map[string]string // name → .torrent path
 	data    map[string]string // name → the seed's copy
 	hash    map[string]string // name → info hash
+	seedID  map[string]int    // name → the seed's torrent id
+	// downloading is the master's id of the torrent download is waiting
+	// for, set before it calls during.
+	downloading int
 }
 
 type friendsNode struct {
 	cfg, data string
+	peerIP    netip.Addr // the daemon's peer listen address
 	master    *lab.Transmission
 	proc      *daemonProc
 }
@@ -55,20 +60,38 @@ func (n *friendsNode) masterAddr() string {
 	return netip.AddrPortFrom(n.master.Addr, uint16(n.master.PeerPort)).String()
 }
 
+// friendsLabOptions sizes a friends lab; zero fields take the
+// acceptance's constants.
+type friendsLabOptions struct {
+	size     int64 // of each torrent; friendsSize
+	upA      int64 // A's peer upload_limit; friendsOwnUp
+	upHelper int64 // B's and C's; friendsHelperUp
+	seedUp   int64 // the seed's; friendsSeedUp
+}
+
 // startFriendsLab starts the tracker and the seed of torrents "x", "y"
 // and "z", the masters and the daemons' configurations (not the daemons).
 // [friends] has starter_credit "0" and credit_limit "64MiB"; friendsConf
 // (node → [friends] lines "key = value") replaces or adds keys.
-func startFriendsLab(t *testing.T, upA int64, friendsConf map[string][]string) *friendsLab {
+func startFriendsLab(t *testing.T, o friendsLabOptions, friendsConf map[string][]string) *friendsLab {
 	t.Helper()
+	def := func(v *int64, d int64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&o.size, friendsSize)
+	def(&o.upA, friendsOwnUp)
+	def(&o.upHelper, friendsHelperUp)
+	def(&o.seedUp, friendsSeedUp)
 	lab.Require(t, "transmission-daemon", "opentracker")
-	l := &friendsLab{t: t, env: testEnv(t), nodes: map[string]*friendsNode{}, torrent: map[string]string{}, data: map[string]string{}, hash: map[string]string{}}
+	l := &friendsLab{t: t, env: testEnv(t), nodes: map[string]*friendsNode{}, torrent: map[string]string{}, data: map[string]string{}, hash: map[string]string{}, seedID: map[string]int{}}
 	l.ot = lab.StartOpentracker(t)
 	l.seed = lab.StartTransmission(t, lab.TransmissionOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, name := range []string{"x", "y", "z"} {
-		tp, dp, ih, _ := lab.MakeTorrent(t, lab.TorrentOptions{Size: friendsSize, Name: name + ".bin", Announce: []string{l.ot.HTTPAnnounce}})
+		tp, dp, ih, _ := lab.MakeTorrent(t, lab.TorrentOptions{Size: o.size, Name: name + ".bin", Announce: []string{l.ot.HTTPAnnounce}})
 		if err := l.ot.Whitelist(ih); err != nil {
 			t.Fatal(err)
 		}
@@ -79,18 +102,19 @@ func startFriendsLab(t *testing.T, upA int64, friendsConf map[string][]string) *
 		if _, err := l.seed.WaitComplete(ctx, id); err != nil {
 			t.Fatal(err)
 		}
-		l.torrent[name], l.data[name], l.hash[name] = tp, dp, ih
+		l.torrent[name], l.data[name], l.hash[name], l.seedID[name] = tp, dp, ih, id
 	}
-	if err := l.seed.SetLimits(friendsSeedUp, 0); err != nil {
+	if err := l.seed.SetLimits(o.seedUp, 0); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []string{"a", "b", "c"} {
-		up := int64(friendsHelperUp)
+		up := o.upHelper
 		if n == "a" {
-			up = upA
+			up = o.upA
 		}
 		dir := t.TempDir()
 		m := lab.StartTransmission(t, lab.TransmissionOptions{})
+		ip := lab.NextAddr()
 		body := fmt.Sprintf(`[peer]
 listen = "%s:0"
 ipv6 = false
@@ -114,8 +138,8 @@ accept = "auto"
 starter_credit = "0"
 credit_limit = "64MiB"
 report_interval = "1s"
-`, lab.NextAddr(), up, m.RPCURL, netip.AddrPortFrom(m.Addr, uint16(m.PeerPort)).String(), freePort(t))
-		node := &friendsNode{cfg: filepath.Join(dir, "btslave.toml"), data: filepath.Join(dir, "data"), master: m}
+`, ip, up, m.RPCURL, netip.AddrPortFrom(m.Addr, uint16(m.PeerPort)).String(), freePort(t))
+		node := &friendsNode{cfg: filepath.Join(dir, "btslave.toml"), data: filepath.Join(dir, "data"), master: m, peerIP: ip}
 		for _, kv := range friendsConf[n] { // [friends] is the last table
 			key, _, _ := strings.Cut(kv, " =")
 			if re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(key) + ` = .*$`); re.MatchString(body) {
@@ -177,6 +201,7 @@ func (l *friendsLab) download(ctx context.Context, n, name string, during func()
 		l.t.Fatal(err)
 	}
 	start := time.Now()
+	l.downloading = id
 	if during != nil {
 		during()
 	}
@@ -262,7 +287,7 @@ func TestInteropFriendsCashin(t *testing.T) {
 	const creditA = 32 << 10
 	// A cashes in by itself (auto_cashin) when its master's swarm, as
 	// the master's tracker says, has a downloader per seed.
-	l := startFriendsLab(t, friendsOwnUp, map[string][]string{
+	l := startFriendsLab(t, friendsLabOptions{}, map[string][]string{
 		"a": {`starter_credit = "32KiB"`, `credit_limit = "32KiB"`, `auto_cashin = true`, `starved_ratio = 1.0`},
 		"b": {`starter_credit = "32MiB"`},
 	})
