@@ -147,12 +147,15 @@ func mountForeground(ctx context.Context, e env, g *globalOptions, req api.Repea
 		return err
 	}
 	sw.SetPartialSeed(false) // a reader downloads
+	// Catch SIGINT/SIGTERM before the mount appears: a signal between the
+	// two would otherwise kill the process by default action, leaving a
+	// dead mount and no output (TestMountForegroundSIGINT, 1 in ~5 -race runs).
+	ctx, stop := signalContext(ctx, e)
+	defer stop()
 	m, err := btfs.New(dir, sw.Torrent(), mountOptions(cfg, sw, log))
 	if err != nil {
 		return err
 	}
-	ctx, stop := signalContext(ctx, e)
-	defer stop()
 	fmt.Fprintf(e.stdout, "mounted %s on %s; SIGINT or SIGTERM unmounts\n", termSafe(spec.InfoHash.HexString()), termSafe(dir))
 	select {
 	case <-ctx.Done():
