@@ -266,6 +266,12 @@ func playRound(ctx context.Context, o Options, dir string, mi *metainfo.MetaInfo
 		return rd, ctx.Err()
 	}
 
+	// Every client is also told the seed's address, as a peer from the
+	// tracker would be: one announce lost on a loaded machine (anacrolix
+	// retries a failed one only after minutes) left the seed unknown to the
+	// leechers for the whole round.
+	seedPeer := []torrent.PeerInfo{{Addr: seed.ListenAddrs()[0], Source: "tracker"}}
+
 	var rep *repeater.Repeater
 	var sw *repeater.Swarm
 	if n == 2 {
@@ -282,6 +288,7 @@ func playRound(ctx context.Context, o Options, dir string, mi *metainfo.MetaInfo
 		if sw, err = rep.JoinWith(spec(), repeater.JoinOptions{Keep: true}); err != nil {
 			return rd, fmt.Errorf("demo repeater: %w", err)
 		}
+		sw.AddPeers(seedPeer)
 		if o.Helper != nil {
 			o.Helper(rep, tr)
 			cl.add(func() { o.Helper(nil, nil) }) // before the repeater closes
@@ -300,6 +307,7 @@ func playRound(ctx context.Context, o Options, dir string, mi *metainfo.MetaInfo
 		if err != nil {
 			return rd, fmt.Errorf("demo leecher: %w", err)
 		}
+		t.AddPeers(seedPeer)
 		t.DownloadAll()
 		leechers[i] = t
 	}
