@@ -42,19 +42,16 @@ func (a *App) friendLimits(r ledger.Request) ledger.Limits {
 	return l
 }
 
-// roomForFriend leaves the free repeating swarm (one the autopilot
-// joined) that was joined last, so that an accepted friend's request at
-// max_swarms gets its slot: a friend comes before free repeating.
+// roomForFriend leaves the weakest free repeating swarm (one the
+// autopilot joined), the same pick joinForOwner makes for the owner, so
+// that an accepted friend's request at max_swarms gets its slot: a friend
+// comes before free repeating.
 func (a *App) roomForFriend(r ledger.Request) error {
-	var pick metainfo.Hash
-	var at time.Time
-	for _, s := range a.rep.Swarms() {
-		o := a.origin(s.InfoHash())
-		if o.origin == rank.OriginAuto && (at.IsZero() || o.joined.After(at)) {
-			pick, at = s.InfoHash(), o.joined
-		}
+	if a.auto == nil {
+		return fmt.Errorf("no swarm of the autopilot's is served")
 	}
-	if at.IsZero() {
+	pick, ok := a.auto.weakest()
+	if !ok {
 		return fmt.Errorf("no swarm of the autopilot's is served")
 	}
 	who := "a friend"
