@@ -146,6 +146,15 @@ func rssChild(spec string) int {
 		}()
 	}
 	fmt.Printf("port %d\n", r.Client().LocalPort())
+	if announce { // a crowd's helper: its traffic over time
+		began := time.Now()
+		go func() {
+			for range time.Tick(time.Second) {
+				tot := r.Client().Wire.Totals(sw.InfoHash())
+				fmt.Printf("sample %d %d %d\n", time.Since(began).Milliseconds(), tot.BytesUp, tot.BytesDown)
+			}
+		}()
+	}
 	io.Copy(io.Discard, os.Stdin)
 	tot := r.Client().Wire.Totals(sw.InfoHash())
 	var ms runtime.MemStats

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -59,6 +60,36 @@ type crowdResult struct {
 	helperUp, helperDown int64
 	helperRSS            int64 // peak, bytes
 	missing              int64 // requests the helper's library saw for pieces it lacked
+	// samples are the helper's cumulative payload traffic, about one a
+	// second from its start.
+	samples []trafficSample
+}
+
+// trafficSample is a helper's cumulative payload traffic at a time since
+// it started.
+type trafficSample struct {
+	at       time.Duration
+	up, down int64
+}
+
+// minRatioAfter is the helper's lowest cumulative upload:download ratio
+// over the samples taken after d (issue #9: never below 1 past the first
+// minute); +Inf while it downloaded nothing, NaN without such samples.
+func (r crowdResult) minRatioAfter(d time.Duration) float64 {
+	low, any := math.Inf(1), false
+	for _, s := range r.samples {
+		if s.at < d {
+			continue
+		}
+		any = true
+		if s.down > 0 {
+			low = min(low, float64(s.up)/float64(s.down))
+		}
+	}
+	if !any {
+		return math.NaN()
+	}
+	return low
 }
 
 func (r crowdResult) mean() time.Duration {
@@ -202,7 +233,26 @@ func (c *crowd) run(t testing.TB, helper string) crowdResult {
 		h := lab.StartLibtorrent(t, lab.LibtorrentOptions{Torrent: c.torrentPath, UploadLimit: c.helperUp,
 			ShareMode: true, ShareModeTarget: c.shareTarget, Peers: []netip.AddrPort{seedAddr}})
 		procs = append(procs, h.Process)
+		stop, polled := make(chan struct{}), make(chan struct{})
+		go func() { // share mode's traffic over time, as the btslave child prints its own
+			defer close(polled)
+			began := time.Now()
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				if st, ok := h.Status(); ok {
+					res.samples = append(res.samples, trafficSample{time.Since(began), st.TotalPayloadUpload, st.TotalPayloadDownload})
+				}
+			}
+		}()
 		finish = func() {
+			close(stop)
+			<-polled
 			if st, ok := h.Status(); ok {
 				res.helperUp, res.helperDown = st.TotalPayloadUpload, st.TotalPayloadDownload
 			}
@@ -268,8 +318,10 @@ func (c *crowd) startBtslave(t testing.TB, res *crowdResult, seed netip.AddrPort
 	if !out.Scan() || !strings.HasPrefix(out.Text(), "port ") {
 		t.Fatalf("btslave child: %q", out.Text())
 	}
-	return func() {
-		stdin.Close()
+	// Read as it goes: the child prints a traffic sample every second.
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
 		for out.Scan() {
 			f := strings.Fields(out.Text())
 			switch {
@@ -279,8 +331,17 @@ func (c *crowd) startBtslave(t testing.TB, res *crowdResult, seed netip.AddrPort
 				res.helperUp, _ = strconv.ParseInt(f[1], 10, 64)
 				res.helperDown, _ = strconv.ParseInt(f[2], 10, 64)
 				res.missing, _ = strconv.ParseInt(f[3], 10, 64)
+			case len(f) == 4 && f[0] == "sample":
+				ms, _ := strconv.ParseInt(f[1], 10, 64)
+				up, _ := strconv.ParseInt(f[2], 10, 64)
+				down, _ := strconv.ParseInt(f[3], 10, 64)
+				res.samples = append(res.samples, trafficSample{time.Duration(ms) * time.Millisecond, up, down})
 			}
 		}
+	}()
+	return func() {
+		stdin.Close()
+		<-read
 		cmd.Wait()
 	}
 }
