@@ -16,6 +16,7 @@ import (
 
 	"github.com/btslave/btslave/internal/buildinfo"
 	"github.com/btslave/btslave/repeater/announce"
+	"github.com/btslave/btslave/repeater/wire"
 )
 
 // ratioWindow is how far back the fetch threshold looks at the ratio: the
@@ -366,6 +367,29 @@ func (s *Swarm) run(ctx context.Context) {
 	}
 }
 
+// holdInterest keeps us interested in every peer that holds a piece we
+// lack and another connected peer wants, whether or not we fetch it now
+// (wire.Conn.HoldInterest): so that seeds' optimistic unchokes and the
+// leechers' tit-for-tat count us from the start, and a piece we come to
+// fetch is asked for at once instead of after an INTERESTED and the
+// peer's next rechoke. A quiet swarm fetches nothing new: no hold.
+func (s *Swarm) holdInterest(d demand, held map[int]bool, quiet bool) {
+	s.r.client.Wire.HoldInterest(s.ih, func(p wire.PeerState) bool {
+		if quiet || noHoldInterest {
+			return false
+		}
+		for i, w := range d.want {
+			if w > 0 && !held[i] && p.HasPiece(i) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// noHoldInterest turns holdInterest off, for the benchmarks' comparisons.
+var noHoldInterest bool
+
 // round measures demand and applies one plan.
 func (s *Swarm) round() {
 	n := s.t.NumPieces()
@@ -404,6 +428,7 @@ func (s *Swarm) round() {
 	// fetched by the peers elsewhere meanwhile, and then nobody wants it
 	// from us; one piece per source keeps each source busy.
 	inflight := inflightPieces(downRate, pieceLen, capacity, d.sources)
+	s.holdInterest(d, held, quiet)
 	s.judge(d, held)
 	s.mu.Lock()
 	var redial []torrent.PeerInfo

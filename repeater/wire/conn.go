@@ -79,6 +79,11 @@ type Conn struct {
 	// trackSent is set by TrackSent: the payload sent is counted per
 	// piece too (peerState.sent).
 	trackSent atomic.Bool
+
+	// holdInterest keeps the peer told we are interested (interest.go);
+	// interestDirty is set when what it was told may need a message.
+	holdInterest  atomic.Bool
+	interestDirty atomic.Bool
 }
 
 // peerState is what the layer knows about the peer; see PeerState for the
@@ -100,8 +105,11 @@ type peerState struct {
 	peerChoking  bool
 	peerInterest bool
 	amChoking    bool
-	amInterested bool
-	partialSeed  bool // our handshake carried upload_only: 1
+	amInterested bool // the library's word
+	// shownInterest is what the peer was told: the library's word, or
+	// INTERESTED while held (interest.go).
+	shownInterest bool
+	partialSeed   bool // our handshake carried upload_only: 1
 	peerShown    bool // the peer sent HAVE ALL, HAVE NONE or BITFIELD
 	extShown     bool // the peer sent its extended handshake
 	// dropsUploadOnly is set for peers that close the connection to an
@@ -1165,7 +1173,12 @@ func (c *Conn) decideOutbound(hdr []byte) {
 			}
 			w.capture, w.capID = append(make([]byte, 0, total), hdr...), id
 		}
-	case msgChoke, msgUnchoke, msgInterested, msgNotInterested, msgHaveAll, msgHaveNone:
+	case msgInterested, msgNotInterested:
+		if total == 5 && !c.ourInterest(id) {
+			w.dirty = true // kept from the peer: our interest is held
+			return
+		}
+	case msgChoke, msgUnchoke, msgHaveAll, msgHaveNone:
 		c.onOurMessage(id, nil)
 	case msgHave, msgBitfield, msgRequest:
 		if id == msgHave && total == 9 && c.peerIsSeed() {
@@ -1263,10 +1276,6 @@ func (c *Conn) onOurMessage(id byte, body []byte) {
 		s.amChoking = true
 	case msgUnchoke:
 		s.amChoking = false
-	case msgInterested:
-		s.amInterested = true
-	case msgNotInterested:
-		s.amInterested = false
 	case msgHaveAll:
 		s.advW().SetRange(c.layer.pieces.NumPieces(s.infoHash))
 		s.announced.SetRange(c.layer.pieces.NumPieces(s.infoHash))
@@ -1434,14 +1443,18 @@ func (c *Conn) inject(msg []byte) {
 // among them, at is where it ends and a is the algorithm for the rest,
 // else at is len(q).
 func (c *Conn) takeQueue() (q []byte, at int, a algo) {
+	im := c.interestMsgLocked()
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	if len(c.queue) == 0 {
+		if im != nil {
+			return append([]byte(nil), im...), len(im), algoNone
+		}
 		return nil, 0, algoNone
 	}
-	q, at, a = c.queue, len(c.queue), c.zAlgo
+	q, at, a = append(im[:len(im):len(im)], c.queue...), len(im)+len(c.queue), c.zAlgo
 	if a != algoNone {
-		at = c.zAt
+		at = len(im) + c.zAt
 	}
 	c.queue, c.zAt, c.zAlgo = nil, 0, algoNone
 	return q, at, a
@@ -1453,7 +1466,7 @@ func (c *Conn) takeQueue() (q []byte, at int, a algo) {
 func (c *Conn) flushQueue() {
 	for {
 		c.qmu.Lock()
-		empty := len(c.queue) == 0
+		empty := len(c.queue) == 0 && !(c.interestDirty.Load() && c.begun.Load())
 		c.qmu.Unlock()
 		// While our extended handshake is held, so is everything after it.
 		if empty || c.passthrough.Load() || c.deferring.Load() || !c.wmu.TryLock() {

@@ -270,7 +270,9 @@ type PeerState struct {
 	PeerChoking    bool
 	PeerInterested bool
 	AmChoking      bool
-	AmInterested   bool
+	AmInterested   bool // the library is interested
+	Interested     bool // the peer was told we are interested (HoldInterest)
+	InterestHeld   bool
 	PartialSeed    bool
 	BytesUp        int64 // payload sent
 	BytesDown      int64 // payload received
@@ -305,6 +307,7 @@ func (c *Conn) State() PeerState {
 		Have: s.have, HaveAll: s.haveAll, Advertised: s.advertised,
 		PeerChoking: s.peerChoking, PeerInterested: s.peerInterest,
 		AmChoking: s.amChoking, AmInterested: s.amInterested, PartialSeed: s.partialSeed,
+		Interested: s.shownInterest, InterestHeld: c.holdInterest.Load(),
 		BytesUp: s.bytesUp, BytesDown: s.bytesDown,
 		Dropped: s.dropped, Rejected: s.rejected, Donthaves: s.donthaves, HavesInjected: s.havesSent, HavesKept: s.havesKept,
 		RequestsOut: s.requestsOut, PiecesIn: s.piecesIn, RejectsIn: s.rejectsIn, ChokesIn: s.chokesIn,
