@@ -110,8 +110,8 @@ type peerState struct {
 	// INTERESTED while held (interest.go).
 	shownInterest bool
 	partialSeed   bool // our handshake carried upload_only: 1
-	peerShown    bool // the peer sent HAVE ALL, HAVE NONE or BITFIELD
-	extShown     bool // the peer sent its extended handshake
+	peerShown     bool // the peer sent HAVE ALL, HAVE NONE or BITFIELD
+	extShown      bool // the peer sent its extended handshake
 	// dropsUploadOnly is set for peers that close the connection to an
 	// upload-only peer they are not interested in (libtorrent's
 	// close_redundant_connections): they never hear upload_only from us.
