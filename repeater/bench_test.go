@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -119,7 +120,11 @@ func rssChild(spec string) int {
 	}
 	SetMemoryLimit(budget) // as the daemon does
 	noHoldInterest = os.Getenv("BTSLAVE_CHILD_NOHOLD") != ""
-	r, err := New(Options{Peer: peer, Cache: cfg.Cache, Repeater: cfg.Repeater, Tick: 100 * time.Millisecond, Announce: announce})
+	var logger *slog.Logger
+	if os.Getenv("BTSLAVE_CHILD_DEBUG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	r, err := New(Options{Peer: peer, Cache: cfg.Cache, Repeater: cfg.Repeater, Tick: 100 * time.Millisecond, Announce: announce, Logger: logger})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -140,8 +145,8 @@ func rssChild(spec string) int {
 			for range time.Tick(5 * time.Second) {
 				fmt.Fprintf(os.Stderr, "TRACE swarm %+v cache held %d pieces %d wire %+v\n", sw.Stats(), r.Cache().Stats().Held, r.Cache().Stats().Pieces, r.Client().Wire.Stats())
 				for _, p := range r.Client().Wire.Peers(sw.InfoHash()) {
-					fmt.Fprintf(os.Stderr, "TRACE   %v %-22s up %8d down %8d has %3d all %v peerInt %v amChoke %v peerChoke %v amInt %v told %v rejected %d\n",
-						p.Remote, p.ClientName, p.BytesUp, p.BytesDown, p.Have.Count(), p.HaveAll, p.PeerInterested, p.AmChoking, p.PeerChoking, p.AmInterested, p.Interested, p.Rejected)
+					fmt.Fprintf(os.Stderr, "TRACE   %v %-22s up %8d down %8d has %3d all %v peerInt %v amChoke %v peerChoke %v amInt %v told %v rejected %d timedOut %d late %d\n",
+						p.Remote, p.ClientName, p.BytesUp, p.BytesDown, p.Have.Count(), p.HaveAll, p.PeerInterested, p.AmChoking, p.PeerChoking, p.AmInterested, p.Interested, p.Rejected, p.TimedOut, p.LateDropped)
 				}
 			}
 		}()

@@ -219,6 +219,14 @@ func NewClient(o ClientOptions) (*Client, error) {
 			d.V = d.V[:64]
 		}
 	}
+	// Why the library dropped a peer, for the debug log: it says so
+	// nowhere else (a close is otherwise silent).
+	peerLog := o.Logger.With("component", "torrent")
+	cc.Callbacks.StatusUpdated = append(cc.Callbacks.StatusUpdated, func(e torrent.StatusUpdatedEvent) {
+		if e.Event == torrent.PeerDisconnected && e.Error != nil {
+			peerLog.Debug("peer connection closed", "peer_id", fmt.Sprintf("%q", e.PeerId[:8]), "err", e.Error)
+		}
+	})
 	c.Client, err = torrent.NewClient(cc)
 	if err != nil {
 		c.listener.Close()

@@ -132,8 +132,24 @@ type peerState struct {
 	// sent is the payload sent per piece, while TrackSent is on.
 	sent map[int]int64
 	// outstanding are our requests (index, begin, length) not yet answered,
-	// with when we sent them.
-	outstanding map[[12]byte]time.Time
+	// with when and in which order we sent them; reqSeq numbers them.
+	// answeredSeq is the latest-sent request the peer answered, at
+	// answeredAt.
+	outstanding map[[12]byte]sentRequest
+	reqSeq      uint64
+	answeredSeq uint64
+	answeredAt  time.Time
+	// expired are requests we gave up on (a REJECT synthesized for the
+	// library), with when: the peer's late answer must not reach the
+	// library, which counts it an unexpected chunk and closes the
+	// connection (anacrolix v1.61). lateDropped counts such answers.
+	expired     map[[12]byte]time.Time
+	lateDropped int64
+	// cancelled are requests the library cancelled, with when: their
+	// PIECE may still come and is the library's; a REJECT for one is the
+	// library's only from a peer it expects to reject cancels
+	// (libraryAwaitsCancelAck).
+	cancelled map[[12]byte]time.Time
 
 	extHandshakes int   // extended handshakes the peer sent
 	metaSize      int64 // the peer's metadata_size, 0 if none
@@ -226,6 +242,7 @@ type reader struct {
 	hs     [handshakeLen]byte
 
 	pass    int    // bytes of the current message still to hand over
+	skip    int    // bytes of the current message to drop (a late PIECE)
 	capture []byte // body of the current message, when we parse it
 	capID   byte
 	// inject holds messages we add to what the library reads, delivered
@@ -355,7 +372,7 @@ func (c *Conn) hasOutstanding() bool {
 
 // netRead reads from the network, waking up by wake (if set) without
 // overriding the library's own read deadline.
-func (c *Conn) netRead(b []byte, wake time.Time) (int, error) {
+func (c *Conn) netRead(b []byte, wake time.Time) (n int, err error) {
 	if wake.IsZero() {
 		return c.Conn.Read(b)
 	}
@@ -365,7 +382,7 @@ func (c *Conn) netRead(b []byte, wake time.Time) (int, error) {
 		dl = lib
 	}
 	c.Conn.SetReadDeadline(dl)
-	n, err := c.Conn.Read(b)
+	n, err = c.Conn.Read(b)
 	c.Conn.SetReadDeadline(lib)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() && (lib.IsZero() || time.Now().Before(lib)) {
@@ -460,9 +477,13 @@ func (c *Conn) storeReadDeadline(t time.Time) {
 func (c *Conn) deliver(p []byte) (int, error) {
 	r := &c.r
 	out := 0
-	for out < len(p) && (r.off < r.end || (r.hsLeft == 0 && r.pass == 0 && len(r.inject) > 0)) {
+	for out < len(p) && (r.off < r.end || (r.hsLeft == 0 && r.pass == 0 && r.skip == 0 && len(r.inject) > 0)) {
 		avail := r.buf[r.off:r.end]
 		switch {
+		case r.skip > 0:
+			k := min(r.skip, len(avail))
+			r.off += k
+			r.skip -= k
 		case r.hsLeft > 0:
 			got := handshakeLen - r.hsLeft
 			k := min(r.hsLeft, len(avail), len(p)-out)
@@ -483,7 +504,7 @@ func (c *Conn) deliver(p []byte) (int, error) {
 			if r.hsLeft == 0 {
 				c.onHandshake(r.hs[:], false)
 			}
-		case r.pass == 0 && len(r.inject) > 0:
+		case r.pass == 0 && r.skip == 0 && len(r.inject) > 0:
 			if r.inPlace && out+len(r.inject) > r.off {
 				// Parsing in place, the messages we add would overwrite
 				// input not yet parsed: stop here; readInPlace keeps the
@@ -580,10 +601,10 @@ func (c *Conn) readHeader(avail []byte) (more bool, err error) {
 		var key [12]byte
 		copy(key[:], avail[5:13])
 		binary.BigEndian.PutUint32(key[8:], n-9)
-		c.mu.Lock()
-		c.st.piecesIn++
-		delete(c.st.outstanding, key)
-		c.mu.Unlock()
+		if c.onPieceIn(key) {
+			r.piece, r.skip = false, total
+			return false, nil
+		}
 	case msgReject:
 		if n != 13 {
 			return false, fmt.Errorf("%w: reject with length %d", ErrBadMessage, n)
@@ -591,9 +612,10 @@ func (c *Conn) readHeader(avail []byte) (more bool, err error) {
 		if len(avail) < 17 {
 			return true, nil
 		}
-		c.mu.Lock()
-		delete(c.st.outstanding, [12]byte(avail[5:17]))
-		c.mu.Unlock()
+		if c.onRejectIn([12]byte(avail[5:17])) {
+			r.off += 17 // the library gave that request up already
+			return false, nil
+		}
 		c.onPeerMessage(id, nil)
 		c.kickAfterReject()
 	case msgHave:
@@ -685,51 +707,6 @@ func (c *Conn) readHeader(avail []byte) (more bool, err error) {
 	return false, nil
 }
 
-// RequestTimeout is how long a fast peer that unchokes us may leave one of
-// our requests unanswered before the library is told it was rejected.
-// Some clients (Transmission 3.00 under load) drop requests silently, and
-// anacrolix has no request timeout of its own: it would wait forever.
-var RequestTimeout = 15 * time.Second
-
-// expireRequests synthesizes a REJECT, for the library, for each request
-// the peer left unanswered past RequestTimeout, and schedules a kick. It
-// returns when the oldest remaining request will be due (zero if none).
-func (c *Conn) expireRequests() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := &c.st
-	if len(s.outstanding) == 0 || !(s.peerFast && s.ourFast) || s.peerChoking {
-		return time.Time{}
-	}
-	now := time.Now()
-	var next time.Time
-	expired := 0
-	for k, at := range s.outstanding {
-		due := at.Add(RequestTimeout)
-		if now.Before(due) {
-			if next.IsZero() || due.Before(next) {
-				next = due
-			}
-			continue
-		}
-		delete(s.outstanding, k)
-		c.r.inject = append(c.r.inject, msgRejectBytes(k[:])...)
-		s.timedOut++
-		expired++
-	}
-	if expired > 0 && c.r.kickAt.IsZero() {
-		c.r.kickAt = now.Add(kickDelay)
-		if next.IsZero() || c.r.kickAt.Before(next) {
-			next = c.r.kickAt
-		}
-		c.layer.stats.kicks.Add(1)
-	}
-	if expired > 0 {
-		c.layer.stats.timedOut.Add(int64(expired))
-	}
-	return next
-}
-
 // ErrEncrypted is returned on a connection that starts with an MSE
 // handshake when the layer refuses encrypted connections.
 var ErrEncrypted = errors.New("wire: encrypted (MSE) connection refused: the partial seed must read the stream")
@@ -747,33 +724,6 @@ func (c *Conn) onEncrypted() error {
 		c.layer.stats.refused.Add(1)
 	}
 	return nil
-}
-
-// kickDelay is how long after a REJECT the CHOKE+UNCHOKE kick comes.
-const kickDelay = 50 * time.Millisecond
-
-// kickAfterReject works around anacrolix v1.61: after a REJECT that
-// leaves it with no outstanding requests it sends no more until the peer
-// unchokes it, but a peer that rejected because its queue was full
-// (Transmission at 512) is already unchoking us and never will. A CHOKE
-// then UNCHOKE right after the REJECT changes nothing for a fast peer
-// (requests survive a choke under BEP 6) and makes the library request
-// again.
-func (c *Conn) kickAfterReject() {
-	c.mu.Lock()
-	kick := c.st.peerFast && c.st.ourFast && !c.st.peerChoking
-	if kick {
-		c.st.kicks++
-	}
-	c.mu.Unlock()
-	if !kick || !c.r.kickAt.IsZero() {
-		return
-	}
-	// Later, not now: the library handles the REJECT by scheduling a
-	// request update that adds nothing, and an UNCHOKE seen before that
-	// update runs is folded into it. kickDelay lets it run first.
-	c.r.kickAt = time.Now().Add(kickDelay)
-	c.layer.stats.kicks.Add(1)
 }
 
 // wantRequest decides whether the library may see a REQUEST for req
@@ -1180,7 +1130,7 @@ func (c *Conn) decideOutbound(hdr []byte) {
 		}
 	case msgChoke, msgUnchoke, msgHaveAll, msgHaveNone:
 		c.onOurMessage(id, nil)
-	case msgHave, msgBitfield, msgRequest:
+	case msgHave, msgBitfield, msgRequest, msgCancel:
 		if id == msgHave && total == 9 && c.peerIsSeed() {
 			// A seed needs no HAVE, and one that has counted a HAVE for
 			// every piece (pieces we evicted and fetched again included:
@@ -1286,13 +1236,25 @@ func (c *Conn) onOurMessage(id byte, body []byte) {
 			s.advW().Set(int(be32(body)))
 			s.announced.Set(int(be32(body)))
 		}
+	case msgCancel:
+		if len(body) == 12 {
+			k := [12]byte(body)
+			if _, ok := s.outstanding[k]; ok {
+				delete(s.outstanding, k)
+				if s.cancelled == nil {
+					s.cancelled = map[[12]byte]time.Time{}
+				}
+				s.cancelled[k] = time.Now()
+			}
+		}
 	case msgRequest:
 		if len(body) == 12 {
 			s.requestsOut++
 			if s.outstanding == nil {
-				s.outstanding = map[[12]byte]time.Time{}
+				s.outstanding = map[[12]byte]sentRequest{}
 			}
-			s.outstanding[[12]byte(body)] = time.Now()
+			s.reqSeq++
+			s.outstanding[[12]byte(body)] = sentRequest{time.Now(), s.reqSeq}
 		}
 	case msgBitfield:
 		s.advW().setFromBitfield(body)

@@ -286,6 +286,7 @@ type PeerState struct {
 	RejectsIn      int64 // REJECTs received
 	ChokesIn       int64 // CHOKEs received
 	TimedOut       int64 // requests the peer never answered
+	LateDropped    int64 // answers to those that came after all, kept from the library
 	Outstanding    int   // our requests awaiting an answer
 	Compress       CompressState
 }
@@ -311,7 +312,7 @@ func (c *Conn) State() PeerState {
 		BytesUp: s.bytesUp, BytesDown: s.bytesDown,
 		Dropped: s.dropped, Rejected: s.rejected, Donthaves: s.donthaves, HavesInjected: s.havesSent, HavesKept: s.havesKept,
 		RequestsOut: s.requestsOut, PiecesIn: s.piecesIn, RejectsIn: s.rejectsIn, ChokesIn: s.chokesIn,
-		TimedOut: s.timedOut, Outstanding: len(s.outstanding),
+		TimedOut: s.timedOut, LateDropped: s.lateDropped, Outstanding: len(s.outstanding),
 		Compress: c.zs.state(),
 	}
 	ps.Compress.Offered = s.comp.ourID != 0
@@ -345,7 +346,8 @@ type Stats struct {
 	HavesInjected  int64 // HAVE messages injected
 	UploadOnlySent int64 // upload_only extension messages sent
 	RejectKicks    int64 // CHOKE+UNCHOKE pairs added after a REJECT (see kickAfterReject)
-	TimedOut       int64 // requests the peer never answered (see RequestTimeout)
+	TimedOut       int64 // requests the peer never answered
+	LateDropped    int64 // answers to those that came after all, kept from the library (see RequestTimeout)
 	Encrypted      int64 // connections that started with MSE the layer could not read (passed through, or refused)
 	Decrypted      int64 // incoming MSE connections the layer decrypted itself (Decrypt)
 	InfoFetched    int64 // torrents whose metadata the layer fetched, checked and handed on
