@@ -1,6 +1,7 @@
 package repeater
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"math"
@@ -221,7 +222,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 	}
 	// Why the library dropped a peer, for the debug log: it says so
 	// nowhere else (a close is otherwise silent).
-	peerLog := o.Logger.With("component", "torrent")
+	peerLog := cmp.Or(o.Logger, slog.Default()).With("component", "torrent")
 	cc.Callbacks.StatusUpdated = append(cc.Callbacks.StatusUpdated, func(e torrent.StatusUpdatedEvent) {
 		if e.Event == torrent.PeerDisconnected && e.Error != nil {
 			peerLog.Debug("peer connection closed", "peer_id", fmt.Sprintf("%q", e.PeerId[:8]), "err", e.Error)
