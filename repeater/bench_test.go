@@ -161,7 +161,31 @@ func rssChild(spec string) int {
 			}
 		}()
 	}
+	yield := os.Getenv("BTSLAVE_CHILD_YIELD") != ""
+	if yield { // count what each connection sent per piece (a diagnosis)
+		go func() {
+			for range time.Tick(200 * time.Millisecond) {
+				for _, c := range r.Client().Wire.Conns(sw.InfoHash()) {
+					c.TrackSent(true)
+				}
+			}
+		}()
+	}
 	io.Copy(io.Discard, os.Stdin)
+	if yield {
+		sent := map[int]int64{}
+		for _, c := range r.Client().Wire.Conns(sw.InfoHash()) {
+			for p, n := range c.SentPieces() {
+				sent[p] += n
+			}
+		}
+		plen := sw.Torrent().Info().PieceLength
+		hist := map[int64]int{}
+		for _, n := range sent {
+			hist[(n+plen/2)/plen]++
+		}
+		fmt.Fprintf(os.Stderr, "YIELD pieces sent: %d; copies -> pieces %v; fetched %d\n", len(sent), hist, sw.Stats().Fetched)
+	}
 	tot := r.Client().Wire.Totals(sw.InfoHash())
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

@@ -74,6 +74,9 @@ func playCell(b *testing.B, c *crowd, cell string, helpers []string) {
 	for _, h := range helpers {
 		r := c.run(b, h)
 		b.Log(cell, r)
+		if len(r.samples) > 0 {
+			b.Log(cell, h, "traffic every 10 s (up/down MiB):", r.timeline(10*time.Second))
+		}
 		mean := r.mean()
 		if h == helperNone {
 			none = mean

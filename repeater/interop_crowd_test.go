@@ -65,6 +65,21 @@ type crowdResult struct {
 	samples []trafficSample
 }
 
+// timeline is the helper's traffic per interval of d, "up/down" in MiB.
+func (r crowdResult) timeline(d time.Duration) string {
+	var out []string
+	var last trafficSample
+	next := d
+	for _, s := range r.samples {
+		if s.at < next {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%.1f/%.1f", float64(s.up-last.up)/(1<<20), float64(s.down-last.down)/(1<<20)))
+		last, next = s, next+d
+	}
+	return strings.Join(out, " ")
+}
+
 // trafficSample is a helper's cumulative payload traffic at a time since
 // it started.
 type trafficSample struct {

@@ -42,6 +42,30 @@ func measureDemand(n int, peers []wire.PeerState) demand {
 	return d
 }
 
+// fetchSources counts the peers that unchoke us and hold a piece we could
+// fetch now: one we lack that at least threshold peers want. Peers that
+// unchoke us with nothing of the kind (leechers we are interested in for
+// later, wire.Conn.HoldInterest) are no source for this round's pieces:
+// counting them put seven pieces in flight at once from one seed that gave
+// us 90 KiB/s, each took 20 s, and the leechers got them elsewhere
+// meanwhile (issue #9).
+func fetchSources(peers []wire.PeerState, d demand, held map[int]bool, threshold int) int {
+	n := 0
+	for i := range peers {
+		p := &peers[i]
+		if p.PeerChoking {
+			continue
+		}
+		for j, w := range d.want {
+			if w >= threshold && !held[j] && p.HasPiece(j) {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
 // planInput is one round's view of a swarm.
 type planInput struct {
 	demand    demand
@@ -169,6 +193,14 @@ func makePlan(in planInput) plan {
 // downloader lacks it" and stalled intake for tens of seconds (three
 // leechers, target 4). It aims at three quarters of the downloaders at
 // most, never under 1.
+//
+// Nor does it fall below that aim (rounded down): a piece fewer peers want
+// cannot return it. An idle upload pulled the threshold to 1 or 2 as the
+// crowd neared its end, and the pieces fetched then went out once each:
+// in a crowd of six leechers, a third of the pieces the repeater fetched
+// were sent once, a quarter six times, and the ratio fell to 2.5 (issue
+// #9). A piece fetched for one peer only moves a copy the swarm could have
+// sent that peer directly.
 func adaptThreshold(cur int, ratio, target float64, rate, cap float64, downloaders int, starved bool) int {
 	idle := cap > 0 && rate < 0.5*cap
 	target = min(target, max(1, 0.75*float64(downloaders)))
@@ -178,5 +210,5 @@ func adaptThreshold(cur int, ratio, target float64, rate, cap float64, downloade
 	case idle && !starved:
 		cur--
 	}
-	return max(1, min(cur, max(downloaders, 1)))
+	return max(int(target), 1, min(cur, max(downloaders, 1)))
 }

@@ -427,7 +427,7 @@ func (s *Swarm) round() {
 	// that unchokes us: a piece that trickles in for half a minute is
 	// fetched by the peers elsewhere meanwhile, and then nobody wants it
 	// from us; one piece per source keeps each source busy.
-	inflight := inflightPieces(downRate, pieceLen, capacity, d.sources)
+	inflight := inflightPieces(downRate, pieceLen, capacity, fetchSources(peers, d, held, threshold))
 	s.holdInterest(d, held, quiet)
 	s.judge(d, held)
 	s.mu.Lock()
