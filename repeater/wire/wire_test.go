@@ -539,24 +539,13 @@ func FuzzWrite(f *testing.F) {
 // library after RequestTimeout (anacrolix has no timeout of its own), and
 // that answered requests are not.
 func TestRequestTimeout(t *testing.T) {
-	old := RequestTimeout
-	RequestTimeout = 150 * time.Millisecond
-	defer func() { RequestTimeout = old }()
+	setRequestTimeout(t, 150*time.Millisecond)
 	peer, ours := tcpPair(t)
 	c := New(&fakePieces{}).Wrap(ours, true)
 	c.Write(cat(handshake(true), request(3, 0, 16384), request(4, 0, 16384)))
 	piece4 := msg(msgPiece, append([]byte{0, 0, 0, 4, 0, 0, 0, 0}, make([]byte, 16384)...)...)
 	go peer.Write(cat(handshake(true), msg(msgUnchoke), piece4))
-	c.SetReadDeadline(time.Now().Add(800 * time.Millisecond))
-	var got []byte
-	buf := make([]byte, 4096)
-	for {
-		n, err := c.Read(buf)
-		got = append(got, buf[:n]...)
-		if err != nil {
-			break
-		}
-	}
+	got := readUntil(c, 800*time.Millisecond)
 	want := cat(handshake(true), msg(msgUnchoke), piece4, msgRejectBytes(request(3, 0, 16384)[5:]), msg(msgChoke), msg(msgUnchoke))
 	if !bytes.Equal(got, want) {
 		t.Fatalf("library saw %d bytes, want %d:\n%x\n%x", len(got), len(want), got[len(got)-40:], want[len(want)-40:])
@@ -717,9 +706,7 @@ func TestTrackSent(t *testing.T) {
 // the library, which would take it for an unexpected chunk or an invalid
 // reject and close the connection.
 func TestLateAnswerDropped(t *testing.T) {
-	old := RequestTimeout
-	RequestTimeout = 150 * time.Millisecond
-	defer func() { RequestTimeout = old }()
+	setRequestTimeout(t, 150*time.Millisecond)
 	peer, ours := tcpPair(t)
 	c := New(&fakePieces{}).Wrap(ours, true)
 	c.Write(cat(handshake(true), request(3, 0, 16384), request(5, 0, 16384)))
@@ -729,16 +716,7 @@ func TestLateAnswerDropped(t *testing.T) {
 		time.Sleep(400 * time.Millisecond) // both time out meanwhile
 		peer.Write(cat(piece3, msgRejectBytes(request(5, 0, 16384)[5:]), msg(msgHaveNone)))
 	}()
-	c.SetReadDeadline(time.Now().Add(900 * time.Millisecond))
-	var got []byte
-	buf := make([]byte, 4096)
-	for {
-		n, err := c.Read(buf)
-		got = append(got, buf[:n]...)
-		if err != nil {
-			break
-		}
-	}
+	got := readUntil(c, 900*time.Millisecond)
 	// The two synthesized REJECTs (either order), one kick, then only the
 	// HAVE NONE that followed the late answers.
 	rej3, rej5 := msgRejectBytes(request(3, 0, 16384)[5:]), msgRejectBytes(request(5, 0, 16384)[5:])
@@ -756,9 +734,7 @@ func TestLateAnswerDropped(t *testing.T) {
 // age: a peer that answers slowly but steadily, in order, keeps our deep
 // queue; a request it skipped while answering later ones is given up on.
 func TestRequestTimeoutOrder(t *testing.T) {
-	old := RequestTimeout
-	RequestTimeout = 300 * time.Millisecond
-	defer func() { RequestTimeout = old }()
+	setRequestTimeout(t, 300*time.Millisecond)
 	peer, ours := tcpPair(t)
 	c := New(&fakePieces{}).Wrap(ours, true)
 	const n = orderSlack + 8
@@ -779,16 +755,7 @@ func TestRequestTimeoutOrder(t *testing.T) {
 			peer.Write(block(i))
 		}
 	}()
-	c.SetReadDeadline(time.Now().Add(time.Duration(n)*20*time.Millisecond + 200*time.Millisecond))
-	var got []byte
-	buf := make([]byte, 4096)
-	for {
-		k, err := c.Read(buf)
-		got = append(got, buf[:k]...)
-		if err != nil {
-			break
-		}
-	}
+	got := readUntil(c, time.Duration(n)*20*time.Millisecond+200*time.Millisecond)
 	if st := c.State(); st.TimedOut != 1 || st.Outstanding != 0 {
 		t.Errorf("timed out %d, outstanding %d; want 1 (the skipped block) and 0", st.TimedOut, st.Outstanding)
 	}
@@ -824,16 +791,7 @@ func TestRejectAfterCancel(t *testing.T) {
 		hs := append(handshake(true)[:handshakeLen-20], tc.peerID...)
 		piece := msg(msgPiece, append([]byte{0, 0, 0, 2, 0, 0, 0, 0}, make([]byte, 16384)...)...)
 		go peer.Write(cat(hs, msg(msgUnchoke), msgRejectBytes(req[5:]), piece, msg(msgHaveNone)))
-		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-		var got []byte
-		buf := make([]byte, 4096)
-		for {
-			n, err := c.Read(buf)
-			got = append(got, buf[:n]...)
-			if err != nil {
-				break
-			}
-		}
+		got := readUntil(c, 300*time.Millisecond)
 		got = got[handshakeLen:]
 		// The late PIECE is the library's either way (it accepts it).
 		want := cat(msg(msgUnchoke), piece, msg(msgHaveNone))
@@ -844,4 +802,26 @@ func TestRejectAfterCancel(t *testing.T) {
 			t.Errorf("%s: library saw %x\nwant %x", tc.name, got[:min(len(got), 64)], want[:min(len(want), 64)])
 		}
 	}
+}
+
+// readUntil reads what the library would see until the read deadline d
+// from now, or another error, ends it.
+func readUntil(c *Conn, d time.Duration) []byte {
+	c.SetReadDeadline(time.Now().Add(d))
+	var got []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			return got
+		}
+	}
+}
+
+// setRequestTimeout sets RequestTimeout for one test.
+func setRequestTimeout(t *testing.T, d time.Duration) {
+	old := RequestTimeout
+	RequestTimeout = d
+	t.Cleanup(func() { RequestTimeout = old })
 }
