@@ -131,6 +131,9 @@ func ClientConfig(o ClientOptions) (*torrent.ClientConfig, error) {
 	if o.Logger != nil {
 		cc.Slogger = guardLogger(o.Logger.With("component", "torrent"))
 	}
+	// A connection's request window starts deep instead of at one request
+	// (see requestwindow.go); chained, so a callback set before stays.
+	cc.Callbacks.ReadMessage = requestWindowHook(o.Logger, cc.Callbacks.ReadMessage)
 	return cc, nil
 }
 
