@@ -132,8 +132,8 @@ func ClientConfig(o ClientOptions) (*torrent.ClientConfig, error) {
 		cc.Slogger = guardLogger(o.Logger.With("component", "torrent"))
 	}
 	// A connection's request window starts deep instead of at one request
-	// (see requestwindow.go); chained, so a callback set before stays.
-	cc.Callbacks.ReadMessage = requestWindowHook(o.Logger, cc.Callbacks.ReadMessage)
+	// (see requestwindow.go); chained, so callbacks set before stay.
+	installRequestWindow(cc, o.Logger)
 	return cc, nil
 }
 

@@ -72,26 +72,57 @@ func (f intField) raise(p unsafe.Pointer, floor int) {
 	}
 }
 
-// requestWindowHook returns a ReadMessage callback that keeps every
-// connection's peak at requestWindowFloor or more, then calls next (nil
-// for none). anacrolix calls it with the client lock held before it
-// handles each message, the lock under which it reads and writes the
-// peak, so the "unchoked" update that follows an Unchoke and every update
-// after a piece arrives see the floor. Raising on every message, not only
-// on Unchoke, also undoes the shrink an update makes when it finds the
-// queue nearly full (after an eviction, say).
+// installRequestWindow keeps the peak of every connection of cc's client
+// at requestWindowFloor or more, through two callbacks; anacrolix calls
+// both with the client lock held, the lock under which it reads and
+// writes the peak:
+//
+//   - ReadMessage (chained with one set before) runs before each message
+//     is handled, so the "unchoked" update that follows an Unchoke and
+//     every update after a piece arrives start from the floor; raising on
+//     every message, not only on Unchoke, also undoes the shrink an update
+//     makes when it finds the queue nearly full (after an eviction, say).
+//   - SentRequest runs for each request an update sends, and the update
+//     checks the window again before each further request. An update no
+//     message preceded (a reader's seek after an idle spell, a piece
+//     becoming wanted) starts from the peak the last update left, as low
+//     as zero, which allows one request; once that one is sent the window
+//     is the floor's again, so the same update fills it. Without this
+//     half, a read after an idle spell got one request in flight per
+//     round trip (TestRequestWindowOnTheWire, "wanted later"); this half
+//     alone would also cover the unchoke.
 //
 // When the field is missing or of another type (an anacrolix version
-// other than v1.61.0), it logs one warning and returns next unchanged:
-// downloads then work as the library has them, only slower to start.
-func requestWindowHook(log *slog.Logger, next func(*torrent.PeerConn, *pp.Message)) func(*torrent.PeerConn, *pp.Message) {
-	return requestWindowHookFor(peakRequestsField, &requestWindowWarned, log, next)
+// other than v1.61.0), it logs one warning per process and installs
+// nothing: downloads then work as the library has them, only slower to
+// start.
+func installRequestWindow(cc *torrent.ClientConfig, log *slog.Logger) {
+	conn, peer := peakRequestsField, peerPeakRequestsField
+	if peer.err != nil {
+		conn = peer // disable both: one without the other is not what was measured
+	}
+	cc.Callbacks.ReadMessage = requestWindowHookFor(conn, &requestWindowWarned, log, cc.Callbacks.ReadMessage)
+	if conn.err == nil {
+		cc.Callbacks.SentRequest = append(cc.Callbacks.SentRequest, func(e torrent.PeerRequestEvent) {
+			if e.Peer != nil {
+				peer.raise(unsafe.Pointer(e.Peer), requestWindowFloor)
+			}
+		})
+	}
 }
+
+// peerPeakRequestsField is the peak inside a torrent.Peer, which is what
+// SentRequest is given.
+var peerPeakRequestsField = findIntField(reflect.TypeFor[torrent.Peer](), "peakRequests")
 
 // requestWindowWarned makes the warning of a missing field one per process,
 // not one per client.
 var requestWindowWarned sync.Once
 
+// requestWindowHookFor returns a ReadMessage callback that raises the int
+// field f of each connection to requestWindowFloor, then calls next (nil
+// for none); or, when f was not found, next itself, after one warning
+// (per warned).
 func requestWindowHookFor(f intField, warned *sync.Once, log *slog.Logger, next func(*torrent.PeerConn, *pp.Message)) func(*torrent.PeerConn, *pp.Message) {
 	if f.err != nil {
 		warned.Do(func() {

@@ -2,15 +2,24 @@ package repeater
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
 	"log/slog"
+	"net"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/anacrolix/torrent"
 	pp "github.com/anacrolix/torrent/peer_protocol"
+	"github.com/anacrolix/torrent/storage"
+
+	"github.com/btslave/btslave/internal/lab"
 )
 
 // peak reads a connection's unexported peakRequests the way reflection
@@ -31,9 +40,9 @@ func setPeak(t *testing.T, pc *torrent.PeerConn, n int64) {
 }
 
 // TestRequestWindowFloor: on the pinned anacrolix the field is found, and
-// the callback ClientConfig installs raises a connection's peak to the
-// floor before a message is handled, leaves a higher peak alone and still
-// calls a callback set before it.
+// the callbacks ClientConfig installs raise a connection's peak to the
+// floor before a message is handled and after a request is sent, leave a
+// higher peak alone and still call callbacks set before them.
 func TestRequestWindowFloor(t *testing.T) {
 	if err := peakRequestsField.err; err != nil {
 		t.Fatalf("peakRequests not found on the pinned anacrolix: %v", err)
@@ -67,13 +76,32 @@ func TestRequestWindowFloor(t *testing.T) {
 		t.Fatalf("a peak of 700 became %d", got)
 	}
 
-	// Chained: a callback set before keeps being called.
-	var calls int
-	chained := requestWindowHook(nil, func(*torrent.PeerConn, *pp.Message) { calls++ })
+	// The SentRequest callback raises the same field, given the Peer.
+	if err := peerPeakRequestsField.err; err != nil {
+		t.Fatalf("peakRequests not found in torrent.Peer: %v", err)
+	}
+	if len(cc.Callbacks.SentRequest) != 1 {
+		t.Fatalf("%d SentRequest callbacks, want 1", len(cc.Callbacks.SentRequest))
+	}
+	setPeak(t, pc, 0)
+	cc.Callbacks.SentRequest[0](torrent.PeerRequestEvent{Peer: &pc.Peer})
+	if got := peak(t, pc); got != requestWindowFloor {
+		t.Fatalf("after a request sent the peak is %d, want %d", got, requestWindowFloor)
+	}
+
+	// Chained: callbacks set before keep being called.
+	var calls, sent int
+	cc2 := torrent.NewDefaultClientConfig()
+	cc2.Callbacks.ReadMessage = func(*torrent.PeerConn, *pp.Message) { calls++ }
+	cc2.Callbacks.SentRequest = []func(torrent.PeerRequestEvent){func(torrent.PeerRequestEvent) { sent++ }}
+	installRequestWindow(cc2, nil)
 	pc2 := new(torrent.PeerConn)
-	chained(pc2, &pp.Message{Type: pp.Unchoke})
-	if calls != 1 || peak(t, pc2) != requestWindowFloor {
-		t.Fatalf("chained hook: %d calls, peak %d", calls, peak(t, pc2))
+	cc2.Callbacks.ReadMessage(pc2, &pp.Message{Type: pp.Unchoke})
+	for _, f := range cc2.Callbacks.SentRequest {
+		f(torrent.PeerRequestEvent{Peer: &pc2.Peer})
+	}
+	if calls != 1 || sent != 1 || peak(t, pc2) != requestWindowFloor {
+		t.Fatalf("chained hooks: %d and %d calls, peak %d", calls, sent, peak(t, pc2))
 	}
 }
 
@@ -125,4 +153,127 @@ func TestRequestWindowMissingField(t *testing.T) {
 	if n := strings.Count(buf.String(), "request window floor disabled"); n != 1 {
 		t.Fatalf("%d warnings, want 1:\n%s", n, buf.String())
 	}
+}
+
+// TestRequestWindowOnTheWire: a client of ours asks a peer that unchoked
+// it for a full window at once (min(reqq 250, 2 × 128)), where anacrolix
+// v1.61 alone sends one request and waits for its answer: after the
+// unchoke (the ReadMessage half of the floor), and when more pieces
+// become wanted after an update that asked for few, with no message from
+// the peer in between (the SentRequest half).
+func TestRequestWindowOnTheWire(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		wantBefore bool // the client wants the data before the unchoke
+	}{{"unchoked", true}, {"wanted later", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if n := requestsInFlight(t, tc.wantBefore); n < 200 {
+				t.Fatalf("%d requests in flight, want >= 200 (the floor's window)", n)
+			} else {
+				t.Logf("%d requests in flight", n)
+			}
+		})
+	}
+}
+
+// requestsInFlight connects a scripted seed (lab.RawPeer) to a new client
+// of ours with an 8 MiB torrent, unchokes it, has the client want all of
+// it (before the unchoke or a moment after), answers nothing, and counts
+// the requests that come.
+func requestsInFlight(t *testing.T, wantBefore bool) int {
+	mi, data := makeTorrent(t, t.TempDir(), 8<<20, 256<<10) // 512 blocks of 16 KiB
+	c, err := NewClient(ClientOptions{Peer: testPeer(t, "127.0.0.1"), Storage: storage.NewFile(t.TempDir())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	tt, err := c.AddTorrent(mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wait until every piece is checked (and, with wantBefore, wanted):
+	// then the window, not what is wanted, bounds what an update asks for.
+	wantAll := func() {
+		tt.DownloadAll()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			ready := true
+			for i := range tt.NumPieces() {
+				if st := tt.Piece(i).State(); !st.Ok || st.Checking || (!st.Complete && st.Priority == torrent.PiecePriorityNone) {
+					ready = false
+					break
+				}
+			}
+			if ready {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the torrent's pieces were never all checked and wanted")
+			}
+		}
+	}
+	if wantBefore {
+		wantAll()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p, err := lab.DialPeer(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(c.LocalPort())), mi.HashInfoBytes(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	// Unchoke, then say we have every piece (32 pieces: 4 bytes of bits).
+	if err := p.Send(lab.Msg(byte(pp.Unchoke)), lab.Msg(byte(pp.Bitfield), 0xff, 0xff, 0xff, 0xff)); err != nil {
+		t.Fatal(err)
+	}
+	requests := 0
+	count := func(quiet time.Duration) {
+		for {
+			id, _, err := p.ReadMsg(quiet)
+			if errors.Is(err, lab.ErrNoMessage) {
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id == byte(pp.Request) {
+				requests++
+			}
+		}
+	}
+	if !wantBefore {
+		// Nothing is wanted: no requests. Then one piece: its 16 blocks,
+		// answered; the update on the emptied queue asks for nothing and
+		// leaves the peak at zero, and the queue stays empty (idle) until
+		// the rest is wanted, as a reader's seek after a pause does.
+		count(500 * time.Millisecond)
+		if requests != 0 {
+			t.Fatalf("%d requests before anything was wanted", requests)
+		}
+		tt.Piece(0).SetPriority(torrent.PiecePriorityNormal)
+		var asked [][]byte
+		for len(asked) < 16 {
+			id, payload, err := p.ReadMsg(5 * time.Second)
+			if err != nil {
+				t.Fatalf("after %d requests for the one piece wanted: %v", len(asked), err)
+			}
+			if id == byte(pp.Request) {
+				asked = append(asked, payload)
+			}
+		}
+		for _, r := range asked {
+			index, begin, length := binary.BigEndian.Uint32(r), binary.BigEndian.Uint32(r[4:]), binary.BigEndian.Uint32(r[8:])
+			off := int64(index)*(256<<10) + int64(begin)
+			if err := p.Send(lab.Msg(byte(pp.Piece), append(r[:8:8], data[off:off+int64(length)]...)...)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		count(500 * time.Millisecond)
+		if requests != 0 || !tt.Piece(0).State().Complete {
+			t.Fatalf("after the one piece: %d more requests, piece complete %v", requests, tt.Piece(0).State().Complete)
+		}
+		wantAll()
+	}
+	// Answer nothing: every request sent is one the window allowed.
+	count(time.Second)
+	return requests
 }
