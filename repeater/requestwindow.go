@@ -20,9 +20,13 @@ import (
 // pulse, so after its unchoke the queue took about 4 s to reach 250 (aria2c
 // asks for hundreds at once), and an update that found the queue nearly
 // full shrank the peak back to the few slots it filled. With the floor the
-// "unchoked" update and every later one fill up to min(reqq, 256) at once:
-// 256 blocks of 16 KiB are 4 MiB in flight, a second of a fast seed.
-const requestWindowFloor = 128
+// "unchoked" update and every later one fill up to min(reqq, 64) at once:
+// 64 blocks of 16 KiB, 1 MiB in flight. A floor of 128 (4 MiB in flight)
+// read 256 MiB from Transmission 1 s faster (1.00 × aria2c against
+// 0.98 ×) but made the first seek after a sequential read wait for 2-3
+// readahead pieces the seed had already committed to (TTFB 497-750 ms
+// against 251 ms on a 4 MiB/s seed; docs/btfs.md).
+const requestWindowFloor = 32
 
 // peakRequestsField is where anacrolix keeps a connection's peak inside a
 // torrent.PeerConn, found once by reflection; err says why it was not.
