@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/btslave/btslave/btfs"
+	"github.com/btslave/btslave/internal/lab"
 	"github.com/btslave/btslave/repeater"
 )
 
@@ -87,4 +88,49 @@ func traceMount(m *btfs.Mount, r *repeater.Repeater, sw *repeater.Swarm) (stop f
 		}
 	}()
 	return func() { close(done); <-finished }
+}
+
+// unchokeWatch records when a Transmission seed first uploads to a peer
+// (flag U in its peer list: the peer is interested and unchoked), polled
+// every 100 ms over RPC. Transmission unchokes only at its rechoke pulse,
+// every 10 s in a phase set when it started the torrent, so how long a
+// client waits for it depends on when the client came, not on the client.
+type unchokeWatch struct {
+	stop func() (at time.Time, addr string)
+}
+
+// watchUnchoke starts polling torrent id of seed for the first peer not at
+// address skip that Transmission uploads to.
+func watchUnchoke(seed *lab.Transmission, id int, skip string) *unchokeWatch {
+	done := make(chan struct{})
+	type found struct {
+		at   time.Time
+		addr string
+	}
+	res := make(chan found, 1)
+	go func() {
+		tk := time.NewTicker(100 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			if st, err := seed.Torrent(id); err == nil {
+				for _, p := range st.Peers {
+					if p.Address != skip && strings.Contains(p.FlagStr, "U") {
+						res <- found{time.Now(), p.Address}
+						return
+					}
+				}
+			}
+			select {
+			case <-done:
+				res <- found{}
+				return
+			case <-tk.C:
+			}
+		}
+	}()
+	return &unchokeWatch{stop: func() (time.Time, string) {
+		close(done)
+		f := <-res
+		return f.at, f.addr
+	}}
 }

@@ -132,6 +132,9 @@ func ClientConfig(o ClientOptions) (*torrent.ClientConfig, error) {
 	if o.Logger != nil {
 		cc.Slogger = guardLogger(o.Logger.With("component", "torrent"))
 	}
+	// A connection's request window starts deep instead of at one request
+	// (see requestwindow.go); chained, so callbacks set before stay.
+	installRequestWindow(cc, o.Logger)
 	return cc, nil
 }
 

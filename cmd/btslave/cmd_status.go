@@ -29,14 +29,16 @@ config and the data dir) and prints a summary.`,
 				return usageErr("status takes no arguments")
 			}
 			var st *api.Status
-			var mounts []api.Mount
 			if err := g.callAPI(ctx, e, 10*time.Second, func(ctx context.Context, client *api.Client) (err error) {
 				if st, err = client.Status(ctx); err != nil {
 					return err
 				}
-				// A daemon without mounts (or an older one) answers an
-				// error here: status shows none rather than failing.
-				mounts, _ = client.Mounts(ctx)
+				if st.Mounts == nil {
+					// A daemon older than Status.Mounts: ask the mounts
+					// endpoint; one without it answers an error, and
+					// status shows no mounts rather than failing.
+					st.Mounts, _ = client.Mounts(ctx)
+				}
 				return nil
 			}); err != nil {
 				return err
@@ -45,7 +47,7 @@ config and the data dir) and prints a summary.`,
 				return printJSON(e.stdout, st)
 			}
 			printStatus(e.stdout, st)
-			printMounts(e.stdout, mounts)
+			printMounts(e.stdout, st.Mounts)
 			return nil
 		},
 	}
@@ -126,8 +128,12 @@ func printMounts(w io.Writer, ms []api.Mount) {
 		if name == "" {
 			name = "(metadata not known yet)"
 		}
-		fmt.Fprintf(tw, "  %s\t%.8s %s: %d reads, %s read, %d timeouts, %d open files",
-			termSafe(m.Dir), termSafe(m.InfoHash), termSafe(name), m.Reads, fmtBytes(m.BytesRead), m.Timeouts, m.Open)
+		state := ""
+		if m.State != "" && m.State != api.MountFailed { // a failure says why below
+			state = m.State + ", "
+		}
+		fmt.Fprintf(tw, "  %s\t%.8s %s: %s%d reads, %s read, %d timeouts, %d open files",
+			termSafe(m.Dir), termSafe(m.InfoHash), termSafe(name), termSafe(state), m.Reads, fmtBytes(m.BytesRead), m.Timeouts, m.Open)
 		if m.Error != "" {
 			fmt.Fprintf(tw, "; not served: %s", termSafe(m.Error))
 		}

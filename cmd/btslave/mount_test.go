@@ -3,16 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/btslave/btslave/btfs"
+	"github.com/btslave/btslave/internal/api"
 	"github.com/btslave/btslave/internal/lab"
 )
 
@@ -76,8 +79,24 @@ func TestMountDaemonOwnsMount(t *testing.T) {
 	if code, out, _ := cli("mount"); code != 0 || !strings.Contains(out, mnt) || strings.Contains(out, " 0 timeouts") {
 		t.Errorf("mount list: %d %q", code, out)
 	}
-	if code, out, _ := cli("status"); code != 0 || !strings.Contains(out, "mounts") || !strings.Contains(out, mnt) || !strings.Contains(out, "multi") {
+	if code, out, _ := cli("status"); code != 0 || !strings.Contains(out, "mounts") || !strings.Contains(out, mnt) ||
+		!strings.Contains(out, "multi") || !strings.Contains(out, api.MountServing) {
 		t.Errorf("status does not list the mount: %d %q", code, out)
+	}
+	// A bare info hash nobody serves: mounted, waiting for its metadata.
+	_, _, waitIH, _ := lab.MakeTorrent(t, lab.TorrentOptions{Name: "unseen.bin", Size: 1 << 20})
+	waitMnt := mountPoint(t)
+	if code, out, errOut := cli("mount", waitIH, waitMnt); code != 0 {
+		t.Fatalf("mount of an info hash: %d %q %q", code, out, errOut)
+	}
+	wantStatusMounts(t, cli,
+		api.Mount{Dir: mnt, InfoHash: ih, Name: "multi", State: api.MountServing, Timeouts: 1},
+		api.Mount{Dir: waitMnt, InfoHash: waitIH, State: api.MountWaiting})
+	if code, out, _ := cli("status"); code != 0 || !strings.Contains(out, waitMnt) || !strings.Contains(out, api.MountWaiting) {
+		t.Errorf("status does not list the waiting mount: %d %q", code, out)
+	}
+	if code, out, errOut := cli("umount", waitMnt); code != 0 {
+		t.Fatalf("umount %s: %d %q %q", waitMnt, code, out, errOut)
 	}
 
 	d.cmd.Process.Signal(syscall.SIGKILL)
@@ -107,8 +126,34 @@ func TestMountDaemonOwnsMount(t *testing.T) {
 	if code, out, _ := cli("mount"); code != 0 || !strings.Contains(out, "no mounts") || btfs.IsMounted(mnt) {
 		t.Errorf("after umount and a restart: %d %q, mounted %v", code, out, btfs.IsMounted(mnt))
 	}
+	wantStatusMounts(t, cli)
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	<-d.done
+}
+
+// wantStatusMounts checks the mounts `btslave status --json` shows: their
+// directory, torrent and state, and at least want's timeouts (a read
+// that failed may be retried by the reader; the other counters vary).
+func wantStatusMounts(t *testing.T, cli func(...string) (int, string, string), want ...api.Mount) {
+	t.Helper()
+	code, out, errOut := cli("status", "--json")
+	var st api.Status
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
+		t.Fatalf("status --json: %d %v %q %q", code, err, out, errOut)
+	}
+	if st.Mounts == nil {
+		t.Fatalf("status --json has no mounts list: %s", out)
+	}
+	if len(st.Mounts) != len(want) {
+		t.Fatalf("status --json lists %d mounts, want %d: %+v", len(st.Mounts), len(want), st.Mounts)
+	}
+	sort.Slice(want, func(i, j int) bool { return want[i].Dir < want[j].Dir }) // as the daemon lists them
+	for i, w := range want {
+		g := st.Mounts[i]
+		if g.Dir != w.Dir || g.InfoHash != w.InfoHash || g.Name != w.Name || g.State != w.State || g.Timeouts < w.Timeouts || g.Error != "" {
+			t.Errorf("status --json mount %d: %+v, want %+v", i, g, w)
+		}
+	}
 }
 
 // Ensure "btslave mount" without a daemon mounts in the foreground and

@@ -71,6 +71,9 @@ type Status struct {
 	// Friends is who helps our master and whose masters we help; nil
 	// when [friends] is off.
 	Friends *FriendsHelp `json:"friends_help,omitempty"`
+	// Mounts are the daemon's mounts (BTFS), by directory; nil from a
+	// daemon older than the field.
+	Mounts []Mount `json:"mounts"`
 }
 
 // FriendsHelp is the friends' help as the status shows it.

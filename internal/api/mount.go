@@ -23,6 +23,9 @@ type Mount struct {
 	InfoHash string    `json:"infohash"`
 	Name     string    `json:"name,omitempty"` // "" until the metadata is known
 	Mounted  time.Time `json:"mounted"`
+	// State is MountServing, MountWaiting (served, but the metadata is not
+	// known yet: the directory shows only its status file) or MountFailed.
+	State string `json:"state"`
 	// Error says why a recorded mount is not served now (its remount
 	// failed); the record stays until DELETE.
 	Error string `json:"error,omitempty"`
@@ -32,6 +35,13 @@ type Mount struct {
 	Timeouts  int64 `json:"timeouts"`
 	Open      int64 `json:"open_files"`
 }
+
+// A Mount's states.
+const (
+	MountServing = "serving"
+	MountWaiting = "waiting for metadata"
+	MountFailed  = "failed"
+)
 
 // Mounter is what the mount endpoints call. Errors wrapping ErrBadRequest
 // are the caller's fault (400).

@@ -378,6 +378,7 @@ func (a *App) Status(context.Context) api.Status {
 		Autopilot:  api.Autopilot{Note: "off (auto.enabled = false)"},
 		Tracker:    a.trackerStatus(),
 		NextSteps:  a.nextSteps(),
+		Mounts:     a.Mounts(context.Background()),
 	}
 	st.Catalog, _ = a.feeds.Catalog().Len()
 	if a.auto != nil {

@@ -221,11 +221,13 @@ func (a *App) Mounts(context.Context) []api.Mount {
 }
 
 func (a *App) mountStatus(mt *mounted) api.Mount {
-	out := api.Mount{Dir: mt.rec.Dir, InfoHash: mt.ih.HexString(), Mounted: mt.rec.Added, Error: mt.err}
+	out := api.Mount{Dir: mt.rec.Dir, InfoHash: mt.ih.HexString(), Mounted: mt.rec.Added, State: api.MountFailed, Error: mt.err}
 	if mt.m != nil {
 		out.Error = ""
+		out.State = api.MountWaiting
 		if t := mt.m.Torrent(); t.Info() != nil {
 			out.Name = t.Name()
+			out.State = api.MountServing
 		}
 		st := mt.m.Stats()
 		out.Reads, out.BytesRead, out.Timeouts, out.Open = st.Reads, st.BytesRead, st.Timeouts, st.Open
