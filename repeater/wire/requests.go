@@ -81,8 +81,9 @@ type sentRequest struct {
 }
 
 // orderSlack is how many requests sent after one must be answered before
-// that one counts as skipped: peers answer in order (Transmission,
-// libtorrent), give or take their disk reads.
+// that one counts as skipped: Transmission and libtorrent answer in order,
+// give or take their disk reads; anacrolix answers its queue in no order
+// at all, which is why a skipped request must also be RequestTimeout old.
 const orderSlack = 32
 
 // RequestTimeout is how long a fast peer that unchokes us may leave one of
@@ -98,9 +99,13 @@ const orderSlack = 32
 // ("received unexpected chunk"): the crowd bench lost its seed that way,
 // and the master bench its master. So a request is given up on only when
 // the peer answered nothing for RequestTimeout since we sent it, or when
-// at least orderSlack requests sent after it were answered and it is
-// older than RequestTimeout/3; and a late answer is dropped, not handed to
-// the library.
+// it is RequestTimeout old and at least orderSlack requests sent after it
+// were answered (a peer that drops some requests and answers the rest);
+// and a late answer is dropped, not handed to the library. (A third of
+// RequestTimeout for a skipped request was too soon: an anacrolix seed,
+// which answers in no order, shared by five leechers that keep 64
+// requests each at it, had requests "skipped" for seconds and stalled the
+// demo's crowd.)
 var RequestTimeout = 15 * time.Second
 
 // expireRequests synthesizes a REJECT, for the library, for each request
@@ -132,8 +137,8 @@ func (c *Conn) expireRequests() time.Time {
 		if s.answeredAt.After(rq.at) {
 			due = s.answeredAt.Add(RequestTimeout)
 		}
-		// Skipped: later requests answered, and it is not young.
-		if skipped := rq.at.Add(RequestTimeout / 3); rq.seq+orderSlack < s.answeredSeq && skipped.Before(due) {
+		// Skipped: later requests answered, and it is as old.
+		if skipped := rq.at.Add(RequestTimeout); rq.seq+orderSlack < s.answeredSeq && skipped.Before(due) {
 			due = skipped
 		}
 		if now.Before(due) {
