@@ -16,7 +16,6 @@ import (
 
 	"github.com/btslave/btslave/internal/buildinfo"
 	"github.com/btslave/btslave/repeater/announce"
-	"github.com/btslave/btslave/repeater/wire"
 )
 
 // ratioWindow is how far back the fetch threshold looks at the ratio: the
@@ -374,17 +373,13 @@ func (s *Swarm) run(ctx context.Context) {
 // fetch is asked for at once instead of after an INTERESTED and the
 // peer's next rechoke. A quiet swarm fetches nothing new: no hold.
 func (s *Swarm) holdInterest(d demand, held map[int]bool, quiet bool) {
-	s.r.client.Wire.HoldInterest(s.ih, func(p wire.PeerState) bool {
-		if quiet || noHoldInterest {
-			return false
+	var wanted []int
+	for i, w := range d.want {
+		if w > 0 && !held[i] && !quiet && !noHoldInterest {
+			wanted = append(wanted, i)
 		}
-		for i, w := range d.want {
-			if w > 0 && !held[i] && p.HasPiece(i) {
-				return true
-			}
-		}
-		return false
-	})
+	}
+	s.r.client.Wire.HoldInterest(s.ih, wanted)
 }
 
 // noHoldInterest turns holdInterest off, for the benchmarks' comparisons.

@@ -31,12 +31,28 @@ func (c *Conn) HoldInterest(on bool) {
 	c.flushQueue()
 }
 
-// HoldInterest applies keep to each connection of the torrent: keep gets
-// the connection's snapshot and says whether to hold our interest in it.
-func (l *Layer) HoldInterest(ih metainfo.Hash, keep func(PeerState) bool) {
+// HoldInterest holds our interest in each connection of the torrent whose
+// peer has one of pieces, and stops holding it in the others (nil pieces:
+// in none).
+func (l *Layer) HoldInterest(ih metainfo.Hash, pieces []int) {
 	for _, c := range l.connsOf(ih) {
-		c.HoldInterest(keep(c.State()))
+		c.HoldInterest(c.hasAny(pieces))
 	}
+}
+
+// hasAny reports whether the peer has one of pieces.
+func (c *Conn) hasAny(pieces []int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(pieces) > 0 && c.st.haveAll {
+		return true
+	}
+	for _, p := range pieces {
+		if c.st.have.Has(p) {
+			return true
+		}
+	}
+	return false
 }
 
 // interestMsgLocked is the message that brings what the peer was told in
