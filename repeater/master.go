@@ -27,6 +27,9 @@ type masterLink struct {
 	// lastUp/lastDown are the open one's.
 	upBase, downBase, lastUp, lastDown int64
 	stats                              MasterStats
+	// budget is how many new pieces the last round allowed under the
+	// give-back rule (fetchBudget); negative: no limit.
+	budget int
 	// connected says the last round saw the master's connection; drops
 	// counts the connections lost while the master was incomplete.
 	connected bool
@@ -57,10 +60,9 @@ type flowSample struct {
 // it gets".
 const giveBackWindow = time.Minute
 
-// owes records a sample and says whether, over the last minute, the
-// swarm gave us more than slack bytes beyond what we gave it: then no new
-// piece is fetched for the master until uploads catch up.
-func (m *masterLink) owes(now time.Time, from, to, slack int64) bool {
+// excess records a sample and returns what, over the last minute, the
+// swarm gave us beyond what we gave it (negative: we gave more).
+func (m *masterLink) excess(now time.Time, from, to int64) int64 {
 	m.window = append(m.window, flowSample{now, from, to})
 	i := 0
 	for i < len(m.window)-1 && now.Sub(m.window[i+1].at) >= giveBackWindow {
@@ -68,7 +70,23 @@ func (m *masterLink) owes(now time.Time, from, to, slack int64) bool {
 	}
 	m.window = m.window[i:]
 	first := m.window[0]
-	return (from-first.from)-(to-first.to) > slack
+	return (from - first.from) - (to - first.to)
+}
+
+// fetchBudget is how many new pieces a helper may start fetching for its
+// master under the give-back rule: what the pieces in flight and the
+// minute's excess leave of the slack, in whole pieces. Counting the
+// pieces in flight as taken keeps the total within the slack: judged on
+// what has arrived alone, a helper that had asked the seed for a dozen
+// pieces at once took them all and owed the swarm four pieces past the
+// slack once the leechers no longer wanted them (TestInteropMasterDirection
+// failed so in about a third of its runs).
+func fetchBudget(excess int64, pending int, pieceLen, slack int64) int {
+	left := slack - excess - int64(pending)*pieceLen
+	if left <= 0 || pieceLen <= 0 {
+		return 0
+	}
+	return int(left / pieceLen)
 }
 
 // MasterStats is a helped master's view from one swarm.
@@ -127,7 +145,7 @@ func (s *Swarm) SetMaster(addr netip.AddrPort) {
 	if !addr.IsValid() {
 		s.masterLink = nil
 	} else if old == nil || old.addr != addr {
-		s.masterLink = &masterLink{addr: addr, pinned: map[int]bool{}}
+		s.masterLink = &masterLink{addr: addr, pinned: map[int]bool{}, budget: -1}
 	}
 	cur := s.masterLink
 	s.mu.Unlock()
@@ -280,6 +298,7 @@ func (s *Swarm) masterRound(n int, peers []wire.PeerState, held, pending map[int
 	st.FromSwarm = max(0, tot.BytesDown-m.downBase-m.lastDown)
 	st.ToSwarm = max(0, tot.BytesUp-st.ToMaster)
 	if mp == nil {
+		m.budget = -1
 		st.Pinned = len(m.pinned)
 		for j := 0; j < n; j++ {
 			if m.toldHas(j) {
@@ -321,7 +340,14 @@ func (s *Swarm) masterRound(n int, peers []wire.PeerState, held, pending map[int
 	}
 	sort.SliceStable(lacks, func(a, b int) bool { return have[lacks[a]] < have[lacks[b]] })
 	lacks = ownFirst(lacks, m.share, m.shares)
-	if st.Owes = m.owes(time.Now(), st.FromSwarm, st.ToSwarm, 2*s.t.Info().PieceLength) && !m.lenient; st.Owes {
+	pieceLen := s.t.Info().PieceLength
+	ex := m.excess(time.Now(), st.FromSwarm, st.ToSwarm)
+	st.Owes = ex > 2*pieceLen && !m.lenient
+	m.budget = -1
+	if !m.lenient && (st.Wanted > 0 || len(lacks) > 0) {
+		m.budget = fetchBudget(ex, len(pending), pieceLen, 2*pieceLen)
+	}
+	if st.Owes || m.budget == 0 {
 		lacks = nil
 	}
 	st.Pinned = len(m.pinned)
@@ -393,20 +419,25 @@ func (s *Swarm) masterFirst(pl plan, forMaster []int, slots int) plan {
 	for p := range m.pinned {
 		pinned[p] = true
 	}
-	owes := m.stats.Owes
+	owes, budget := m.stats.Owes, m.budget
 	m.mu.Unlock()
 	pl = mergeMasterFirst(pl, forMaster, max(slots, len(pl.fetch), min(len(forMaster), 4)), func(p int) bool { return pinned[p] })
-	return whileOwing(pl, owes)
+	return whileOwing(pl, owes, budget)
 }
 
 // whileOwing keeps a helper that owes the swarm (the give-back rule) from
 // fetching anything new, not only the master's pieces: what the swarm's
 // own plan fetches is forwarded to the master as well, and in a swarm fed
 // by a seed the other peers may get those pieces there first, so the
-// helper would take without giving. Evictions and cancels stand.
-func whileOwing(pl plan, owes bool) plan {
+// helper would take without giving. While the master wants pieces, no
+// more than budget new ones are started (fetchBudget; negative: no
+// limit). Evictions and cancels stand.
+func whileOwing(pl plan, owes bool, budget int) plan {
 	if owes {
 		pl.fetch = nil
+	}
+	if budget >= 0 && len(pl.fetch) > budget {
+		pl.fetch = pl.fetch[:budget]
 	}
 	return pl
 }

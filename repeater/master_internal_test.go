@@ -36,19 +36,41 @@ func TestMasterShareAndMerge(t *testing.T) {
 func TestMasterOwes(t *testing.T) {
 	var m masterLink
 	t0 := time.Unix(1000, 0)
-	if m.owes(t0, 0, 0, 10) {
-		t.Error("owes at the start")
+	if got := m.excess(t0, 0, 0); got != 0 {
+		t.Errorf("excess %d at the start", got)
 	}
-	if !m.owes(t0.Add(10*time.Second), 100, 50, 10) {
-		t.Error("took 100, gave 50: does not owe")
+	if got := m.excess(t0.Add(10*time.Second), 100, 50); got != 50 {
+		t.Errorf("took 100, gave 50: excess %d", got)
 	}
-	if m.owes(t0.Add(20*time.Second), 100, 95, 10) {
-		t.Error("took 100, gave 95 (slack 10): owes")
+	if got := m.excess(t0.Add(20*time.Second), 100, 95); got != 5 {
+		t.Errorf("took 100, gave 95: excess %d", got)
 	}
 	// A minute later the old debt has left the window.
-	m.owes(t0.Add(70*time.Second), 100, 95, 10)
-	if m.owes(t0.Add(90*time.Second), 105, 95, 10) {
-		t.Error("within the window took 5, gave 0 (slack 10): owes")
+	m.excess(t0.Add(70*time.Second), 100, 95)
+	if got := m.excess(t0.Add(90*time.Second), 105, 95); got != 5 {
+		t.Errorf("within the window took 5, gave 0: excess %d", got)
+	}
+}
+
+// Ensure that the pieces in flight count against the give-back slack.
+func TestMasterFetchBudget(t *testing.T) {
+	const pl = 100
+	for _, c := range []struct {
+		excess  int64
+		pending int
+		want    int
+	}{
+		{0, 0, 2},      // a fresh start: the slack's two pieces
+		{0, 1, 1},      // one on its way
+		{0, 2, 0},      // the slack is in flight
+		{-300, 2, 3},   // we gave three pieces more than we took
+		{150, 0, 0},    // half the slack left: no whole piece
+		{50, 0, 1},     // one and a half pieces left
+		{-1000, 0, 12}, // a big credit
+	} {
+		if got := fetchBudget(c.excess, c.pending, pl, 2*pl); got != c.want {
+			t.Errorf("excess %d, %d pending: budget %d, want %d", c.excess, c.pending, got, c.want)
+		}
 	}
 }
 
@@ -84,10 +106,13 @@ func TestMasterDrops(t *testing.T) {
 // its evictions and cancels.
 func TestMasterWhileOwing(t *testing.T) {
 	pl := plan{fetch: []int{1, 2}, evict: []int{3}, cancel: []int{4}}
-	if got := whileOwing(pl, false); !slices.Equal(got.fetch, []int{1, 2}) {
+	if got := whileOwing(pl, false, -1); !slices.Equal(got.fetch, []int{1, 2}) {
 		t.Errorf("not owing: %+v", got)
 	}
-	got := whileOwing(pl, true)
+	if got := whileOwing(pl, false, 1); !slices.Equal(got.fetch, []int{1}) {
+		t.Errorf("budget 1: %+v", got)
+	}
+	got := whileOwing(pl, true, 5)
 	if len(got.fetch) != 0 || !slices.Equal(got.evict, []int{3}) || !slices.Equal(got.cancel, []int{4}) {
 		t.Errorf("owing: %+v", got)
 	}
