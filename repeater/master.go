@@ -48,6 +48,19 @@ type masterLink struct {
 	// sent is the payload sent to the master per piece, per connection
 	// to it (the last count of each, closed ones kept).
 	sent map[*wire.Conn]map[int]int64
+	// brought, displaced: MasterStats.Brought and Displaced.
+	brought, displaced int
+	// judge: pieces unpinned as the master has them, to count next round.
+	judge []int
+}
+
+// sentOf is the payload of piece p sent to the master so far.
+func (m *masterLink) sentOf(p int) int64 {
+	var n int64
+	for _, per := range m.sent {
+		n += per[p]
+	}
+	return n
 }
 
 type flowSample struct {
@@ -99,6 +112,8 @@ type MasterStats struct {
 	// what the other peers sent us and got from us, over open and closed
 	// connections.
 	ToMaster, FromSwarm, ToSwarm int64
+	// FromMaster is what the master sent us.
+	FromMaster int64
 	// Wanted is how many pieces the master lacks that the swarm has and
 	// we are fetching or hold for it; Pinned how many are pinned.
 	Wanted, Pinned int
@@ -106,6 +121,10 @@ type MasterStats struct {
 	// (closed, or replaced by a new one) while the master still lacked
 	// pieces: a helper that behaves keeps one connection throughout.
 	Drops int
+	// Brought counts the pieces pinned for the master that it then had
+	// with at least half of it sent by us; Displaced those it had from
+	// another peer first (we fetched them, or began to, in vain for it).
+	Brought, Displaced int
 	// Owes: over the last minute the swarm gave us more than we gave it,
 	// so nothing new is fetched (for the master or the swarm) until we have
 	// given back.
@@ -294,8 +313,20 @@ func (s *Swarm) masterRound(n int, peers []wire.PeerState, held, pending map[int
 		m.track(false, 0, 0)
 	}
 	st.Drops = m.drops
+	// The pieces the master got since the round before last, judged on
+	// the payload sent as of the last round's end (reserveForMaster).
+	for _, j := range m.judge {
+		if m.sentOf(j) >= s.t.Info().PieceLength/2 {
+			m.brought++
+		} else {
+			m.displaced++
+		}
+	}
+	m.judge = m.judge[:0]
+	st.Brought, st.Displaced = m.brought, m.displaced
 	st.ToMaster = m.upBase + m.lastUp
-	st.FromSwarm = max(0, tot.BytesDown-m.downBase-m.lastDown)
+	st.FromMaster = m.downBase + m.lastDown
+	st.FromSwarm = max(0, tot.BytesDown-st.FromMaster)
 	st.ToSwarm = max(0, tot.BytesUp-st.ToMaster)
 	if mp == nil {
 		m.budget = -1
@@ -309,11 +340,17 @@ func (s *Swarm) masterRound(n int, peers []wire.PeerState, held, pending map[int
 		return nil, rest
 	}
 	st.Connected = true
-	have := make([]int, n)
+	// have counts the peers holding each piece, leech those of them that
+	// are not seeds.
+	have, leech := make([]int, n), make([]int, n)
 	for i := range rest {
+		seed := rest[i].HaveAll || rest[i].Have.Count() >= n
 		for j := 0; j < n; j++ {
 			if rest[i].HasPiece(j) {
 				have[j]++
+				if !seed {
+					leech[j]++
+				}
 			}
 		}
 	}
@@ -324,6 +361,7 @@ func (s *Swarm) masterRound(n int, peers []wire.PeerState, held, pending map[int
 			if m.pinned[j] {
 				s.r.cache.Unpin(s.ih, j)
 				delete(m.pinned, j)
+				m.judge = append(m.judge, j)
 			}
 			continue
 		}
@@ -338,8 +376,7 @@ func (s *Swarm) masterRound(n int, peers []wire.PeerState, held, pending map[int
 			lacks = append(lacks, j)
 		}
 	}
-	sort.SliceStable(lacks, func(a, b int) bool { return have[lacks[a]] < have[lacks[b]] })
-	lacks = ownFirst(lacks, m.share, m.shares)
+	lacks = ownFirst(masterOrder(lacks, have, leech), m.share, m.shares)
 	pieceLen := s.t.Info().PieceLength
 	ex := m.excess(time.Now(), st.FromSwarm, st.ToSwarm)
 	st.Owes = ex > 2*pieceLen && !m.lenient
@@ -356,6 +393,27 @@ func (s *Swarm) masterRound(n int, peers []wire.PeerState, held, pending map[int
 	s.SetPartialSeed(st.Wanted == 0 && len(lacks) == 0)
 	s.reserveForMaster(m, rest, st.Wanted > 0 || len(lacks) > 0)
 	return lacks, rest
+}
+
+// masterOrder orders the pieces the master lacks for fetching: the ones
+// the most connected leechers hold first, then those the most peers hold.
+// A master picks rarest first (Transmission and libtorrent do, by its own
+// peers' bitfields): a piece few hold is the one it asks its leechers for
+// next, and a helper that fetched the rarest first raced it and lost (in
+// the flash-crowd bench the master had 31 of the 71 pieces the helper
+// pinned for it from another peer first). The piece every leecher holds
+// is the one the master asks for last, and we get it soonest: many peers
+// can give it. At a crowd's start, when no leecher holds anything, it is
+// whatever the seed gives, which the master cannot have from anyone else.
+func masterOrder(lacks, have, leech []int) []int {
+	sort.SliceStable(lacks, func(a, b int) bool {
+		pa, pb := lacks[a], lacks[b]
+		if leech[pa] != leech[pb] {
+			return leech[pa] > leech[pb]
+		}
+		return have[pa] > have[pb]
+	})
+	return lacks
 }
 
 // mergeMasterFirst fetches the master's pieces instead of the plan's,

@@ -46,6 +46,7 @@ type outcome struct {
 // flow integrates per-peer rates sampled from Transmission's torrent-get.
 type flow struct {
 	fromHelpers, fromOthers float64 // bytes the master got
+	toHelpers, toOthers     float64 // bytes the master sent
 	seedToHelpers           float64 // bytes the seed sent the helpers
 	seedToOthers            float64
 	// timeline: one line per 10 s of the master's intake by source.
@@ -107,7 +108,7 @@ func runScenario(t *testing.T, sc scenario) outcome {
 	t0 := time.Now()
 	var fl flow
 	var lastMaster, lastSeed time.Time
-	var winH, winO float64
+	var winH, winO, winUp float64
 	var winAt time.Time
 	sample := func(peers []lab.TransmissionPeer, ofSeed bool) {
 		now := time.Now()
@@ -129,10 +130,13 @@ func runScenario(t *testing.T, sc scenario) outcome {
 				fl.seedToOthers += float64(p.RateToPeer) * dt
 			case h:
 				fl.fromHelpers += float64(p.RateToClient) * dt
+				fl.toHelpers += float64(p.RateToPeer) * dt
 				winH += float64(p.RateToClient) * dt
 			default:
 				fl.fromOthers += float64(p.RateToClient) * dt
+				fl.toOthers += float64(p.RateToPeer) * dt
 				winO += float64(p.RateToClient) * dt
+				winUp += float64(p.RateToPeer) * dt
 			}
 		}
 		if ofSeed {
@@ -142,9 +146,9 @@ func runScenario(t *testing.T, sc scenario) outcome {
 			winAt = now
 		}
 		if d := now.Sub(winAt).Seconds(); d >= 10 {
-			fl.timeline = append(fl.timeline, fmt.Sprintf("%3.0fs: helpers %4.0f KiB/s, others %4.0f KiB/s (%d peers)",
-				now.Sub(t0).Seconds(), winH/d/1024, winO/d/1024, len(peers)))
-			winH, winO, winAt = 0, 0, now
+			fl.timeline = append(fl.timeline, fmt.Sprintf("%3.0fs: helpers %4.0f KiB/s, others %4.0f KiB/s (%d peers); master up to others %4.0f KiB/s",
+				now.Sub(t0).Seconds(), winH/d/1024, winO/d/1024, len(peers), winUp/d/1024))
+			winH, winO, winUp, winAt = 0, 0, 0, now
 		}
 	}
 
@@ -377,15 +381,15 @@ func TestMasterBench(t *testing.T) {
 				100*(o.crowdMean.Seconds()/base.crowdMean.Seconds()-1))
 		}
 		for i, h := range o.helpers {
-			fmt.Printf("    helper %d: %.1f MiB to master, %.1f MiB from swarm, %.1f MiB to swarm, %d master drops\n", i,
-				float64(h.ToMaster)/(1<<20), float64(h.FromSwarm)/(1<<20), float64(h.ToSwarm)/(1<<20), h.Drops)
+			fmt.Printf("    helper %d: %.1f MiB to master, %.1f MiB from swarm, %.1f MiB to swarm, %d master drops, %.1f MiB from the master; pieces pinned for the master: %d brought, %d it had elsewhere first\n", i,
+				float64(h.ToMaster)/(1<<20), float64(h.FromSwarm)/(1<<20), float64(h.ToSwarm)/(1<<20), h.Drops, float64(h.FromMaster)/(1<<20), h.Brought, h.Displaced)
 		}
 		if len(o.helpers) > 1 {
 			fmt.Printf("    overlap: %.1f MiB both sent to the master by two helpers or more\n", float64(o.overlap())/(1<<20))
 		}
 		if f := o.flow; !sc.qbtMaster {
-			fmt.Printf("    master's intake (Transmission's peer rates): %.1f MiB from helpers, %.1f MiB from the leechers; seed sent %.1f MiB to helpers, %.1f MiB to others\n",
-				f.fromHelpers/(1<<20), f.fromOthers/(1<<20), f.seedToHelpers/(1<<20), f.seedToOthers/(1<<20))
+			fmt.Printf("    master's intake (Transmission's peer rates): %.1f MiB from helpers, %.1f MiB from the leechers; it sent %.1f MiB to helpers, %.1f MiB to the leechers; seed sent %.1f MiB to helpers, %.1f MiB to others\n",
+				f.fromHelpers/(1<<20), f.fromOthers/(1<<20), f.toHelpers/(1<<20), f.toOthers/(1<<20), f.seedToHelpers/(1<<20), f.seedToOthers/(1<<20))
 			for _, l := range f.timeline {
 				fmt.Printf("      %s\n", l)
 			}
