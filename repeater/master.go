@@ -155,8 +155,9 @@ func (m MasterStats) Complete() bool { return m.NumPieces > 0 && m.Pieces >= m.N
 
 // SetMaster makes the swarm help the master at addr: it dials it and
 // keeps dialling it when the connection drops, fetches the pieces the
-// master lacks before anything else (rarest in the swarm first, never one
-// the master has), pins them until the master has them and does not say
+// master lacks before anything else (the commonest among the leechers
+// first, as the master asks for the rarest itself; never one the master
+// has), pins them until the master has them and does not say
 // upload_only while it wants pieces. The zero addr stops helping.
 func (s *Swarm) SetMaster(addr netip.AddrPort) {
 	s.mu.Lock()
@@ -284,7 +285,7 @@ func isMaster(p *wire.PeerState, addr netip.AddrPort) bool {
 }
 
 // masterRound looks at the master's connection and returns the pieces to
-// fetch for it, rarest first: those it lacks that another peer has and we
+// fetch for it, in masterOrder: those it lacks that another peer has and we
 // neither hold nor fetch. It updates pins and stats. peers excludes the
 // master afterwards, so that the swarm's own demand does not count it twice.
 func (s *Swarm) masterRound(n int, peers []wire.PeerState, held, pending map[int]bool) (fetch []int, rest []wire.PeerState) {
@@ -400,11 +401,12 @@ func (s *Swarm) masterRound(n int, peers []wire.PeerState, held, pending map[int
 // A master picks rarest first (Transmission and libtorrent do, by its own
 // peers' bitfields): a piece few hold is the one it asks its leechers for
 // next, and a helper that fetched the rarest first raced it and lost (in
-// the flash-crowd bench the master had 31 of the 71 pieces the helper
-// pinned for it from another peer first). The piece every leecher holds
-// is the one the master asks for last, and we get it soonest: many peers
-// can give it. At a crowd's start, when no leecher holds anything, it is
-// whatever the seed gives, which the master cannot have from anyone else.
+// the flash-crowd bench the master had 38 of the 76 pieces the helper
+// pinned for it from another peer first; 21-25 of 86 now). The piece
+// every leecher holds is the one the master asks for last, and we get it
+// soonest: many peers can give it. At a crowd's start, when no leecher
+// holds anything, it is whatever the seed gives, which the master cannot
+// have from anyone else.
 func masterOrder(lacks, have, leech []int) []int {
 	sort.SliceStable(lacks, func(a, b int) bool {
 		pa, pb := lacks[a], lacks[b]

@@ -21,7 +21,8 @@ func helpMasterCommand() *command {
 		long: `Has the running daemon help the BitTorrent client (the master) that takes
 peers at --addr download a torrent: the daemon joins the swarm on the
 master's behalf, dials the master and keeps that connection, and fetches
-the pieces the master lacks first, rarest first, sending each to the
+the pieces the master lacks first (those most peers hold first: the
+master asks for the rarest itself), sending each to the
 master as it arrives. Any client works; for Transmission, qBittorrent or
 another btslave set [master] in the config instead, and every torrent the
 master downloads is helped by itself. 'btslave status' shows the bytes
