@@ -344,8 +344,12 @@ func (s *Swarm) masterRound(n int, peers []wire.PeerState, held, pending map[int
 	// have counts the peers holding each piece, leech those of them that
 	// are not seeds.
 	have, leech := make([]int, n), make([]int, n)
+	leechers := 0
 	for i := range rest {
 		seed := rest[i].HaveAll || rest[i].Have.Count() >= n
+		if !seed {
+			leechers++
+		}
 		for j := 0; j < n; j++ {
 			if rest[i].HasPiece(j) {
 				have[j]++
@@ -377,12 +381,16 @@ func (s *Swarm) masterRound(n int, peers []wire.PeerState, held, pending map[int
 			lacks = append(lacks, j)
 		}
 	}
-	lacks = ownFirst(masterOrder(lacks, have, leech), m.share, m.shares)
+	lacks = ownFirst(masterOrder(lacks, have, leech, leechers), m.share, m.shares)
 	pieceLen := s.t.Info().PieceLength
 	ex := m.excess(time.Now(), st.FromSwarm, st.ToSwarm)
 	st.Owes = ex > 2*pieceLen && !m.lenient
+	// The budget holds when the master wants nothing we can bring too:
+	// the swarm's own plan then fetches, and a piece it takes just as the
+	// last leechers finish is one it cannot give back. A repeater that
+	// gives more than it takes has a large budget.
 	m.budget = -1
-	if !m.lenient && (st.Wanted > 0 || len(lacks) > 0) {
+	if !m.lenient {
 		m.budget = fetchBudget(ex, len(pending), pieceLen, 2*pieceLen)
 	}
 	if st.Owes || m.budget == 0 {
@@ -396,20 +404,29 @@ func (s *Swarm) masterRound(n int, peers []wire.PeerState, held, pending map[int
 	return lacks, rest
 }
 
-// masterOrder orders the pieces the master lacks for fetching: the ones
-// the most connected leechers hold first, then those the most peers hold.
+// masterOrder orders the pieces the master lacks for fetching: first
+// those a connected leecher lacks too, so that we can give the swarm back
+// what we take for them, and among those the ones the most leechers hold;
+// then the same among the rest. leechers is how many connected peers are
+// not seeds.
+//
 // A master picks rarest first (Transmission and libtorrent do, by its own
 // peers' bitfields): a piece few hold is the one it asks its leechers for
 // next, and a helper that fetched the rarest first raced it and lost (in
 // the flash-crowd bench the master had 38 of the 76 pieces the helper
-// pinned for it from another peer first; 21-25 of 86 now). The piece
-// every leecher holds is the one the master asks for last, and we get it
-// soonest: many peers can give it. At a crowd's start, when no leecher
-// holds anything, it is whatever the seed gives, which the master cannot
-// have from anyone else.
-func masterOrder(lacks, have, leech []int) []int {
+// pinned for it from another peer first; 21-25 of 86 now). The piece most
+// leechers hold is the one the master asks for last, and we get it
+// soonest: many peers can give it. But a piece every leecher holds is one
+// nobody takes from us, and the give-back rule then stops the helper (in
+// the CI direction test it sat idle for 20 s with four such pieces). At a
+// crowd's start, when no leecher holds anything, it is whatever the seed
+// gives, which the master cannot have from anyone else.
+func masterOrder(lacks, have, leech []int, leechers int) []int {
 	sort.SliceStable(lacks, func(a, b int) bool {
 		pa, pb := lacks[a], lacks[b]
+		if wa, wb := leech[pa] < leechers, leech[pb] < leechers; wa != wb {
+			return wa
+		}
 		if leech[pa] != leech[pb] {
 			return leech[pa] > leech[pb]
 		}
@@ -489,9 +506,9 @@ func (s *Swarm) masterFirst(pl plan, forMaster []int, slots int) plan {
 // fetching anything new, not only the master's pieces: what the swarm's
 // own plan fetches is forwarded to the master as well, and in a swarm fed
 // by a seed the other peers may get those pieces there first, so the
-// helper would take without giving. While the master wants pieces, no
-// more than budget new ones are started (fetchBudget; negative: no
-// limit). Evictions and cancels stand.
+// helper would take without giving. No more than budget new pieces are
+// started (fetchBudget; negative: no limit). Evictions and cancels
+// stand.
 func whileOwing(pl plan, owes bool, budget int) plan {
 	if owes {
 		pl.fetch = nil

@@ -118,21 +118,25 @@ func TestMasterWhileOwing(t *testing.T) {
 	}
 }
 
-// Ensure that the master's pieces come commonest among the leechers
-// first (the master itself asks for the rarest first), then commonest
-// among all peers.
+// Ensure that the master's pieces come first that a leecher lacks too,
+// commonest among the leechers first (the master itself asks for the
+// rarest first), then those every leecher holds.
 func TestMasterOrder(t *testing.T) {
 	//          piece: 0  1  2  3  4
 	have := []int{3, 1, 2, 1, 4}
 	leech := []int{2, 0, 2, 0, 3}
-	if got := masterOrder([]int{0, 1, 2, 3, 4}, have, leech); !slices.Equal(got, []int{4, 0, 2, 1, 3}) {
+	if got := masterOrder([]int{0, 1, 2, 3, 4}, have, leech, 4); !slices.Equal(got, []int{4, 0, 2, 1, 3}) {
 		t.Errorf("order: %v", got)
 	}
+	// Three leechers: piece 4, which all hold, comes last.
+	if got := masterOrder([]int{0, 1, 2, 3, 4}, have, leech, 3); !slices.Equal(got, []int{0, 2, 1, 3, 4}) {
+		t.Errorf("order with three leechers: %v", got)
+	}
 	// A crowd's start: only the seed holds pieces, in the order given.
-	if got := masterOrder([]int{3, 1}, []int{1, 1, 1, 1}, []int{0, 0, 0, 0}); !slices.Equal(got, []int{3, 1}) {
+	if got := masterOrder([]int{3, 1}, []int{1, 1, 1, 1}, []int{0, 0, 0, 0}, 5); !slices.Equal(got, []int{3, 1}) {
 		t.Errorf("seed only: %v", got)
 	}
-	if got := masterOrder(nil, have, leech); len(got) != 0 {
+	if got := masterOrder(nil, have, leech, 4); len(got) != 0 {
 		t.Errorf("nothing lacked: %v", got)
 	}
 }
