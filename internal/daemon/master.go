@@ -34,7 +34,12 @@ func (a *App) startMaster() error {
 	linger := a.cfg.Master.Linger.Std()
 	a.master.owner = helper.New(helper.Options{Repeater: a.rep, Logger: a.log, Linger: linger, Source: "owner"})
 	a.master.cli = helper.New(helper.Options{Repeater: a.rep, Logger: a.log, Linger: linger, Source: "cli"})
-	a.master.friend = helper.New(helper.Options{Repeater: a.rep, Logger: a.log.With("component", "friends"), Linger: linger, Source: "friend"})
+	// A friend's help is paid for in the IOU ledger, not by the give-back
+	// rule: it is asked for in a starved swarm, where often nobody but the
+	// friend's master wants what we fetch, and with the rule (and its
+	// budget of pieces in flight, repeater's fetchBudget) a friend helper
+	// stopped after two pieces a minute there (TestInteropFriendsCashin).
+	a.master.friend = helper.New(helper.Options{Repeater: a.rep, Logger: a.log.With("component", "friends"), Linger: linger, Source: "friend", NoGiveBack: true})
 	c, f, err := adapter.New(a.cfg.Master)
 	if err != nil || c == nil {
 		return err
