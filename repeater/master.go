@@ -314,10 +314,11 @@ func (s *Swarm) masterRound(n int, peers []wire.PeerState, held, pending map[int
 		m.track(false, 0, 0)
 	}
 	st.Drops = m.drops
+	pieceLen := s.t.Info().PieceLength
 	// The pieces the master got since the round before last, judged on
 	// the payload sent as of the last round's end (reserveForMaster).
 	for _, j := range m.judge {
-		if m.sentOf(j) >= s.t.Info().PieceLength/2 {
+		if m.sentOf(j) >= pieceLen/2 {
 			m.brought++
 		} else {
 			m.displaced++
@@ -382,18 +383,18 @@ func (s *Swarm) masterRound(n int, peers []wire.PeerState, held, pending map[int
 		}
 	}
 	lacks = ownFirst(masterOrder(lacks, have, leech, leechers), m.share, m.shares)
-	pieceLen := s.t.Info().PieceLength
 	ex := m.excess(time.Now(), st.FromSwarm, st.ToSwarm)
 	st.Owes = ex > 2*pieceLen && !m.lenient
 	// The budget holds when the master wants nothing we can bring too:
 	// the swarm's own plan then fetches, and a piece it takes just as the
 	// last leechers finish is one it cannot give back. A repeater that
-	// gives more than it takes has a large budget.
+	// gives more than it takes has a large budget. Owing (an excess past
+	// the slack) leaves none.
 	m.budget = -1
 	if !m.lenient {
 		m.budget = fetchBudget(ex, len(pending), pieceLen, 2*pieceLen)
 	}
-	if st.Owes || m.budget == 0 {
+	if m.budget == 0 {
 		lacks = nil
 	}
 	st.Pinned = len(m.pinned)
@@ -496,10 +497,10 @@ func (s *Swarm) masterFirst(pl plan, forMaster []int, slots int) plan {
 	for p := range m.pinned {
 		pinned[p] = true
 	}
-	owes, budget := m.stats.Owes, m.budget
+	budget := m.budget
 	m.mu.Unlock()
 	pl = mergeMasterFirst(pl, forMaster, max(slots, len(pl.fetch), min(len(forMaster), 4)), func(p int) bool { return pinned[p] })
-	return whileOwing(pl, owes, budget)
+	return whileOwing(pl, budget)
 }
 
 // whileOwing keeps a helper that owes the swarm (the give-back rule) from
@@ -507,12 +508,9 @@ func (s *Swarm) masterFirst(pl plan, forMaster []int, slots int) plan {
 // own plan fetches is forwarded to the master as well, and in a swarm fed
 // by a seed the other peers may get those pieces there first, so the
 // helper would take without giving. No more than budget new pieces are
-// started (fetchBudget; negative: no limit). Evictions and cancels
-// stand.
-func whileOwing(pl plan, owes bool, budget int) plan {
-	if owes {
-		pl.fetch = nil
-	}
+// started (fetchBudget, which leaves none while we owe; negative: no
+// limit). Evictions and cancels stand.
+func whileOwing(pl plan, budget int) plan {
 	if budget >= 0 && len(pl.fetch) > budget {
 		pl.fetch = pl.fetch[:budget]
 	}

@@ -106,13 +106,13 @@ func TestMasterDrops(t *testing.T) {
 // its evictions and cancels.
 func TestMasterWhileOwing(t *testing.T) {
 	pl := plan{fetch: []int{1, 2}, evict: []int{3}, cancel: []int{4}}
-	if got := whileOwing(pl, false, -1); !slices.Equal(got.fetch, []int{1, 2}) {
+	if got := whileOwing(pl, -1); !slices.Equal(got.fetch, []int{1, 2}) {
 		t.Errorf("not owing: %+v", got)
 	}
-	if got := whileOwing(pl, false, 1); !slices.Equal(got.fetch, []int{1}) {
+	if got := whileOwing(pl, 1); !slices.Equal(got.fetch, []int{1}) {
 		t.Errorf("budget 1: %+v", got)
 	}
-	got := whileOwing(pl, true, 5)
+	got := whileOwing(pl, fetchBudget(300, 0, 100, 200)) // owing: no budget
 	if len(got.fetch) != 0 || !slices.Equal(got.evict, []int{3}) || !slices.Equal(got.cancel, []int{4}) {
 		t.Errorf("owing: %+v", got)
 	}

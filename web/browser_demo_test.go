@@ -15,15 +15,15 @@ import (
 	"github.com/btslave/btslave/internal/lab"
 )
 
-// Ensure the dashboard of "btslave demo --web" shows the demo live in a
-// real browser: the helper's traffic reaches the overview's chart and its
-// swarm the swarms page while round 2 runs. Saves dashboard-demo.png.
 // demoRoundTimeout bounds each demo round: a round takes about 30 s
 // alone, and over a minute beside the repeater package's swarms under
 // -race (the suite failed so twice on 2 cores, 2026-12-03); it guards
 // against a hang, it measures nothing.
 const demoRoundTimeout = 3 * time.Minute
 
+// Ensure the dashboard of "btslave demo --web" shows the demo live in a
+// real browser: the helper's traffic reaches the overview's chart and its
+// swarm the swarms page while round 2 runs. Saves dashboard-demo.png.
 func TestBrowserDemo(t *testing.T) {
 	lab.Require(t, "chromium")
 	d, err := demo.StartDashboard("127.0.0.1:0", nil)

@@ -43,7 +43,8 @@ const (
 	// directionMargin is the most the master may take with the helper,
 	// as a fraction of its time without: the measured ratios (see
 	// TestInteropMasterDirection) were 0.56-0.76 in twelve runs of
-	// fourteen, 0.83 in one. The test asserts the direction; bench/run.sh master measures.
+	// fourteen, 0.83 in one. The test asserts the direction;
+	// bench/run.sh master measures the figure.
 	directionMargin = 0.9
 )
 
