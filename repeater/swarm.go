@@ -96,6 +96,8 @@ type Swarm struct {
 	// threshold is how many connected peers must want a piece before it
 	// is fetched (adaptThreshold).
 	threshold int
+	// offerSt is the offer order's memory (offer.go), the round's own.
+	offerSt offerState
 	// starved: the last plan left qualifying pieces for want of a fetch
 	// slot. downRate is the download rate over the last sample (bytes/s).
 	starved  bool
@@ -424,6 +426,7 @@ func (s *Swarm) round() {
 	// from us; one piece per source keeps each source busy.
 	inflight := inflightPieces(downRate, pieceLen, capacity, fetchSources(peers, d, held, threshold))
 	s.holdInterest(d, held, quiet)
+	s.offer(peers, held, now)
 	s.judge(d, held)
 	s.mu.Lock()
 	var redial []torrent.PeerInfo

@@ -84,6 +84,9 @@ type Conn struct {
 	// interestDirty is set when what it was told may need a message.
 	holdInterest  atomic.Bool
 	interestDirty atomic.Bool
+
+	// withhold keeps the library's HAVEs from the peer (offer.go).
+	withhold atomic.Bool
 }
 
 // peerState is what the layer knows about the peer; see PeerState for the
@@ -123,12 +126,16 @@ type peerState struct {
 	donthaves       int64
 	havesSent       int64
 	havesKept       int64 // our HAVEs not sent to a seed
-	requestsOut     int64 // REQUESTs we sent
-	piecesIn        int64 // PIECEs received
-	rejectsIn       int64 // REJECTs received
-	chokesIn        int64 // CHOKEs received
-	kicks           int64 // CHOKE+UNCHOKE pairs added after a REJECT
-	timedOut        int64 // our requests the peer never answered (REJECT synthesized)
+	// withheld are pieces the library announced that the peer was not
+	// told of yet (offer.go); havesWithheld counts such HAVEs.
+	withheld      Bitset
+	havesWithheld int64
+	requestsOut   int64 // REQUESTs we sent
+	piecesIn      int64 // PIECEs received
+	rejectsIn     int64 // REJECTs received
+	chokesIn      int64 // CHOKEs received
+	kicks         int64 // CHOKE+UNCHOKE pairs added after a REJECT
+	timedOut      int64 // our requests the peer never answered (REJECT synthesized)
 	// sent is the payload sent per piece, while TrackSent is on.
 	sent map[int]int64
 	// outstanding are our requests (index, begin, length) not yet answered,
@@ -869,8 +876,10 @@ type writer struct {
 	small    [32]byte // capture space for small messages (REQUEST, HAVE)
 	pieceHdr int      // PIECE header bytes still to pass before the block
 	skip     int      // bytes of a dropped message still to drop (HAVE to a seed)
-	padding  int      // zeros to send after the current PIECE (padPiece)
-	curPiece int      // the index of the current PIECE
+	// withheld collects a HAVE being withheld (offer.go) while skipped.
+	withheld []byte
+	padding  int // zeros to send after the current PIECE (padPiece)
+	curPiece int // the index of the current PIECE
 	// sentNow is this write's payload per piece, while trackSent.
 	sentNow []pieceBytes
 	// dirty is set when this write's output differs from its input (bytes
@@ -959,9 +968,18 @@ func (c *Conn) writeLocked(p []byte) (int, error) {
 			w.dirty = true
 		case w.skip > 0:
 			k := min(w.skip, len(rest))
+			if w.withheld != nil {
+				w.withheld = append(w.withheld, rest[:k]...)
+			}
 			w.skip -= k
 			i += k
 			w.dirty = true
+			if w.skip == 0 && len(w.withheld) == 9 {
+				c.onWithheld(int(be32(w.withheld[5:9])))
+			}
+			if w.skip == 0 {
+				w.withheld = nil
+			}
 		case w.pass > 0:
 			k := min(w.pass, len(rest))
 			w.segs = append(w.segs, rest[:k])
@@ -1142,6 +1160,13 @@ func (c *Conn) decideOutbound(hdr []byte) {
 			c.mu.Lock()
 			c.st.havesKept++
 			c.mu.Unlock()
+			return
+		}
+		if id == msgHave && total == 9 && len(hdr) < total && c.withhold.Load() {
+			// Kept until the repeater shows it (offer.go).
+			w.skip = total - len(hdr)
+			w.withheld = append(w.small[:0], hdr...)
+			w.dirty = true
 			return
 		}
 		w.capture, w.capID = append(captureBuf(w.small[:0], total), hdr...), id

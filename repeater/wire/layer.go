@@ -197,6 +197,7 @@ func (l *Layer) PieceEvicted(ih metainfo.Hash, piece int) {
 		id, ok := c.st.extIDs["lt_donthave"]
 		held := c.st.advertised.Has(piece)
 		send := ok && held
+		c.st.withheld.Clear(piece)
 		if held {
 			c.st.advW().Clear(piece)
 		}
@@ -221,6 +222,11 @@ func (l *Layer) PieceAvailable(ih metainfo.Hash, piece int) {
 		// Only once the library has sent its own bitfield: before that, a
 		// HAVE would come before BITFIELD, which peers reject.
 		send := c.begun.Load() && c.st.announced.Has(piece) && !c.st.advertised.Has(piece) && !c.st.haveAll
+		if send && c.withhold.Load() {
+			// The offer order shows it (offer.go).
+			c.st.withheld.Set(piece)
+			send = false
+		}
 		if send {
 			c.st.advW().Set(piece)
 			c.st.havesSent++
@@ -281,6 +287,7 @@ type PeerState struct {
 	Donthaves      int64
 	HavesInjected  int64
 	HavesKept      int64 // our HAVEs not sent, as the peer is a seed
+	HavesWithheld  int64 // our HAVEs kept for the offer order (offer.go)
 	RequestsOut    int64 // REQUESTs we sent
 	PiecesIn       int64 // PIECEs received
 	RejectsIn      int64 // REJECTs received
@@ -311,7 +318,8 @@ func (c *Conn) State() PeerState {
 		Interested: s.shownInterest, InterestHeld: c.holdInterest.Load(),
 		BytesUp: s.bytesUp, BytesDown: s.bytesDown,
 		Dropped: s.dropped, Rejected: s.rejected, Donthaves: s.donthaves, HavesInjected: s.havesSent, HavesKept: s.havesKept,
-		RequestsOut: s.requestsOut, PiecesIn: s.piecesIn, RejectsIn: s.rejectsIn, ChokesIn: s.chokesIn,
+		HavesWithheld: s.havesWithheld,
+		RequestsOut:   s.requestsOut, PiecesIn: s.piecesIn, RejectsIn: s.rejectsIn, ChokesIn: s.chokesIn,
 		TimedOut: s.timedOut, LateDropped: s.lateDropped, Outstanding: len(s.outstanding),
 		Compress: c.zs.state(),
 	}

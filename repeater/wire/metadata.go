@@ -350,7 +350,7 @@ func (c *Conn) footprint() int {
 	n := cap(c.r.buf) + cap(c.r.capture) + cap(c.r.inject)
 	c.mu.Lock()
 	s := &c.st
-	n += 8 * (cap(s.have.w) + cap(s.advertised.w) + cap(s.announced.w))
+	n += 8 * (cap(s.have.w) + cap(s.advertised.w) + cap(s.announced.w) + cap(s.withheld.w))
 	n += len(s.extIDs)*(16+maxExtName) + (len(s.outstanding)+len(s.expired)+len(s.cancelled))*40 + len(s.clientName)
 	if s.meta != nil {
 		n += cap(s.meta.buf)
