@@ -201,7 +201,16 @@ func makePlan(in planInput) plan {
 // were sent once, a quarter six times, and the ratio fell to 2.5 (issue
 // #9). A piece fetched for one peer only moves a copy the swarm could have
 // sent that peer directly.
-func adaptThreshold(cur int, ratio, target float64, rate, cap float64, downloaders int, starved bool) int {
+//
+// Nor does it rise above top, the most peers that want a piece we could
+// fetch now (0: none): a threshold no such piece meets fetches nothing
+// while peers still lack pieces we could bring. Below the target the
+// threshold climbed to "every downloader lacks it" while the fast leechers
+// held nearly everything and the slow ones starved: the repeater fetched
+// nothing for 15 s, the slow leechers had nothing from anyone, and its
+// upload fell to a tenth of its cap (issue #9, qBittorrent seed with
+// Transmission leechers).
+func adaptThreshold(cur int, ratio, target float64, rate, cap float64, downloaders, top int, starved bool) int {
 	idle := cap > 0 && rate < 0.5*cap
 	target = min(target, max(1, 0.75*float64(downloaders)))
 	switch {
@@ -210,5 +219,21 @@ func adaptThreshold(cur int, ratio, target float64, rate, cap float64, downloade
 	case idle && !starved:
 		cur--
 	}
-	return max(int(target), 1, min(cur, max(downloaders, 1)))
+	hi := max(downloaders, 1)
+	if top > 0 {
+		hi = min(hi, top)
+	}
+	return max(int(target), 1, min(cur, hi))
+}
+
+// topWant is the most peers that want a piece we lack and some peer
+// holds: the highest threshold any piece we could fetch meets.
+func topWant(d demand, held map[int]bool) int {
+	top := 0
+	for p, w := range d.want {
+		if w > top && !held[p] && d.have[p] > 0 {
+			top = w
+		}
+	}
+	return top
 }

@@ -82,26 +82,30 @@ func TestAdaptThreshold(t *testing.T) {
 		ratio, target     float64
 		rate, cap         float64
 		downloaders, want int
+		top               int // 0: as many as there are downloaders
 		starved           bool
 	}{
-		{"under target, busy: rise", 3, 1.5, 4, 900, 1000, 5, 4, false},
-		{"under target, unlimited and moving: rise", 2, 1, 4, 5e6, 0, 5, 3, false},
-		{"capped by downloaders", 3, 1, 4, 1000, 1000, 3, 3, false},
-		{"idle at target: fall", 5, 4, 4, 100, 1000, 6, 4, false},
-		{"idle at target: never under the target", 4, 5, 4, 100, 1000, 6, 4, false},
-		{"a low target: falls further", 3, 5, 2, 100, 1000, 6, 2, false},
-		{"idle below target: rise all the same", 3, 1, 4, 100, 1000, 5, 4, false},
-		{"never below 1", 1, 5, 1, 0, 1000, 5, 1, false},
-		{"on target and busy: hold", 4, 5, 4, 900, 1000, 5, 4, false},
-		{"few downloaders pull it down", 4, 1, 4, 900, 1000, 2, 2, false},
-		{"idle but starved for intake: rise", 2, 1, 4, 100, 1000, 5, 3, true},
-		{"idle, starved, on target: hold", 4, 5, 4, 100, 1000, 5, 4, true},
-		{"three downloaders: aim at what they allow", 3, 2.5, 4, 100, 1000, 3, 2, false},
-		{"three downloaders, under what they allow: rise", 2, 2, 4, 900, 1000, 3, 3, false},
-		{"one downloader: ratio 1 is on target", 1, 1, 4, 100, 1000, 1, 1, false},
+		{"under target, busy: rise", 3, 1.5, 4, 900, 1000, 5, 4, 0, false},
+		{"under target, unlimited and moving: rise", 2, 1, 4, 5e6, 0, 5, 3, 0, false},
+		{"capped by downloaders", 3, 1, 4, 1000, 1000, 3, 3, 0, false},
+		{"idle at target: fall", 5, 4, 4, 100, 1000, 6, 4, 0, false},
+		{"idle at target: never under the target", 4, 5, 4, 100, 1000, 6, 4, 0, false},
+		{"a low target: falls further", 3, 5, 2, 100, 1000, 6, 2, 0, false},
+		{"idle below target: rise all the same", 3, 1, 4, 100, 1000, 5, 4, 0, false},
+		{"never below 1", 1, 5, 1, 0, 1000, 5, 1, 0, false},
+		{"on target and busy: hold", 4, 5, 4, 900, 1000, 5, 4, 0, false},
+		{"few downloaders pull it down", 4, 1, 4, 900, 1000, 2, 2, 0, false},
+		{"idle but starved for intake: rise", 2, 1, 4, 100, 1000, 5, 3, 0, true},
+		{"idle, starved, on target: hold", 4, 5, 4, 100, 1000, 5, 4, 0, true},
+		{"three downloaders: aim at what they allow", 3, 2.5, 4, 100, 1000, 3, 2, 0, false},
+		{"three downloaders, under what they allow: rise", 2, 2, 4, 900, 1000, 3, 3, 0, false},
+		{"one downloader: ratio 1 is on target", 1, 1, 4, 100, 1000, 1, 1, 0, false},
+		{"under target: never above the most wanted piece we could fetch", 5, 2, 4, 100, 1000, 6, 5, 5, false},
+		{"under target, nothing qualifies: back to what can be fetched", 6, 2, 4, 100, 1000, 6, 4, 4, false},
+		{"the most wanted piece under the floor: the floor holds", 5, 2, 4, 100, 1000, 6, 4, 2, false},
 	}
 	for _, tc := range cases {
-		if got := adaptThreshold(tc.cur, tc.ratio, tc.target, tc.rate, tc.cap, tc.downloaders, tc.starved); got != tc.want {
+		if got := adaptThreshold(tc.cur, tc.ratio, tc.target, tc.rate, tc.cap, tc.downloaders, tc.top, tc.starved); got != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
 		}
 	}

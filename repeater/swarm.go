@@ -239,7 +239,7 @@ func (s *Swarm) judge(d demand, held map[int]bool) {
 		prev := s.samples[len(s.samples)-1]
 		rate := float64(smp.up-prev.up) / now.Sub(prev.at).Seconds()
 		ratio := recentRatio(s.samples, smp, s.r.opts.Repeater.TargetRatio)
-		s.threshold = adaptThreshold(s.threshold, ratio, s.r.opts.Repeater.TargetRatio, rate, float64(s.r.upCap), d.downloaders, s.starved)
+		s.threshold = adaptThreshold(s.threshold, ratio, s.r.opts.Repeater.TargetRatio, rate, float64(s.r.upCap), d.downloaders, topWant(d, held), s.starved)
 		s.downRate = float64(smp.down-prev.down) / now.Sub(prev.at).Seconds()
 	}
 	s.samples = append(s.samples, smp)
