@@ -347,7 +347,7 @@ func (s *Swarm) masterRound(n int, peers []wire.PeerState, held, pending map[int
 	have, leech := make([]int, n), make([]int, n)
 	leechers := 0
 	for i := range rest {
-		seed := rest[i].HaveAll || rest[i].Have.Count() >= n
+		seed := rest[i].Seed(n)
 		if !seed {
 			leechers++
 		}

@@ -79,7 +79,7 @@ func planOffer(st *offerState, n int, peers []wire.PeerState, held map[int]bool,
 	var leech []*wire.PeerState
 	for i := range peers {
 		p := &peers[i]
-		if p.HaveAll || p.PeerUploadOnly || p.Have.Count() >= n {
+		if p.PeerUploadOnly || p.Seed(n) {
 			continue
 		}
 		leech = append(leech, p)

@@ -302,6 +302,9 @@ type PeerState struct {
 // HAVE ALL.
 func (p *PeerState) HasPiece(piece int) bool { return p.HaveAll || p.Have.Has(piece) }
 
+// Seed reports whether the peer holds every one of the torrent's n pieces.
+func (p *PeerState) Seed(n int) bool { return p.HaveAll || p.Have.Count() >= n }
+
 // State returns a snapshot of the connection. Its bitsets and map are
 // shared with later snapshots: read them, never change them.
 func (c *Conn) State() PeerState {
