@@ -2,6 +2,7 @@ package repeater
 
 import (
 	"cmp"
+	"net"
 	"slices"
 	"time"
 
@@ -50,8 +51,8 @@ func (s *Swarm) offer(peers []wire.PeerState, held map[int]bool, now time.Time) 
 	}
 	n := s.t.NumPieces()
 	show := planOffer(&s.offerSt, n, peers, held, now)
-	s.r.client.Wire.Offer(s.ih, func(ps *wire.PeerState, withheld []int) wire.OfferDecision {
-		key := ps.Remote.String()
+	s.r.client.Wire.Offer(s.ih, func(remote net.Addr, withheld []int) wire.OfferDecision {
+		key := remote.String()
 		if _, ok := show[key]; !ok { // the master, a seed, an upload-only peer, or one new this round
 			return wire.OfferDecision{Withhold: false}
 		}
@@ -91,7 +92,7 @@ func planOffer(st *offerState, n int, peers []wire.PeerState, held map[int]bool,
 	// firsts counts, per leecher, the fresh pieces it is being shown
 	// first and does not hold yet: the next fresh piece goes to another.
 	firsts := map[string]int{}
-	fresh := map[int]bool{}
+	var freshList []int
 	pieces := make([]int, 0, len(held))
 	for p := range held {
 		pieces = append(pieces, p)
@@ -122,7 +123,7 @@ func planOffer(st *offerState, n int, peers []wire.PeerState, held map[int]bool,
 			}
 			continue
 		}
-		fresh[p] = true
+		freshList = append(freshList, p)
 		for _, l := range shown {
 			firsts[l.Remote.String()]++
 		}
@@ -130,12 +131,8 @@ func planOffer(st *offerState, n int, peers []wire.PeerState, held map[int]bool,
 	// Fresh pieces, oldest first, each to the leechers that lack it and
 	// are shown the fewest other fresh pieces, then those that gave us
 	// most (they upload, and reciprocate).
-	freshList := make([]int, 0, len(fresh))
-	for p := range fresh {
-		freshList = append(freshList, p)
-	}
-	slices.SortFunc(freshList, func(a, b int) int {
-		return cmp.Or(st.firstShown[a].Compare(st.firstShown[b]), cmp.Compare(a, b))
+	slices.SortStableFunc(freshList, func(a, b int) int {
+		return st.firstShown[a].Compare(st.firstShown[b]) // then by index, as collected
 	})
 	for _, p := range freshList {
 		var cand []*wire.PeerState

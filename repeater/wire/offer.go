@@ -1,6 +1,10 @@
 package wire
 
-import "github.com/anacrolix/torrent/metainfo"
+import (
+	"net"
+
+	"github.com/anacrolix/torrent/metainfo"
+)
 
 // The offer order (issue #9): which peer hears of a fresh piece first.
 // anacrolix sends a HAVE for each piece it completes to every peer at
@@ -93,13 +97,12 @@ type OfferDecision struct {
 }
 
 // Offer applies the repeater's offer order to each connection of the
-// torrent: decide gets the connection's snapshot and the pieces withheld
-// from it that it lacks.
-func (l *Layer) Offer(ih metainfo.Hash, decide func(ps *PeerState, withheld []int) OfferDecision) {
+// torrent: decide gets the peer's address (the key of its snapshot in
+// Peers) and the pieces withheld from it that it lacks.
+func (l *Layer) Offer(ih metainfo.Hash, decide func(remote net.Addr, withheld []int) OfferDecision) {
 	for _, c := range l.connsOf(ih) {
-		ps := c.State()
 		withheld := c.withheldList()
-		d := decide(&ps, withheld)
+		d := decide(c.RemoteAddr(), withheld)
 		c.withhold.Store(d.Withhold)
 		if !d.Withhold {
 			d.Show = withheld

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"net"
 	"slices"
 	"testing"
 )
@@ -24,7 +25,7 @@ func TestOfferWithholdsAndShows(t *testing.T) {
 	bf := msg(msgBitfield, 0x80, 0x00)
 	c.Write(bf)
 	withhold := func(show ...int) (seen []int) {
-		l.Offer(testIH, func(_ *PeerState, withheld []int) OfferDecision {
+		l.Offer(testIH, func(_ net.Addr, withheld []int) OfferDecision {
 			seen = withheld
 			return OfferDecision{Withhold: true, Show: show}
 		})
@@ -59,7 +60,7 @@ func TestOfferWithholdsAndShows(t *testing.T) {
 	if w := withhold(12); !slices.Equal(w, []int{7}) {
 		t.Fatalf("withheld %v after showing 12, want [7]", w)
 	}
-	l.Offer(testIH, func(*PeerState, []int) OfferDecision { return OfferDecision{} })
+	l.Offer(testIH, func(net.Addr, []int) OfferDecision { return OfferDecision{} })
 	if got, want := fc.written()[at:], cat(msg(msgUnchoke), msgHaveBytes(12), msgHaveBytes(7)); !bytes.Equal(got, want) {
 		t.Fatalf("after the hold ended the peer got %x, want %x", got, want)
 	}
