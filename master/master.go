@@ -25,6 +25,11 @@ type Torrent struct {
 	// (the helper then follows the master's bitfield on the wire only).
 	Pieces    []byte
 	NumPieces int
+	// Downloading are the pieces the master is downloading now, in the
+	// same order; nil when the client does not say (qBittorrent's
+	// pieceStates does, Transmission's RPC does not). A helper brings
+	// those last: the master is already getting them elsewhere.
+	Downloading []byte
 	// Progress is the fraction of the wanted data the master has, 0..1.
 	Progress float64
 	// Category is the qBittorrent category or the Transmission labels,

@@ -140,3 +140,18 @@ func TestMasterOrder(t *testing.T) {
 		t.Errorf("nothing lacked: %v", got)
 	}
 }
+
+// Ensure that the pieces a master is downloading come last, the rest in
+// their order, and that a master that does not say changes nothing.
+func TestMasterBusyLast(t *testing.T) {
+	busy := []byte{0b0100_1000, 0b1000_0000} // pieces 1, 4 and 8
+	if got := busyLast([]int{4, 0, 8, 2, 1, 3}, busy); !slices.Equal(got, []int{0, 2, 3, 4, 8, 1}) {
+		t.Errorf("busy last: %v", got)
+	}
+	if got := busyLast([]int{4, 0, 8}, nil); !slices.Equal(got, []int{4, 0, 8}) {
+		t.Errorf("nothing busy: %v", got)
+	}
+	if got := busyLast([]int{9, 12}, busy); !slices.Equal(got, []int{9, 12}) {
+		t.Errorf("past the bitfield: %v", got)
+	}
+}

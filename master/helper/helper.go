@@ -189,7 +189,7 @@ func (h *Helper) Sync(ctx context.Context, ts []master.Torrent, peer netip.AddrP
 		h.mu.Lock()
 		if j = h.jobs[ih]; j != nil {
 			j.progress = t.Progress
-			j.swarm.MasterHas(t.Pieces)
+			j.swarm.MasterHas(t.Pieces, t.Downloading)
 			if share, shares := Share(self.Addr(), t.Helpers); shares > 0 {
 				j.swarm.SetMasterShare(share, shares)
 			}

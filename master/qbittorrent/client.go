@@ -231,7 +231,7 @@ func (c *Client) Downloading(ctx context.Context) ([]master.Torrent, error) {
 		} else if err != nil {
 			return nil, err
 		}
-		if t.Pieces, t.NumPieces, err = DecodePieceStates(body); err != nil {
+		if t.Pieces, t.Downloading, t.NumPieces, err = DecodePieceStates(body); err != nil {
 			return nil, err
 		}
 		t.MetaInfo, err = c.export(ctx, t.InfoHash, t.NumPieces > 0)

@@ -89,6 +89,9 @@ func TestQBittorrent211(t *testing.T) {
 				b.Category != "x" || b.Magnet == "" {
 				t.Errorf("torrent b = %+v", b)
 			}
+			if len(b.Downloading) != 2 || b.Downloading[0] != 0x20 || b.Downloading[1] != 0 {
+				t.Errorf("torrent b downloading %08b, want piece 2 only", b.Downloading)
+			}
 			f.mu.Lock()
 			f.expired = true
 			f.calls = nil

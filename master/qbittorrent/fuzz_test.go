@@ -22,8 +22,15 @@ func FuzzDecode(f *testing.F) {
 				}
 			}
 		}
-		if bits, n, err := qbittorrent.DecodePieceStates(data); err == nil && len(bits) != (n+7)/8 {
-			t.Fatalf("%d bytes for %d pieces", len(bits), n)
+		if have, busy, n, err := qbittorrent.DecodePieceStates(data); err == nil {
+			if len(have) != (n+7)/8 || len(busy) != len(have) {
+				t.Fatalf("%d and %d bytes for %d pieces", len(have), len(busy), n)
+			}
+			for i := range have {
+				if have[i]&busy[i] != 0 {
+					t.Fatalf("byte %d: pieces both held and being downloaded", i)
+				}
+			}
 		}
 		if n, err := qbittorrent.DecodeReceived(data, "0123456789abcdef0123456789abcdef01234567"); err == nil && n < 0 {
 			t.Fatalf("received %d", n)

@@ -112,6 +112,9 @@ func TestQBittorrentReal(t *testing.T) {
 			t.Errorf("piece %d: has = %v, want %v", i, has, i < 8)
 		}
 	}
+	if len(got.Downloading) != 2 || got.Downloading[0] != 0 {
+		t.Errorf("downloading %08b: want 16 pieces' bits, none of the 8 held", got.Downloading)
+	}
 
 	// addPeers: qBittorrent dials the peer introduced.
 	ln, err := net.Listen("tcp", netip.AddrPortFrom(lab.NextAddr(), 0).String())

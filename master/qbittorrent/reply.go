@@ -121,23 +121,27 @@ func DecodeReceived(body []byte, infoHash string) (int64, error) {
 }
 
 // DecodePieceStates decodes torrents/pieceStates (0 missing, 1 being
-// downloaded, 2 have) into a bitfield of the pieces held.
-func DecodePieceStates(body []byte) (bits []byte, n int, err error) {
+// downloaded, 2 have) into bitfields of the pieces held and of those
+// being downloaded.
+func DecodePieceStates(body []byte) (have, busy []byte, n int, err error) {
 	var states []int
 	if err := json.Unmarshal(body, &states); err != nil {
-		return nil, 0, master.Garbage("qbittorrent torrents/pieceStates", err)
+		return nil, nil, 0, master.Garbage("qbittorrent torrents/pieceStates", err)
 	}
-	bits = make([]byte, (len(states)+7)/8)
+	have = make([]byte, (len(states)+7)/8)
+	busy = make([]byte, len(have))
 	for i, s := range states {
 		switch s {
 		case 2:
-			bits[i/8] |= 0x80 >> (i % 8)
-		case 0, 1:
+			have[i/8] |= 0x80 >> (i % 8)
+		case 1:
+			busy[i/8] |= 0x80 >> (i % 8)
+		case 0:
 		default:
-			return nil, 0, master.Garbage("qbittorrent torrents/pieceStates", fmt.Errorf("piece %d has state %d", i, s))
+			return nil, nil, 0, master.Garbage("qbittorrent torrents/pieceStates", fmt.Errorf("piece %d has state %d", i, s))
 		}
 	}
-	return bits, len(states), nil
+	return have, busy, len(states), nil
 }
 
 // Preferences are the app/preferences fields used.
