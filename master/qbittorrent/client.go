@@ -234,6 +234,15 @@ func (c *Client) Downloading(ctx context.Context) ([]master.Torrent, error) {
 		if t.Pieces, t.Downloading, t.NumPieces, err = DecodePieceStates(body); err != nil {
 			return nil, err
 		}
+		body, err = c.api(ctx, http.MethodGet, "/api/v2/sync/torrentPeers", url.Values{"hash": {t.InfoHash}, "rid": {"0"}})
+		if _, gone := err.(*StatusError); gone {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		if t.Helpers, err = DecodeBtslavePeers(body); err != nil {
+			return nil, err
+		}
 		t.MetaInfo, err = c.export(ctx, t.InfoHash, t.NumPieces > 0)
 		if err != nil {
 			return nil, err

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 
@@ -54,6 +56,12 @@ func (f *fakeQBT) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			`{"hash":"89abcdef0123456789abcdef0123456789abcdef","name":"b","category":"","tags":"x","progress":0.5,"state":"downloading","amount_left":100,"magnet_uri":""}]`))
 	case "/api/v2/torrents/pieceStates":
 		w.Write([]byte(`[2,2,1,0,0,0,0,0,2]`))
+	case "/api/v2/sync/torrentPeers":
+		w.Write([]byte(`{"full_update":true,"rid":1,"show_flags":true,"peers":{` +
+			`"127.0.0.9:7000":{"client":"btslave/0.9","ip":"127.0.0.9","port":7000},` +
+			`"127.0.0.3:6881":{"client":"Transmission 3.00","ip":"127.0.0.3","port":6881},` +
+			`"[::ffff:127.0.0.4]:7001":{"client":"BTSlave/1.0","ip":"::ffff:127.0.0.4","port":7001},` +
+			`"bad":{"client":"btslave/x","ip":"not an address"}}}`))
 	case "/api/v2/torrents/export":
 		w.WriteHeader(http.StatusConflict) // no metadata yet
 	case "/api/v2/torrents/start", "/api/v2/torrents/stop", "/api/v2/torrents/resume", "/api/v2/torrents/pause":
@@ -91,6 +99,9 @@ func TestQBittorrent211(t *testing.T) {
 			}
 			if len(b.Downloading) != 2 || b.Downloading[0] != 0x20 || b.Downloading[1] != 0 {
 				t.Errorf("torrent b downloading %08b, want piece 2 only", b.Downloading)
+			}
+			if want := []netip.Addr{netip.MustParseAddr("127.0.0.4"), netip.MustParseAddr("127.0.0.9")}; !slices.Equal(b.Helpers, want) {
+				t.Errorf("torrent b helpers %v, want %v (the btslave peers, sorted)", b.Helpers, want)
 			}
 			f.mu.Lock()
 			f.expired = true

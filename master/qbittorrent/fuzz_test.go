@@ -11,6 +11,7 @@ import (
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`[{"hash":"0123456789abcdef0123456789abcdef01234567","name":"a","progress":0.25,"state":"stoppedDL","amount_left":100}]`))
 	f.Add([]byte(`[2,2,1,0,0,0,0,0,2]`))
+	f.Add([]byte(`{"peers":{"127.0.0.9:7000":{"client":"btslave/0.9","ip":"127.0.0.9","port":7000}}}`))
 	f.Add([]byte(`[{"hash":"0123456789abcdef0123456789abcdef01234567","downloaded":4096,"num_complete":1,"num_incomplete":9}]`))
 	f.Add([]byte(`{"listen_port":6881,"current_interface_address":"127.0.0.2"}`))
 	f.Add([]byte(`2.11.2`))
@@ -34,6 +35,13 @@ func FuzzDecode(f *testing.F) {
 		}
 		if n, err := qbittorrent.DecodeReceived(data, "0123456789abcdef0123456789abcdef01234567"); err == nil && n < 0 {
 			t.Fatalf("received %d", n)
+		}
+		if addrs, err := qbittorrent.DecodeBtslavePeers(data); err == nil {
+			for _, a := range addrs {
+				if !a.IsValid() || a.Is4In6() {
+					t.Fatalf("helper address %v", a)
+				}
+			}
 		}
 		qbittorrent.DecodePreferences(data)
 		if v, err := qbittorrent.ParseVersion(string(data)); err == nil {

@@ -3,6 +3,8 @@ package qbittorrent
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -142,6 +144,37 @@ func DecodePieceStates(body []byte) (have, busy []byte, n int, err error) {
 		}
 	}
 	return have, busy, len(states), nil
+}
+
+// DecodeBtslavePeers decodes sync/torrentPeers (a full update, rid=0)
+// into the addresses of the peers whose client name starts with
+// "btslave": the helpers of one master split its pieces by them. Entries
+// it cannot read are skipped; a reply without a peers object is garbage.
+func DecodeBtslavePeers(body []byte) ([]netip.Addr, error) {
+	var r struct {
+		Peers map[string]json.RawMessage `json:"peers"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, master.Garbage("qbittorrent sync/torrentPeers", err)
+	}
+	if r.Peers == nil {
+		return nil, master.Garbage("qbittorrent sync/torrentPeers", fmt.Errorf("no peers in %q", trunc(body)))
+	}
+	var out []netip.Addr
+	for _, raw := range r.Peers {
+		var p struct {
+			Client string `json:"client"`
+			IP     string `json:"ip"`
+		}
+		if json.Unmarshal(raw, &p) != nil || !strings.HasPrefix(strings.ToLower(p.Client), "btslave") {
+			continue
+		}
+		if a, err := netip.ParseAddr(p.IP); err == nil {
+			out = append(out, a.Unmap())
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Less(out[j]) })
+	return out, nil
 }
 
 // Preferences are the app/preferences fields used.
