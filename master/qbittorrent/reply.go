@@ -149,16 +149,15 @@ func DecodePieceStates(body []byte) (have, busy []byte, n int, err error) {
 // DecodeBtslavePeers decodes sync/torrentPeers (a full update, rid=0)
 // into the addresses of the peers whose client name starts with
 // "btslave": the helpers of one master split its pieces by them. Entries
-// it cannot read are skipped; a reply without a peers object is garbage.
+// it cannot read are skipped, and a reply without peers has none (the
+// split is an optimisation: a master whose peer list says nothing is
+// still served); a reply that is not a JSON object is garbage.
 func DecodeBtslavePeers(body []byte) ([]netip.Addr, error) {
 	var r struct {
 		Peers map[string]json.RawMessage `json:"peers"`
 	}
 	if err := json.Unmarshal(body, &r); err != nil {
 		return nil, master.Garbage("qbittorrent sync/torrentPeers", err)
-	}
-	if r.Peers == nil {
-		return nil, master.Garbage("qbittorrent sync/torrentPeers", fmt.Errorf("no peers in %q", trunc(body)))
 	}
 	var out []netip.Addr
 	for _, raw := range r.Peers {
