@@ -58,6 +58,12 @@ func (t *Torrent) Starved(ratio float64) bool {
 	return t.Seeders == 0 || float64(t.Leechers) >= ratio*float64(t.Seeders)
 }
 
+// IsHelperClient says whether a peer's client name, as a master's peer
+// list shows it (the BEP 10 "v" of its handshake), is a btslave's.
+func IsHelperClient(name string) bool {
+	return strings.HasPrefix(strings.ToLower(name), "btslave")
+}
+
 // HasPiece says whether the master has piece i according to Pieces.
 func (t *Torrent) HasPiece(i int) bool {
 	if i < 0 || i/8 >= len(t.Pieces) {

@@ -454,10 +454,16 @@ func busyLast(pieces []int, busy []byte) []int {
 	if len(busy) == 0 {
 		return pieces
 	}
-	sort.SliceStable(pieces, func(a, b int) bool {
-		return !bitSet(busy, pieces[a]) && bitSet(busy, pieces[b])
-	})
-	return pieces
+	out := make([]int, 0, len(pieces))
+	var later []int
+	for _, p := range pieces {
+		if bitSet(busy, p) {
+			later = append(later, p)
+		} else {
+			out = append(out, p)
+		}
+	}
+	return append(out, later...)
 }
 
 // mergeMasterFirst fetches the master's pieces instead of the plan's,

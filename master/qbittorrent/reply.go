@@ -165,7 +165,7 @@ func DecodeBtslavePeers(body []byte) ([]netip.Addr, error) {
 			Client string `json:"client"`
 			IP     string `json:"ip"`
 		}
-		if json.Unmarshal(raw, &p) != nil || !strings.HasPrefix(strings.ToLower(p.Client), "btslave") {
+		if json.Unmarshal(raw, &p) != nil || !master.IsHelperClient(p.Client) {
 			continue
 		}
 		if a, err := netip.ParseAddr(p.IP); err == nil {

@@ -272,7 +272,7 @@ func btslavePeers(peers []map[string]json.RawMessage) []netip.Addr {
 		if opt(p, "address", &addr) != nil || opt(p, "clientName", &client) != nil {
 			continue
 		}
-		if !strings.HasPrefix(strings.ToLower(client), "btslave") {
+		if !master.IsHelperClient(client) {
 			continue
 		}
 		if a, err := netip.ParseAddr(addr); err == nil {
