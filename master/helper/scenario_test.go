@@ -379,6 +379,16 @@ func TestMasterBench(t *testing.T) {
 			gain := (o.masterRate(sc.size) - base.masterRate(sc.size)) / U
 			fmt.Printf("    gain %.2f·U (goal >= %.2f·U), crowd %+.1f%% vs k=0 (goal <= +5%%)\n", gain, 0.45*float64(k),
 				100*(o.crowdMean.Seconds()/base.crowdMean.Seconds()-1))
+			// Every byte of the torrent starts at the seed, so no
+			// downloader's mean rate can reach the seed's cap: say when
+			// the goal asks for more than that.
+			goal := base.masterRate(sc.size) + 0.45*float64(k)*U
+			verdict := "below it"
+			if goal >= float64(sc.seedUp) {
+				verdict = "unreachable: at or above it"
+			}
+			fmt.Printf("    goal rate %.0f KiB/s against the ceiling of the seed's cap, %.0f KiB/s (%s); got %.0f KiB/s\n",
+				goal/1024, float64(sc.seedUp)/1024, verdict, o.masterRate(sc.size)/1024)
 		}
 		for i, h := range o.helpers {
 			fmt.Printf("    helper %d: %.1f MiB to master, %.1f MiB from swarm, %.1f MiB to swarm, %d master drops, %.1f MiB from the master; pieces pinned for the master: %d brought, %d it had elsewhere first\n", i,
