@@ -533,7 +533,9 @@ func (s *Swarm) masterFirst(pl plan, forMaster []int, slots int) plan {
 	return whileOwing(pl, budget)
 }
 
-// whileOwing keeps a helper that owes the swarm (the give-back rule) from
+// whileOwing starts no more than budget new pieces (negative: no limit):
+// the free repeater's visit budget (visitBudget), or a helper's. It keeps
+// a helper that owes the swarm (the give-back rule) from
 // fetching anything new, not only the master's pieces: what the swarm's
 // own plan fetches is forwarded to the master as well, and in a swarm fed
 // by a seed the other peers may get those pieces there first, so the

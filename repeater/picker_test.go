@@ -134,3 +134,31 @@ func TestRecentRatio(t *testing.T) {
 		}
 	}
 }
+
+// The free repeater never takes more than visitCredit beyond what it gave,
+// counting what is in flight as taken, and past the first minute nothing.
+func TestVisitBudget(t *testing.T) {
+	const kib, mib = 1 << 10, 1 << 20
+	cases := []struct {
+		name     string
+		up, down int64
+		pending  int
+		pieceLen int64
+		age      time.Duration
+		want     int
+	}{
+		{"a fresh visit has the credit: 1 MiB", 0, 0, 0, 256 * kib, 0, 4},
+		{"or two pieces", 0, 0, 0, mib, 0, 2},
+		{"pieces in flight are taken", 0, 0, 1, mib, 0, 1},
+		{"the credit spent", 0, 2 * mib, 0, mib, 0, 0},
+		{"the credit shrinks", 0, 0, 0, 256 * kib, 30 * time.Second, 2},
+		{"and is gone after a minute", 0, 0, 0, 256 * kib, time.Minute, 0},
+		{"the dead start: took 4.4 MiB, gave 0.9", 9 * mib / 10, 44 * mib / 10, 0, mib, 10 * time.Second, 0},
+		{"gave more than it took", 10 * mib, 3 * mib, 2, 256 * kib, 5 * time.Minute, 26},
+	}
+	for _, c := range cases {
+		if got := visitBudget(c.up, c.down, c.pending, c.pieceLen, c.age); got != c.want {
+			t.Errorf("%s: visitBudget = %d, want %d", c.name, got, c.want)
+		}
+	}
+}
