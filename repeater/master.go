@@ -535,13 +535,12 @@ func (s *Swarm) masterFirst(pl plan, forMaster []int, slots int) plan {
 
 // whileOwing starts no more than budget new pieces (negative: no limit):
 // the free repeater's visit budget (visitBudget), or a helper's. It keeps
-// a helper that owes the swarm (the give-back rule) from
-// fetching anything new, not only the master's pieces: what the swarm's
+// a helper that owes the swarm (the give-back rule) from fetching
+// anything new, not only the master's pieces: what the swarm's
 // own plan fetches is forwarded to the master as well, and in a swarm fed
 // by a seed the other peers may get those pieces there first, so the
-// helper would take without giving. No more than budget new pieces are
-// started (fetchBudget, which leaves none while we owe; negative: no
-// limit). Evictions and cancels stand.
+// helper would take without giving (fetchBudget leaves none while we
+// owe). Evictions and cancels stand.
 func whileOwing(pl plan, budget int) plan {
 	if budget >= 0 && len(pl.fetch) > budget {
 		pl.fetch = pl.fetch[:budget]

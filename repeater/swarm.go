@@ -456,11 +456,12 @@ func (s *Swarm) round() {
 		if s.demandSince.IsZero() && d.downloaders > 0 {
 			s.demandSince = now
 		}
-		age := now.Sub(s.demandSince)
-		if s.demandSince.IsZero() {
-			age = 0
-		}
+		since := s.demandSince
 		s.mu.Unlock()
+		var age time.Duration // no downloader yet: the whole credit
+		if !since.IsZero() {
+			age = now.Sub(since)
+		}
 		tot := s.r.client.Wire.Totals(s.ih)
 		pl = whileOwing(pl, visitBudget(tot.BytesUp, tot.BytesDown, len(pending), pieceLen, age))
 	}

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -172,7 +172,7 @@ func DecodeBtslavePeers(body []byte) ([]netip.Addr, error) {
 			out = append(out, a.Unmap())
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Less(out[j]) })
+	slices.SortFunc(out, netip.Addr.Compare)
 	return out, nil
 }
 
