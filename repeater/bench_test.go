@@ -121,6 +121,7 @@ func rssChild(spec string) int {
 	SetMemoryLimit(budget) // as the daemon does
 	noHoldInterest = os.Getenv("BTSLAVE_CHILD_NOHOLD") != ""
 	noOffer = os.Getenv("BTSLAVE_CHILD_NOOFFER") != ""
+	noTimeWant = os.Getenv("BTSLAVE_CHILD_NOTIMEWANT") != ""
 	var logger *slog.Logger
 	if os.Getenv("BTSLAVE_CHILD_DEBUG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

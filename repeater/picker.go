@@ -70,6 +70,7 @@ func fetchSources(peers []wire.PeerState, d demand, held map[int]bool, threshold
 // planInput is one round's view of a swarm.
 type planInput struct {
 	demand    demand
+	fetchWant []int        // want for fetch decisions (progress.go); nil: demand.want
 	held      map[int]bool // complete pieces in the cache
 	pending   map[int]bool // pieces we asked the client to fetch
 	capacity  int          // pieces the swarm's cache share can hold
@@ -112,16 +113,20 @@ func makePlan(in planInput) plan {
 	sort.Ints(out.cancel)
 	pending := len(in.pending) - len(out.cancel)
 
+	fw := in.fetchWant
+	if fw == nil {
+		fw = d.want
+	}
 	var cands []int
-	for p := 0; p < len(d.want) && !in.quiet; p++ {
-		if d.want[p] >= in.threshold && d.have[p] > 0 && !in.held[p] && !in.pending[p] {
+	for p := 0; p < len(fw) && !in.quiet; p++ {
+		if fw[p] >= in.threshold && d.have[p] > 0 && !in.held[p] && !in.pending[p] {
 			cands = append(cands, p)
 		}
 	}
 	sort.Slice(cands, func(i, j int) bool {
 		a, b := cands[i], cands[j]
-		if d.want[a] != d.want[b] {
-			return d.want[a] > d.want[b]
+		if fw[a] != fw[b] {
+			return fw[a] > fw[b]
 		}
 		if d.have[a] != d.have[b] {
 			return d.have[a] < d.have[b]
@@ -159,7 +164,7 @@ func makePlan(in planInput) plan {
 		}
 		if free > 0 {
 			free--
-		} else if len(victims) > 0 && wantOf(d, victims[0]) < d.want[c] {
+		} else if len(victims) > 0 && wantOf(d, victims[0]) < fw[c] {
 			out.evict = append(out.evict, victims[0])
 			victims = victims[1:]
 		} else {

@@ -113,6 +113,9 @@ type Swarm struct {
 	masterLink *masterLink
 
 	claims claims // local readers' pieces (reader.go)
+
+	// prog is the peers' progress, the round's own (progress.go).
+	prog progress
 }
 
 // AddPeers adds peers the swarm should stay connected to (a seed without a
@@ -212,7 +215,7 @@ func (s *Swarm) stop(reason string) {
 }
 
 // judge samples the swarm and leaves it when the policy says so.
-func (s *Swarm) judge(d demand, held map[int]bool) {
+func (s *Swarm) judge(d demand, held map[int]bool, top int) {
 	now := time.Now()
 	s.mu.Lock()
 	if s.leaving || (len(s.samples) > 0 && now.Sub(s.samples[len(s.samples)-1].at) < s.r.opts.Leave.Sample) {
@@ -242,7 +245,7 @@ func (s *Swarm) judge(d demand, held map[int]bool) {
 		prev := s.samples[len(s.samples)-1]
 		rate := float64(smp.up-prev.up) / now.Sub(prev.at).Seconds()
 		ratio := recentRatio(s.samples, smp, s.r.opts.Repeater.TargetRatio)
-		s.threshold = adaptThreshold(s.threshold, ratio, s.r.opts.Repeater.TargetRatio, rate, float64(s.r.upCap), d.downloaders, topWant(d, held), s.starved)
+		s.threshold = adaptThreshold(s.threshold, ratio, s.r.opts.Repeater.TargetRatio, rate, float64(s.r.upCap), d.downloaders, top, s.starved)
 		s.downRate = float64(smp.down-prev.down) / now.Sub(prev.at).Seconds()
 	}
 	s.samples = append(s.samples, smp)
@@ -390,6 +393,10 @@ func (s *Swarm) holdInterest(d demand, held map[int]bool, quiet bool) {
 // noHoldInterest turns holdInterest off, for the benchmarks' comparisons.
 var noHoldInterest bool
 
+// noTimeWant counts every want in full in fetch decisions (progress.go),
+// for the benchmarks' comparisons.
+var noTimeWant bool
+
 // round measures demand and applies one plan.
 func (s *Swarm) round() {
 	n := s.t.NumPieces()
@@ -424,14 +431,22 @@ func (s *Swarm) round() {
 
 	forMaster, peers := s.masterRound(n, s.r.client.Wire.Peers(s.ih), held, pending)
 	d := measureDemand(n, peers)
+	// What to fetch is judged on the want that will still be there when
+	// the piece arrives (progress.go); what to cancel, evict and offer,
+	// and the leave rules, on the want there is now.
+	s.prog.observe(n, peers, now)
+	df := d
+	if !noTimeWant {
+		df.want = s.prog.fetchWant(n, peers, d, deliverTime(pieceLen, len(pending), downRate))
+	}
 	// Fetch only what arrives within a few seconds, but from every peer
 	// that unchokes us: a piece that trickles in for half a minute is
 	// fetched by the peers elsewhere meanwhile, and then nobody wants it
 	// from us; one piece per source keeps each source busy.
-	inflight := inflightPieces(downRate, pieceLen, capacity, fetchSources(peers, d, held, threshold))
+	inflight := inflightPieces(downRate, pieceLen, capacity, fetchSources(peers, df, held, threshold))
 	s.holdInterest(d, held, quiet)
 	s.offer(peers, held, now)
-	s.judge(d, held)
+	s.judge(d, held, topWant(df, held))
 	s.mu.Lock()
 	var redial []torrent.PeerInfo
 	if now.After(s.redialAt) && len(s.explicit) > 0 {
@@ -443,6 +458,7 @@ func (s *Swarm) round() {
 	}
 	pl := makePlan(planInput{
 		demand:    d,
+		fetchWant: df.want,
 		held:      held,
 		pending:   pending,
 		capacity:  capacity,
@@ -488,6 +504,8 @@ func (s *Swarm) round() {
 	s.syncEvicted(pl.fetch) // anacrolix fetches only what it knows is missing
 	for _, p := range pl.fetch {
 		s.t.Piece(p).SetPriority(types.PiecePriorityNormal)
+		s.r.log.Debug("fetch", "infohash", s.ih.HexString(), "piece", p, "want", d.want[p], "fetch_want", df.want[p],
+			"have", d.have[p], "threshold", threshold, "downloaders", d.downloaders, "pending", len(pending))
 	}
 	s.syncIdle()
 	s.mu.Lock()
