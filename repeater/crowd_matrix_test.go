@@ -88,10 +88,18 @@ func playCell(b *testing.B, c *crowd, cell string, helpers []string) {
 		if none > 0 {
 			g = fmt.Sprintf("%.2f", gain(none, mean, bound))
 		}
-		if m := r.minRatioAfter(time.Minute); !math.IsNaN(m) {
+		// "none": the helper downloaded nothing (share mode, mostly),
+		// where a ratio says nothing.
+		if m := r.minRatioAfter(time.Minute); math.IsInf(m, 1) {
+			low = "none"
+		} else if !math.IsNaN(m) {
 			low = fmt.Sprintf("%.2f", m)
 		}
-		fmt.Printf("%-34s %-22s %7.1f %7.1f %7.1f %6s %6.2f %7s %7.2f %8.1f\n", cell, h, mean.Seconds(), r.times[len(r.times)-1].Seconds(),
-			bound.Seconds(), g, r.ratio(), low, r.upFraction(), float64(r.helperRSS)/(1<<20))
+		ratio := "none"
+		if r.helperDown > 0 {
+			ratio = fmt.Sprintf("%.2f", r.ratio())
+		}
+		fmt.Printf("%-34s %-22s %7.1f %7.1f %7.1f %6s %6s %7s %7.2f %8.1f\n", cell, h, mean.Seconds(), r.times[len(r.times)-1].Seconds(),
+			bound.Seconds(), g, ratio, low, r.upFraction(), float64(r.helperRSS)/(1<<20))
 	}
 }
