@@ -214,7 +214,9 @@ func (s *Swarm) stop(reason string) {
 	})
 }
 
-// judge samples the swarm and leaves it when the policy says so.
+// judge samples the swarm and leaves it when the policy says so. top caps
+// the fetch threshold: the highest fetch want of a piece we could fetch
+// (topWant over fetchWant).
 func (s *Swarm) judge(d demand, held map[int]bool, top int) {
 	now := time.Now()
 	s.mu.Lock()
