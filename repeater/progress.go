@@ -71,12 +71,8 @@ func (g *progress) rate(p *wire.PeerState) float64 {
 	return float64(b.count-a.count) / dt
 }
 
-func peerKey(p *wire.PeerState) string {
-	if p.Remote != nil {
-		return p.Remote.String()
-	}
-	return string(p.PeerID[:])
-}
+// peerKey names a connection, as the offer order does (planOffer).
+func peerKey(p *wire.PeerState) string { return p.Remote.String() }
 
 // fetchWant is each piece's want weighted by the chance that the peer
 // still lacks it when a piece fetched now reaches it, deliver from now: a
