@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,15 +25,29 @@ import (
 // of its cap and its peak RSS. Goal: gain >= 0.6 (moonshot 0.8) at ratio
 // >= 4 in every cell, ahead of share mode, never a ratio below 1 past the
 // first minute. Run it alone: bench/run.sh matrix.
-// CROWD_CELLS=qbittorrent/aria2/256 (a comma list of seed/leechers/KiB)
+// CROWD_CELLS=qbittorrent/aria2/256 (a comma list of seed/leechers/KiB,
+// any power-of-two piece size: a swarm outside the matrix too)
 // runs some cells only, CROWD_HELPERS=none,btslave some helpers only.
 func BenchmarkCrowdMatrix(b *testing.B) {
 	lab.Require(b, "opentracker", "transmission-daemon", "qbittorrent-nox", "aria2c", lab.PythonLibtorrent)
-	only := map[string]bool{}
-	for _, c := range strings.Split(os.Getenv("CROWD_CELLS"), ",") {
-		if c != "" {
-			only[c] = true
+	var cells []string
+	for _, seed := range []string{seedTransmission, seedQBittorrent} {
+		for _, leechers := range []string{"aria2", "transmission"} {
+			for _, kib := range []int64{256, 1024} {
+				cells = append(cells, fmt.Sprintf("%s/%s/%d", seed, leechers, kib))
+			}
 		}
+	}
+	if env := os.Getenv("CROWD_CELLS"); env != "" {
+		cells = strings.Split(env, ",")
+	}
+	var crowds []*crowd
+	for _, cell := range cells {
+		c, err := matrixCell(cell)
+		if err != nil {
+			b.Fatal(err)
+		}
+		crowds = append(crowds, c)
 	}
 	helpers := []string{helperNone, helperBtslave, helperShare}
 	if h := os.Getenv("CROWD_HELPERS"); h != "" {
@@ -46,25 +61,41 @@ func BenchmarkCrowdMatrix(b *testing.B) {
 	}
 	fmt.Printf("%-34s %-22s %7s %7s %7s %6s %6s %7s %7s %8s\n", "cell", "helper", "mean s", "max s", "bound s", "gain", "ratio", "min>1m", "up/cap", "RSS MiB")
 	for i := 0; i < b.N; i++ {
-		for _, seed := range []string{seedTransmission, seedQBittorrent} {
-			for _, leechers := range []string{"aria2", "transmission"} {
-				for _, kib := range []int64{256, 1024} {
-					cell := fmt.Sprintf("%s/%s/%d", seed, leechers, kib)
-					if len(only) > 0 && !only[cell] {
-						continue
-					}
-					c := &crowd{size: 16 << 20, pieceLen: kib << 10, seed: seed, seedUp: 768 << 10, leechUp: 192 << 10,
-						lt: 3, helperUp: 3 << 19, helperCache: 10 << 20, shareTarget: 4, timeout: 10 * time.Minute}
-					if leechers == "aria2" {
-						c.aria = 3
-					} else {
-						c.tr = 3
-					}
-					playCell(b, c, cell, helpers)
-				}
-			}
+		for j, c := range crowds {
+			playCell(b, c, cells[j], helpers)
 		}
 	}
+}
+
+// matrixCell is the crowd of one cell, seed/leechers/KiB: the matrix's
+// seeds and leechers, any piece size from 16 KiB to 4 MiB (a power of
+// two), so that a swarm outside the matrix can be tried too.
+func matrixCell(cell string) (*crowd, error) {
+	f := strings.Split(cell, "/")
+	if len(f) != 3 {
+		return nil, fmt.Errorf("crowd cell %q: want seed/leechers/KiB, as qbittorrent/aria2/256", cell)
+	}
+	kib, err := strconv.ParseInt(f[2], 10, 64)
+	if err != nil || kib < 16 || kib > 4096 || kib&(kib-1) != 0 {
+		return nil, fmt.Errorf("crowd cell %q: piece size %q KiB is not a power of two from 16 to 4096", cell, f[2])
+	}
+	c := &crowd{size: 16 << 20, pieceLen: kib << 10, seedUp: 768 << 10, leechUp: 192 << 10,
+		lt: 3, helperUp: 3 << 19, helperCache: 10 << 20, shareTarget: 4, timeout: 10 * time.Minute}
+	switch f[0] {
+	case seedTransmission, seedQBittorrent:
+		c.seed = f[0]
+	default:
+		return nil, fmt.Errorf("crowd cell %q: seed %q is not %s or %s", cell, f[0], seedTransmission, seedQBittorrent)
+	}
+	switch f[1] {
+	case "aria2":
+		c.aria = 3
+	case "transmission":
+		c.tr = 3
+	default:
+		return nil, fmt.Errorf("crowd cell %q: leechers %q are not aria2 or transmission", cell, f[1])
+	}
+	return c, nil
 }
 
 // playCell runs one cell with each helper and prints its rows (the gain
