@@ -122,7 +122,6 @@ func rssChild(spec string) int {
 	noHoldInterest = os.Getenv("BTSLAVE_CHILD_NOHOLD") != ""
 	noOffer = os.Getenv("BTSLAVE_CHILD_NOOFFER") != ""
 	noTimeWant = os.Getenv("BTSLAVE_CHILD_NOTIMEWANT") != ""
-	noTimeFloor = os.Getenv("BTSLAVE_CHILD_NOTIMEFLOOR") != ""
 	var logger *slog.Logger
 	if os.Getenv("BTSLAVE_CHILD_DEBUG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

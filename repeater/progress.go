@@ -81,12 +81,10 @@ func peerKey(p *wire.PeerState) string { return p.Remote.String() }
 // with chance 1 − r·deliver/m. A peer about to finish counts for nothing:
 // pieces fetched for it arrive after it has them, and return nothing
 // (issue #9: the ratio lost in each crowd's last seconds). Rounded to the
-// nearest peer, never above the plain count. downloaders counts the peers
-// that will still lack something then (a weight above 0): the fetch
-// threshold's floor aims at what the peers still downloading then allow.
-func (g *progress) fetchWant(n int, peers []wire.PeerState, d demand, deliver time.Duration) (want []int, downloaders int) {
+// nearest peer, never above the plain count.
+func (g *progress) fetchWant(n int, peers []wire.PeerState, d demand, deliver time.Duration) []int {
 	if deliver <= 0 {
-		return d.want, d.downloaders
+		return d.want
 	}
 	w := make([]float64, n)
 	for i := range peers {
@@ -103,7 +101,6 @@ func (g *progress) fetchWant(n int, peers []wire.PeerState, d demand, deliver ti
 			continue
 		}
 		weight = min(weight, 1)
-		downloaders++
 		for j := 0; j < n; j++ {
 			if !p.Have.Has(j) {
 				w[j] += weight
@@ -114,7 +111,7 @@ func (g *progress) fetchWant(n int, peers []wire.PeerState, d demand, deliver ti
 	for j := range out {
 		out[j] = min(int(w[j]+0.5), d.want[j])
 	}
-	return out, min(downloaders, d.downloaders)
+	return out
 }
 
 // deliverTime is how long a piece started now takes to reach peers: the

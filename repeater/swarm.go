@@ -216,9 +216,8 @@ func (s *Swarm) stop(reason string) {
 
 // judge samples the swarm and leaves it when the policy says so. top caps
 // the fetch threshold: the highest fetch want of a piece we could fetch
-// (topWant over fetchWant); downloaders sets its floor: the peers that
-// will still be downloading when a piece fetched now arrives.
-func (s *Swarm) judge(d demand, held map[int]bool, top, downloaders int) {
+// (topWant over fetchWant).
+func (s *Swarm) judge(d demand, held map[int]bool, top int) {
 	now := time.Now()
 	s.mu.Lock()
 	if s.leaving || (len(s.samples) > 0 && now.Sub(s.samples[len(s.samples)-1].at) < s.r.opts.Leave.Sample) {
@@ -248,7 +247,7 @@ func (s *Swarm) judge(d demand, held map[int]bool, top, downloaders int) {
 		prev := s.samples[len(s.samples)-1]
 		rate := float64(smp.up-prev.up) / now.Sub(prev.at).Seconds()
 		ratio := recentRatio(s.samples, smp, s.r.opts.Repeater.TargetRatio)
-		s.threshold = adaptThreshold(s.threshold, ratio, s.r.opts.Repeater.TargetRatio, rate, float64(s.r.upCap), downloaders, top, s.starved)
+		s.threshold = adaptThreshold(s.threshold, ratio, s.r.opts.Repeater.TargetRatio, rate, float64(s.r.upCap), d.downloaders, top, s.starved)
 		s.downRate = float64(smp.down-prev.down) / now.Sub(prev.at).Seconds()
 	}
 	s.samples = append(s.samples, smp)
@@ -400,10 +399,6 @@ var noHoldInterest bool
 // for the benchmarks' comparisons.
 var noTimeWant bool
 
-// noTimeFloor counts every downloader in the threshold's floor, for the
-// benchmarks' comparisons.
-var noTimeFloor bool
-
 // round measures demand and applies one plan.
 func (s *Swarm) round() {
 	n := s.t.NumPieces()
@@ -448,7 +443,7 @@ func (s *Swarm) round() {
 	s.prog.observe(n, peers, now)
 	df := d
 	if !noTimeWant && !helped {
-		df.want, df.downloaders = s.prog.fetchWant(n, peers, d, deliverTime(pieceLen, len(pending), downRate))
+		df.want = s.prog.fetchWant(n, peers, d, deliverTime(pieceLen, len(pending), downRate))
 	}
 	// Fetch only what arrives within a few seconds, but from every peer
 	// that unchokes us: a piece that trickles in for half a minute is
@@ -457,11 +452,7 @@ func (s *Swarm) round() {
 	inflight := inflightPieces(downRate, pieceLen, capacity, fetchSources(peers, df, held, threshold))
 	s.holdInterest(d, held, quiet)
 	s.offer(peers, held, now)
-	floorDL := df.downloaders
-	if noTimeFloor {
-		floorDL = d.downloaders
-	}
-	s.judge(d, held, topWant(df, held), floorDL)
+	s.judge(d, held, topWant(df, held))
 	s.mu.Lock()
 	var redial []torrent.PeerInfo
 	if now.After(s.redialAt) && len(s.explicit) > 0 {
