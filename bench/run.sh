@@ -5,7 +5,8 @@
 # #9's 40-minute matrix of swarms, and bep56, issue #12's compression
 # figures (about 8 minutes), run real programs and only when named;
 # CROWD_CELLS=seed/leechers/KiB,... runs some cells of the matrix,
-# CROWD_HELPERS=none,btslave,share some of its helpers)
+# CROWD_HELPERS=none,btslave,share some of its helpers, CROWD_RUNS=3 each
+# cell three times with a median row per helper)
 # Figures are noisy on a busy machine: run it on an idle one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,8 +77,9 @@ fi
 if [[ $what == matrix ]]; then
   echo "== crowd matrix (issue #9): 16 MiB, seed 768 KiB/s, 6 leechers at 192 KiB/s, helpers 1.5 MiB/s with a 10 MiB cache; about 4 min a cell =="
   echo "   goal: gain >= 0.6 (moonshot 0.8) at ratio >= 4 in every cell, ahead of libtorrent share mode; min>1m (lowest ratio past the first minute) >= 1"
-  # Rows print as each run ends; the whole log stays in $out/matrix.
-  flock /tmp/btslave-bench.lock go test ./repeater -run '^$' -bench 'BenchmarkCrowdMatrix' -benchtime 1x -timeout 90m 2>&1 |
+  # Rows print as each run ends (with CROWD_RUNS, median rows after each
+  # cell); the whole log stays in $out/matrix.
+  flock /tmp/btslave-bench.lock go test ./repeater -run '^$' -bench 'BenchmarkCrowdMatrix' -benchtime 1x -timeout $((90 * ${CROWD_RUNS:-1}))m 2>&1 |
     tee "$out/matrix" | grep --line-buffered -E '^(cell|transmission/|qbittorrent/)' ||
     { tail -50 "$out/matrix"; exit 1; }
 fi

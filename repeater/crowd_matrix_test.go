@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -28,6 +29,9 @@ import (
 // CROWD_CELLS=qbittorrent/aria2/256 (a comma list of seed/leechers/KiB,
 // any power-of-two piece size: a swarm outside the matrix too)
 // runs some cells only, CROWD_HELPERS=none,btslave some helpers only.
+// CROWD_RUNS=3 plays each cell three times, the helpers interleaved, and
+// adds a row per helper with the median and the range of its runs: a
+// single run's mean moves by about ±3 s, a ratio by ±0.5.
 func BenchmarkCrowdMatrix(b *testing.B) {
 	lab.Require(b, "opentracker", "transmission-daemon", "qbittorrent-nox", "aria2c", lab.PythonLibtorrent)
 	var cells []string
@@ -59,10 +63,18 @@ func BenchmarkCrowdMatrix(b *testing.B) {
 			helpers = append(helpers, name)
 		}
 	}
+	runs := 1
+	if env := os.Getenv("CROWD_RUNS"); env != "" {
+		n, err := strconv.Atoi(env)
+		if err != nil || n < 1 {
+			b.Fatalf("CROWD_RUNS=%q: want a whole number of runs, at least 1", env)
+		}
+		runs = n
+	}
 	fmt.Printf("%-34s %-22s %7s %7s %7s %6s %6s %7s %7s %8s\n", "cell", "helper", "mean s", "max s", "bound s", "gain", "ratio", "min>1m", "up/cap", "RSS MiB")
 	for i := 0; i < b.N; i++ {
 		for j, c := range crowds {
-			playCell(b, c, cells[j], helpers)
+			playCell(b, c, cells[j], helpers, runs)
 		}
 	}
 }
@@ -98,12 +110,91 @@ func matrixCell(cell string) (*crowd, error) {
 	return c, nil
 }
 
-// playCell runs one cell with each helper and prints its rows (the gain
-// only after a no-helper run).
-func playCell(b *testing.B, c *crowd, cell string, helpers []string) {
+// playCell runs one cell runs times with each helper, interleaved, and
+// prints a row per run (the gain only after a no-helper run), then, for
+// more than one run, a row per helper with the median and range of its
+// runs (the gain against the no-helper runs' median mean).
+func playCell(b *testing.B, c *crowd, cell string, helpers []string, runs int) {
+	results := map[string][]crowdResult{}
 	var none time.Duration
+	for range runs {
+		none = playRound(b, c, cell, helpers, none, results)
+	}
+	if runs < 2 {
+		return
+	}
+	var noneMedian time.Duration
+	if rs := results[helperNone]; len(rs) > 0 {
+		noneMedian = time.Duration(median(collect(rs, func(r crowdResult) float64 { return float64(r.mean()) })))
+	}
+	bound := c.bound(float64(c.helperUp))
+	for _, h := range helpers {
+		rs := results[h]
+		means := collect(rs, func(r crowdResult) float64 { return r.mean().Seconds() })
+		row := fmt.Sprintf("%-34s %-22s median of %d: mean %s s", cell, h, len(rs), spread(means, "%.1f"))
+		if h != helperNone {
+			if noneMedian > 0 {
+				row += ", gain " + spread(collect(rs, func(r crowdResult) float64 { return gain(noneMedian, r.mean(), bound) }), "%.2f")
+			}
+			var ratios []float64 // of the runs that downloaded something
+			for _, r := range rs {
+				if r.helperDown > 0 {
+					ratios = append(ratios, r.ratio())
+				}
+			}
+			row += ", ratio " + spread(ratios, "%.2f")
+			lowest := math.Inf(1) // issue #9: never below 1 past the first minute
+			for _, r := range rs {
+				if m := r.minRatioAfter(time.Minute); !math.IsNaN(m) {
+					lowest = min(lowest, m)
+				}
+			}
+			if !math.IsInf(lowest, 1) {
+				row += fmt.Sprintf(", lowest ratio past 1 min %.2f", lowest)
+			}
+		}
+		fmt.Println(row)
+	}
+}
+
+// collect maps the runs to one figure each.
+func collect(rs []crowdResult, f func(crowdResult) float64) []float64 {
+	out := make([]float64, len(rs))
+	for i, r := range rs {
+		out[i] = f(r)
+	}
+	return out
+}
+
+// median is the middle of xs (the mean of the two middle ones for an even
+// count); NaN for none.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// spread prints the median of xs and their range, "4.1 (3.6–4.5)";
+// "none" without any.
+func spread(xs []float64, format string) string {
+	if len(xs) == 0 {
+		return "none"
+	}
+	return fmt.Sprintf(format+" ("+format+"–"+format+")", median(xs), slices.Min(xs), slices.Max(xs))
+}
+
+// playRound runs the cell once with each helper, printing a row per run;
+// none is the last no-helper mean, for the gain. It returns it updated.
+func playRound(b *testing.B, c *crowd, cell string, helpers []string, none time.Duration, results map[string][]crowdResult) time.Duration {
 	for _, h := range helpers {
 		r := c.run(b, h)
+		results[h] = append(results[h], r)
 		b.Log(cell, r)
 		if len(r.samples) > 0 {
 			b.Log(cell, h, "traffic every 10 s (up/down MiB):", r.timeline(10*time.Second))
@@ -132,5 +223,30 @@ func playCell(b *testing.B, c *crowd, cell string, helpers []string) {
 		}
 		fmt.Printf("%-34s %-22s %7.1f %7.1f %7.1f %6s %6s %7s %7.2f %8.1f\n", cell, h, mean.Seconds(), r.times[len(r.times)-1].Seconds(),
 			bound.Seconds(), g, ratio, low, r.upFraction(), float64(r.helperRSS)/(1<<20))
+	}
+	return none
+}
+
+// TestMedianSpread checks the figures CROWD_RUNS prints.
+func TestMedianSpread(t *testing.T) {
+	for _, tc := range []struct {
+		xs   []float64
+		want string
+	}{
+		{[]float64{3.9, 3.1, 4.4}, "3.90 (3.10–4.40)"},
+		{[]float64{2, 1, 4, 3}, "2.50 (1.00–4.00)"},
+		{[]float64{5}, "5.00 (5.00–5.00)"},
+		{nil, "none"},
+	} {
+		in := slices.Clone(tc.xs)
+		if got := spread(tc.xs, "%.2f"); got != tc.want {
+			t.Errorf("spread(%v) = %q, want %q", in, got, tc.want)
+		}
+		if !slices.Equal(in, tc.xs) {
+			t.Errorf("spread reordered its input: %v, was %v", tc.xs, in)
+		}
+	}
+	if !math.IsNaN(median(nil)) {
+		t.Error("median of nothing is not NaN")
 	}
 }
