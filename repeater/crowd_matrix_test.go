@@ -129,32 +129,38 @@ func playCell(b *testing.B, c *crowd, cell string, helpers []string, runs int) {
 	}
 	bound := c.bound(float64(c.helperUp))
 	for _, h := range helpers {
-		rs := results[h]
-		means := collect(rs, func(r crowdResult) float64 { return r.mean().Seconds() })
-		row := fmt.Sprintf("%-34s %-22s median of %d: mean %s s", cell, h, len(rs), spread(means, "%.1f"))
-		if h != helperNone {
-			if noneMedian > 0 {
-				row += ", gain " + spread(collect(rs, func(r crowdResult) float64 { return gain(noneMedian, r.mean(), bound) }), "%.2f")
-			}
-			var ratios []float64 // of the runs that downloaded something
-			for _, r := range rs {
-				if r.helperDown > 0 {
-					ratios = append(ratios, r.ratio())
-				}
-			}
-			row += ", ratio " + spread(ratios, "%.2f")
-			lowest := math.Inf(1) // issue #9: never below 1 past the first minute
-			for _, r := range rs {
-				if m := r.minRatioAfter(time.Minute); !math.IsNaN(m) {
-					lowest = min(lowest, m)
-				}
-			}
-			if !math.IsInf(lowest, 1) {
-				row += fmt.Sprintf(", lowest ratio past 1 min %.2f", lowest)
-			}
-		}
-		fmt.Println(row)
+		fmt.Println(summaryRow(cell, h, results[h], noneMedian, bound))
 	}
+}
+
+// summaryRow is a helper's median row over its runs rs: its crowd mean,
+// and for a helper its gain against noneMedian (when known), its ratio
+// over the runs that downloaded something, and its lowest ratio past the
+// first minute (issue #9: never below 1).
+func summaryRow(cell, h string, rs []crowdResult, noneMedian, bound time.Duration) string {
+	means := collect(rs, func(r crowdResult) float64 { return r.mean().Seconds() })
+	row := fmt.Sprintf("%-34s %-22s median of %d: mean %s s", cell, h, len(rs), spread(means, "%.1f"))
+	if h == helperNone {
+		return row
+	}
+	if noneMedian > 0 {
+		row += ", gain " + spread(collect(rs, func(r crowdResult) float64 { return gain(noneMedian, r.mean(), bound) }), "%.2f")
+	}
+	var ratios []float64
+	lowest := math.Inf(1)
+	for _, r := range rs {
+		if r.helperDown > 0 {
+			ratios = append(ratios, r.ratio())
+		}
+		if m := r.minRatioAfter(time.Minute); !math.IsNaN(m) {
+			lowest = min(lowest, m)
+		}
+	}
+	row += ", ratio " + spread(ratios, "%.2f")
+	if !math.IsInf(lowest, 1) {
+		row += fmt.Sprintf(", lowest ratio past 1 min %.2f", lowest)
+	}
+	return row
 }
 
 // collect maps the runs to one figure each.
@@ -248,5 +254,24 @@ func TestMedianSpread(t *testing.T) {
 	}
 	if !math.IsNaN(median(nil)) {
 		t.Error("median of nothing is not NaN")
+	}
+}
+
+// TestSummaryRow checks a helper's median row: the gain against the
+// no-helper median, the ratio only over runs that downloaded something,
+// and the lowest ratio past the first minute over all runs.
+func TestSummaryRow(t *testing.T) {
+	run := func(mean time.Duration, up, down int64, lateUp, lateDown int64) crowdResult {
+		return crowdResult{times: []time.Duration{mean}, helperUp: up, helperDown: down,
+			samples: []trafficSample{{at: 70 * time.Second, up: lateUp, down: lateDown}}}
+	}
+	rs := []crowdResult{run(40*time.Second, 40, 10, 30, 20), run(44*time.Second, 30, 10, 30, 10), run(42*time.Second, 5, 0, 5, 0)}
+	got := summaryRow("c", helperBtslave, rs, 52*time.Second, 32*time.Second)
+	want := fmt.Sprintf("%-34s %-22s median of 3: mean 42.0 (40.0–44.0) s, gain 0.50 (0.40–0.60), ratio 3.50 (3.00–4.00), lowest ratio past 1 min 1.50", "c", helperBtslave)
+	if got != want {
+		t.Errorf("summaryRow:\n got %q\nwant %q", got, want)
+	}
+	if got := summaryRow("c", helperNone, rs[:1], 0, 0); strings.Contains(got, "gain") || strings.Contains(got, "ratio") {
+		t.Errorf("no-helper row %q has a gain or a ratio", got)
 	}
 }
