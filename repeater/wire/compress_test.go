@@ -136,10 +136,13 @@ func libPair(t testing.TB, ca, cb *Conn) (a, b *libSide) {
 	return a, b
 }
 
-// waitCompressed waits until c's outbound direction is compressed.
+// waitCompressed waits until both of c's directions are compressed: its
+// own marker queued (Out) and the peer's read (In). Out alone is set before
+// the peer has seen anything, so a check of In right after it races the
+// peer's marker.
 func waitCompressed(t testing.TB, c *Conn) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); c.State().Compress.Out == ""; {
+	for deadline := time.Now().Add(5 * time.Second); c.State().Compress.Out == "" || c.State().Compress.In == ""; {
 		if time.Now().After(deadline) {
 			t.Fatalf("never compressed: %+v", c.State().Compress)
 		}
