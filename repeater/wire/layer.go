@@ -54,8 +54,8 @@ type Layer struct {
 	friends FriendsHook
 
 	stats struct {
-		conns, malformed, dropped, rejected, donthaves, haves, uploadOnly, kicks, timedOut, refused, decrypted, metaFetched, metaRefused atomic.Int64
-		compressed, compressBad, spliced, savedUp, savedDown                                                                             atomic.Int64
+		conns, malformed, dropped, rejected, donthaves, haves, uploadOnly, kicks, timedOut, lateDropped, refused, decrypted, metaFetched, metaRefused atomic.Int64
+		compressed, compressBad, spliced, savedUp, savedDown                                                                                          atomic.Int64
 	}
 }
 
@@ -381,7 +381,7 @@ func (l *Layer) Stats() Stats {
 		Dropped: l.stats.dropped.Load(), Rejected: l.stats.rejected.Load(),
 		Donthaves: l.stats.donthaves.Load(), HavesInjected: l.stats.haves.Load(),
 		UploadOnlySent: l.stats.uploadOnly.Load(), RejectKicks: l.stats.kicks.Load(),
-		TimedOut: l.stats.timedOut.Load(), Encrypted: l.stats.refused.Load(),
+		TimedOut: l.stats.timedOut.Load(), LateDropped: l.stats.lateDropped.Load(), Encrypted: l.stats.refused.Load(),
 		Decrypted:   l.stats.decrypted.Load(),
 		InfoFetched: l.stats.metaFetched.Load(), InfoRefused: l.stats.metaRefused.Load(),
 		Compressed: l.stats.compressed.Load(), CompressRefused: l.stats.compressBad.Load(),

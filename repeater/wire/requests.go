@@ -30,6 +30,7 @@ func (c *Conn) onPieceIn(key [12]byte) (late bool) {
 	if _, ok := s.expired[key]; ok {
 		delete(s.expired, key)
 		s.lateDropped++
+		c.layer.stats.lateDropped.Add(1)
 		return true
 	}
 	return false
@@ -71,6 +72,7 @@ func (c *Conn) onRejectIn(key [12]byte) (late bool) {
 	}
 	delete(s.expired, key)
 	s.lateDropped++
+	c.layer.stats.lateDropped.Add(1)
 	return true
 }
 

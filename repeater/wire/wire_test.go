@@ -708,7 +708,8 @@ func TestTrackSent(t *testing.T) {
 func TestLateAnswerDropped(t *testing.T) {
 	setRequestTimeout(t, 150*time.Millisecond)
 	peer, ours := tcpPair(t)
-	c := New(&fakePieces{}).Wrap(ours, true)
+	l := New(&fakePieces{})
+	c := l.Wrap(ours, true)
 	c.Write(cat(handshake(true), request(3, 0, 16384), request(5, 0, 16384)))
 	piece3 := msg(msgPiece, append([]byte{0, 0, 0, 3, 0, 0, 0, 0}, make([]byte, 16384)...)...)
 	go func() {
@@ -727,6 +728,9 @@ func TestLateAnswerDropped(t *testing.T) {
 	}
 	if st := c.State(); st.TimedOut != 2 || st.LateDropped != 2 || st.Outstanding != 0 {
 		t.Errorf("timed out %d, late dropped %d, outstanding %d; want 2, 2, 0", st.TimedOut, st.LateDropped, st.Outstanding)
+	}
+	if st := l.Stats(); st.TimedOut != 2 || st.LateDropped != 2 {
+		t.Errorf("layer counted %d timed out, %d late dropped; want 2, 2", st.TimedOut, st.LateDropped)
 	}
 }
 
