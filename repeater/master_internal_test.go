@@ -74,6 +74,35 @@ func TestMasterFetchBudget(t *testing.T) {
 	}
 }
 
+// Ensure that a piece costs its length and this swarm's redundant blocks
+// per piece, rounded up, one block before any piece is verified, and that
+// the budget counts pieces at that cost: a fresh helper whose pieces cost
+// more than half its slack starts one piece, not two.
+func TestFetchCost(t *testing.T) {
+	const pl = 256 << 10
+	for _, c := range []struct {
+		wasted, good, want int64
+	}{
+		{0, 0, pl + chunkSize}, // nothing measured yet: one block
+		{5, 0, pl + chunkSize},
+		{0, 11, pl},                       // no waste seen
+		{7, 11, pl + (7*chunkSize+10)/11}, // the CI direction test's mean, rounded up
+		{11, 11, pl + chunkSize},          // a block a piece
+		{33, 11, pl + 3*chunkSize},        // three
+		{1, 3, pl + (chunkSize+2)/3},      // rounded up, never down
+	} {
+		if got := fetchCost(pl, c.wasted, c.good); got != c.want {
+			t.Errorf("%d wasted in %d pieces: cost %d, want %d", c.wasted, c.good, got, c.want)
+		}
+	}
+	if got := fetchBudget(0, 0, fetchCost(pl, 0, 0), 2*pl); got != 1 {
+		t.Errorf("fresh start at a piece and a block each: budget %d, want 1", got)
+	}
+	if got := fetchBudget(-chunkSize, 0, pl+chunkSize/2, 2*pl); got != 2 {
+		t.Errorf("half a block of waste each and a block given: budget %d, want 2", got)
+	}
+}
+
 // Ensure that the master's counters carry over lost connections and that
 // a connection lost, or replaced, while the master lacks pieces counts as
 // a drop, and one lost after it completed does not.

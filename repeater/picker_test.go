@@ -165,3 +165,26 @@ func TestVisitBudget(t *testing.T) {
 		}
 	}
 }
+
+// Ensure a round boots one piece only when it fetches, holds and awaits
+// nothing, may boot, and has a budget for it.
+func TestShouldBoot(t *testing.T) {
+	for _, c := range []struct {
+		fetch, held, pending int
+		mayBoot              bool
+		budget               int
+		want                 bool
+	}{
+		{0, 0, 0, true, -1, true}, // no limit
+		{0, 0, 0, true, 1, true},
+		{0, 0, 0, true, 0, false}, // owing, or the credit spent
+		{0, 0, 0, false, -1, false},
+		{1, 0, 0, true, -1, false},
+		{0, 1, 0, true, -1, false},
+		{0, 0, 1, true, -1, false},
+	} {
+		if got := shouldBoot(c.fetch, c.held, c.pending, c.mayBoot, c.budget); got != c.want {
+			t.Errorf("%+v: boot %v", c, got)
+		}
+	}
+}

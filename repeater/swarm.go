@@ -400,6 +400,18 @@ var noHoldInterest bool
 var noTimeWant bool
 
 // round measures demand and applies one plan.
+// shouldBoot says whether a round that fetches, holds and awaits nothing
+// fetches one piece to get going: then nothing is wanted and the client
+// dials no one, so there is no demand to measure. A quiet swarm does so
+// at most once per IdleFor (mayBoot): it still accepts the peers that dial
+// it (AlwaysWantConns), and this finds the downloaders and sources that do
+// not. Never past the budget of new pieces (negative: none): a helper that
+// owes the swarm, or a repeater whose credit is spent, would take a piece
+// nobody asked for.
+func shouldBoot(fetch, held, pending int, mayBoot bool, budget int) bool {
+	return fetch == 0 && held == 0 && pending == 0 && mayBoot && budget != 0
+}
+
 func (s *Swarm) round() {
 	n := s.t.NumPieces()
 	if n == 0 {
@@ -473,6 +485,7 @@ func (s *Swarm) round() {
 		quiet:     quiet,
 	})
 	pl = s.masterFirst(pl, forMaster, inflight-len(pending))
+	budget := s.masterBudget()
 	if !helped && s.Readers() == 0 {
 		s.mu.Lock()
 		if s.demandSince.IsZero() && d.downloaders > 0 {
@@ -485,15 +498,11 @@ func (s *Swarm) round() {
 			age = now.Sub(since)
 		}
 		tot := s.r.client.Wire.Totals(s.ih)
-		pl = whileOwing(pl, visitBudget(tot.BytesUp, tot.BytesDown, len(pending), pieceLen, age))
+		budget = visitBudget(tot.BytesUp, tot.BytesDown, len(pending), pieceLen, age)
+		pl = whileOwing(pl, budget)
 	}
-	booting := len(pl.fetch) == 0 && len(held) == 0 && len(pending) == 0 && mayBoot
+	booting := shouldBoot(len(pl.fetch), len(held), len(pending), mayBoot, budget)
 	if booting {
-		// Hold or want nothing and the client dials no one, so there is
-		// no demand to measure: fetch one piece to get going. A quiet
-		// swarm does so at most once per IdleFor: it still accepts the
-		// peers that dial it (AlwaysWantConns), and this finds the
-		// downloaders and sources that do not.
 		pl.fetch = []int{rand.IntN(n)}
 	}
 	pl.evict = s.unclaimed(pl.evict)
