@@ -549,10 +549,8 @@ func (s *Swarm) masterFirst(pl plan, forMaster []int, slots int) plan {
 	for p := range m.pinned {
 		pinned[p] = true
 	}
-	budget := m.budget
 	m.mu.Unlock()
-	pl = mergeMasterFirst(pl, forMaster, max(slots, len(pl.fetch), min(len(forMaster), 4)), func(p int) bool { return pinned[p] })
-	return whileOwing(pl, budget)
+	return mergeMasterFirst(pl, forMaster, max(slots, len(pl.fetch), min(len(forMaster), 4)), func(p int) bool { return pinned[p] })
 }
 
 // masterBudget is the helper's budget of new pieces from the last round

@@ -399,7 +399,6 @@ var noHoldInterest bool
 // for the benchmarks' comparisons.
 var noTimeWant bool
 
-// round measures demand and applies one plan.
 // shouldBoot says whether a round that fetches, holds and awaits nothing
 // fetches one piece to get going: then nothing is wanted and the client
 // dials no one, so there is no demand to measure. A quiet swarm does so
@@ -412,6 +411,7 @@ func shouldBoot(fetch, held, pending int, mayBoot bool, budget int) bool {
 	return fetch == 0 && held == 0 && pending == 0 && mayBoot && budget != 0
 }
 
+// round measures demand and applies one plan.
 func (s *Swarm) round() {
 	n := s.t.NumPieces()
 	if n == 0 {
@@ -485,7 +485,7 @@ func (s *Swarm) round() {
 		quiet:     quiet,
 	})
 	pl = s.masterFirst(pl, forMaster, inflight-len(pending))
-	budget := s.masterBudget()
+	budget := s.masterBudget() // the give-back rule's; a free swarm's below
 	if !helped && s.Readers() == 0 {
 		s.mu.Lock()
 		if s.demandSince.IsZero() && d.downloaders > 0 {
@@ -499,8 +499,8 @@ func (s *Swarm) round() {
 		}
 		tot := s.r.client.Wire.Totals(s.ih)
 		budget = visitBudget(tot.BytesUp, tot.BytesDown, len(pending), pieceLen, age)
-		pl = whileOwing(pl, budget)
 	}
+	pl = whileOwing(pl, budget)
 	booting := shouldBoot(len(pl.fetch), len(held), len(pending), mayBoot, budget)
 	if booting {
 		pl.fetch = []int{rand.IntN(n)}
