@@ -87,10 +87,12 @@ func (m *masterLink) excess(now time.Time, from, to int64) int64 {
 	return (from - first.from) - (to - first.to)
 }
 
-// fetchBudget is how many new pieces a helper may start fetching for its
-// master under the give-back rule: what the pieces in flight and the
-// minute's excess leave of the slack, in whole pieces of perPiece bytes
-// each. Counting the pieces in flight as taken keeps the total within the
+// fetchBudget is how many new pieces may be started when what has been
+// taken beyond what was given is excess and slack is what may be owed:
+// what the pieces in flight and the excess leave of the slack, in whole
+// pieces of perPiece bytes each. A helper calls it with its minute's
+// excess under the give-back rule; a free repeater with its visit's, the
+// slack being the visit's credit (visitBudget). Counting the pieces in flight as taken keeps the total within the
 // slack: judged on what has arrived alone, a helper that had asked the
 // seed for a dozen pieces at once took them all and owed the swarm four
 // pieces past the slack once the leechers no longer wanted them
