@@ -189,6 +189,11 @@ func rssChild(spec string) int {
 		fmt.Fprintf(os.Stderr, "YIELD pieces sent: %d; copies -> pieces %v; fetched %d\n", len(sent), hist, sw.Stats().Fetched)
 	}
 	tot := r.Client().Wire.Totals(sw.InfoHash())
+	if announce { // where a crowd helper's download went
+		lib := sw.Torrent().Stats()
+		fmt.Fprintf(os.Stderr, "INTAKE chunks useful %d wasted %d; pieces good %d bad %d; fetched %d\n",
+			lib.ChunksReadUseful.Int64(), lib.ChunksReadWasted.Int64(), lib.PiecesDirtiedGood.Int64(), lib.PiecesDirtiedBad.Int64(), sw.Stats().Fetched)
+	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	fmt.Printf("up %d down %d evictions %d; RSS at start %d MiB; Go heap in use %d MiB, sys %d MiB\n", tot.BytesUp, tot.BytesDown,
