@@ -146,9 +146,20 @@ func rssChild(spec string) int {
 		go func() {
 			for range time.Tick(5 * time.Second) {
 				fmt.Fprintf(os.Stderr, "TRACE swarm %+v cache held %d pieces %d wire %+v\n", sw.Stats(), r.Cache().Stats().Held, r.Cache().Stats().Pieces, r.Client().Wire.Stats())
+				held := r.Cache().Held(sw.InfoHash())
 				for _, p := range r.Client().Wire.Peers(sw.InfoHash()) {
-					fmt.Fprintf(os.Stderr, "TRACE   %v %-22s up %8d down %8d has %3d all %v peerInt %v amChoke %v peerChoke %v amInt %v told %v rejected %d timedOut %d late %d\n",
-						p.Remote, p.ClientName, p.BytesUp, p.BytesDown, p.Have.Count(), p.HaveAll, p.PeerInterested, p.AmChoking, p.PeerChoking, p.AmInterested, p.Interested, p.Rejected, p.TimedOut, p.LateDropped)
+					// Of the pieces we hold that the peer lacks, how many it was told of.
+					lacked, told := 0, 0
+					for _, i := range held {
+						if !p.HasPiece(i) {
+							lacked++
+							if p.Advertised.Has(i) {
+								told++
+							}
+						}
+					}
+					fmt.Fprintf(os.Stderr, "TRACE   %v %-22s up %8d down %8d has %3d all %v peerInt %v amChoke %v peerChoke %v amInt %v told %v rejected %d timedOut %d late %d; held it lacks %d, told of %d\n",
+						p.Remote, p.ClientName, p.BytesUp, p.BytesDown, p.Have.Count(), p.HaveAll, p.PeerInterested, p.AmChoking, p.PeerChoking, p.AmInterested, p.Interested, p.Rejected, p.TimedOut, p.LateDropped, lacked, told)
 				}
 			}
 		}()
@@ -191,8 +202,8 @@ func rssChild(spec string) int {
 	tot := r.Client().Wire.Totals(sw.InfoHash())
 	if announce { // where a crowd helper's download went
 		lib := sw.Torrent().Stats()
-		fmt.Fprintf(os.Stderr, "INTAKE chunks useful %d wasted %d; pieces good %d bad %d; fetched %d\n",
-			lib.ChunksReadUseful.Int64(), lib.ChunksReadWasted.Int64(), lib.PiecesDirtiedGood.Int64(), lib.PiecesDirtiedBad.Int64(), sw.Stats().Fetched)
+		fmt.Fprintf(os.Stderr, "INTAKE chunks useful %d wasted %d; pieces good %d bad %d; fetched %d; evicted %d\n",
+			lib.ChunksReadUseful.Int64(), lib.ChunksReadWasted.Int64(), lib.PiecesDirtiedGood.Int64(), lib.PiecesDirtiedBad.Int64(), sw.Stats().Fetched, r.Cache().Stats().Evictions)
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
