@@ -131,6 +131,7 @@ func rssChild(spec string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	r.Client().Wire.SetHoldLastBlock(os.Getenv("BTSLAVE_CHILD_NOHOLDLAST") == "")
 	sw, err := r.Join(torrent.TorrentSpecFromMetaInfo(mi))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -202,8 +203,8 @@ func rssChild(spec string) int {
 	tot := r.Client().Wire.Totals(sw.InfoHash())
 	if announce { // where a crowd helper's download went
 		lib := sw.Torrent().Stats()
-		fmt.Fprintf(os.Stderr, "INTAKE chunks useful %d wasted %d; pieces good %d bad %d; fetched %d; evicted %d\n",
-			lib.ChunksReadUseful.Int64(), lib.ChunksReadWasted.Int64(), lib.PiecesDirtiedGood.Int64(), lib.PiecesDirtiedBad.Int64(), sw.Stats().Fetched, r.Cache().Stats().Evictions)
+		fmt.Fprintf(os.Stderr, "INTAKE chunks useful %d wasted %d; pieces good %d bad %d; fetched %d; evicted %d; last blocks held %d\n",
+			lib.ChunksReadUseful.Int64(), lib.ChunksReadWasted.Int64(), lib.PiecesDirtiedGood.Int64(), lib.PiecesDirtiedBad.Int64(), sw.Stats().Fetched, r.Cache().Stats().Evictions, r.Client().Wire.Stats().HeldLast)
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

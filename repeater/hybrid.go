@@ -10,7 +10,8 @@ import (
 // pieceLength is a piece's length as anacrolix serves it and as a v1 peer
 // sees it: they differ at a file's end in a hybrid (v1+v2) torrent, where
 // the v1 piece runs on into the padding (see wire.PieceLengths). It is
-// 0, 0 for other torrents, whose peers agree with the library. The wire
+// the piece's own length, both ways, for other torrents, whose peers
+// agree with the library; 0, 0 while the info is unknown. The wire
 // layer asks at every request, so what a torrent is, once its info is
 // known, is cached by infohash (an infohash fixes its info) and the
 // client is asked only the first time.
@@ -19,6 +20,10 @@ func pieceLength(ih metainfo.Hash, get func() *torrent.Torrent, piece int) (lib,
 	if h == nil || h.info == nil || piece < 0 || piece >= h.info.NumPieces() {
 		return 0, 0
 	}
+	if !h.hybrid {
+		l := h.info.Piece(piece).Length()
+		return l, l
+	}
 	lib, ok := h.tails[piece]
 	if !ok {
 		lib = h.info.PieceLength
@@ -26,12 +31,12 @@ func pieceLength(ih metainfo.Hash, get func() *torrent.Torrent, piece int) (lib,
 	return lib, h.info.Piece(piece).V1Length()
 }
 
-// hybridInfo is a torrent's info and the length of each piece that ends a
-// file short of the piece length; info is nil when the torrent is not a
-// hybrid.
+// hybridInfo is a torrent's info and, for a hybrid (hybrid set), the
+// length of each piece that ends a file short of the piece length.
 type hybridInfo struct {
-	info  *metainfo.Info
-	tails map[int]int64
+	info   *metainfo.Info
+	tails  map[int]int64
+	hybrid bool
 }
 
 type hybridCache struct {
@@ -68,7 +73,7 @@ func (c *hybridCache) of(ih metainfo.Hash, get func() *torrent.Torrent) *hybridI
 
 func newHybridInfo(info *metainfo.Info) *hybridInfo {
 	if !info.HasV2() || !info.HasV1() {
-		return &hybridInfo{}
+		return &hybridInfo{info: info}
 	}
 	tails := map[int]int64{}
 	pl := info.PieceLength
@@ -81,5 +86,5 @@ func newHybridInfo(info *metainfo.Info) *hybridInfo {
 			tails[last] = rest
 		}
 	}
-	return &hybridInfo{info: info, tails: tails}
+	return &hybridInfo{info: info, tails: tails, hybrid: true}
 }

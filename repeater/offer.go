@@ -46,9 +46,6 @@ type offerState struct {
 // and applies the plan. peers are the round's connections, the master's
 // aside; held are the pieces we hold.
 func (s *Swarm) offer(peers []wire.PeerState, held map[int]bool, now time.Time) {
-	if noOffer {
-		return
-	}
 	n := s.t.NumPieces()
 	show := planOffer(&s.offerSt, n, peers, held, now)
 	s.r.client.Wire.Offer(s.ih, func(remote net.Addr, withheld []int) wire.OfferDecision {
@@ -56,13 +53,16 @@ func (s *Swarm) offer(peers []wire.PeerState, held map[int]bool, now time.Time) 
 		if _, ok := show[key]; !ok { // the master, a seed, an upload-only peer, or one new this round
 			return wire.OfferDecision{Withhold: false}
 		}
+		if noOffer { // every HAVE at once; the leecher's interest still kept
+			return wire.OfferDecision{Withhold: false, KeepInterest: true}
+		}
 		var out []int
 		for _, p := range withheld {
 			if show[key][p] {
 				out = append(out, p)
 			}
 		}
-		return wire.OfferDecision{Withhold: true, Show: out}
+		return wire.OfferDecision{Withhold: true, Show: out, KeepInterest: true}
 	})
 }
 

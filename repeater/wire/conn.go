@@ -87,6 +87,9 @@ type Conn struct {
 
 	// withhold keeps the library's HAVEs from the peer (offer.go).
 	withhold atomic.Bool
+	// keepInterest lets the layer hold the peer's last-block request
+	// (keepinterest.go).
+	keepInterest atomic.Bool
 }
 
 // peerState is what the layer knows about the peer; see PeerState for the
@@ -105,6 +108,7 @@ type peerState struct {
 	haveAll      bool
 	advertised   Bitset // pieces the peer believes we have
 	announced    Bitset // pieces the library ever announced: it will not again
+	lastAsked    Bitset // pieces whose last block the peer asked for (keepinterest.go)
 	peerChoking  bool
 	peerInterest bool
 	amChoking    bool
@@ -135,6 +139,7 @@ type peerState struct {
 	rejectsIn     int64 // REJECTs received
 	chokesIn      int64 // CHOKEs received
 	kicks         int64 // CHOKE+UNCHOKE pairs added after a REJECT
+	heldLast      int64 // last-block requests held (keepinterest.go)
 	timedOut      int64 // our requests the peer never answered (REJECT synthesized)
 	// sent is the payload sent per piece, while TrackSent is on.
 	sent map[int]int64
@@ -257,6 +262,8 @@ type reader struct {
 	// CHOKE+UNCHOKE (kickAfterReject) becomes due.
 	inject []byte
 	kickAt time.Time
+	// held is a peer's request not passed on yet (keepinterest.go).
+	held *heldRequest
 	// due is when the oldest outstanding request times out, as of the last
 	// scan; scanAt is when to scan again.
 	due, scanAt time.Time
@@ -355,17 +362,18 @@ func (c *Conn) timers() time.Time {
 	if c.deferring.Load() {
 		c.tryRelease()
 	}
+	heldAt := c.releaseHeld(now)
 	wake := r.kickAt
 	var deferAt time.Time
 	if c.deferring.Load() {
 		deferAt = time.Unix(0, c.deferUntil.Load())
 	}
-	for _, t := range []time.Time{r.due, r.scanAt, deferAt} {
+	for _, t := range []time.Time{r.due, r.scanAt, deferAt, heldAt} {
 		if !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
 			wake = t
 		}
 	}
-	if r.due.IsZero() && r.kickAt.IsZero() && deferAt.IsZero() && !c.hasOutstanding() {
+	if r.due.IsZero() && r.kickAt.IsZero() && deferAt.IsZero() && heldAt.IsZero() && !c.hasOutstanding() {
 		return time.Time{} // nothing to time: block as long as the library likes
 	}
 	return wake
@@ -593,9 +601,16 @@ func (c *Conn) readHeader(avail []byte) (more bool, err error) {
 		if len(avail) < 17 {
 			return true, nil
 		}
-		if !c.wantRequest(avail[5:17]) || !c.fitRequest(avail[5:17]) {
+		if !c.wantRequest(avail[5:17]) || !c.fitRequest(avail[5:17]) || c.holdLastBlock(avail[5:17]) {
 			r.off += 17
 			return false, nil
+		}
+	case msgCancel:
+		if n == 13 {
+			if len(avail) < 17 {
+				return true, nil
+			}
+			c.cancelHeld(avail[5:17])
 		}
 	case msgPiece:
 		if n < 9 {

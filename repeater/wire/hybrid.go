@@ -20,7 +20,8 @@ import (
 // for; a block wholly in padding it answers itself.
 type PieceLengths interface {
 	// PieceLength is the piece's length as the library serves it, and as
-	// a v1 peer sees it, padding included; 0, 0 when unknown.
+	// a v1 peer sees it, padding included (the same but in a hybrid
+	// torrent); 0, 0 when unknown.
 	PieceLength(ih metainfo.Hash, piece int) (lib, v1 int64)
 }
 

@@ -53,9 +53,12 @@ type Layer struct {
 	// friends meets other repeaters (SetFriends); nil: not offered.
 	friends FriendsHook
 
+	// noHoldLast turns holding last-block requests off (keepinterest.go).
+	noHoldLast atomic.Bool
+
 	stats struct {
-		conns, malformed, dropped, rejected, donthaves, haves, uploadOnly, kicks, timedOut, lateDropped, refused, decrypted, metaFetched, metaRefused atomic.Int64
-		compressed, compressBad, spliced, savedUp, savedDown                                                                                          atomic.Int64
+		conns, malformed, dropped, rejected, donthaves, haves, uploadOnly, kicks, heldLast, timedOut, lateDropped, refused, decrypted, metaFetched, metaRefused atomic.Int64
+		compressed, compressBad, spliced, savedUp, savedDown                                                                                                    atomic.Int64
 	}
 }
 
@@ -294,6 +297,7 @@ type PeerState struct {
 	ChokesIn       int64 // CHOKEs received
 	TimedOut       int64 // requests the peer never answered
 	LateDropped    int64 // answers to those that came after all, kept from the library
+	HeldLast       int64 // last-block requests held to keep the peer interested (keepinterest.go)
 	Outstanding    int   // our requests awaiting an answer
 	Compress       CompressState
 }
@@ -323,7 +327,7 @@ func (c *Conn) State() PeerState {
 		Dropped: s.dropped, Rejected: s.rejected, Donthaves: s.donthaves, HavesInjected: s.havesSent, HavesKept: s.havesKept,
 		HavesWithheld: s.havesWithheld,
 		RequestsOut:   s.requestsOut, PiecesIn: s.piecesIn, RejectsIn: s.rejectsIn, ChokesIn: s.chokesIn,
-		TimedOut: s.timedOut, LateDropped: s.lateDropped, Outstanding: len(s.outstanding),
+		TimedOut: s.timedOut, LateDropped: s.lateDropped, HeldLast: s.heldLast, Outstanding: len(s.outstanding),
 		Compress: c.zs.state(),
 	}
 	ps.Compress.Offered = s.comp.ourID != 0
@@ -359,6 +363,7 @@ type Stats struct {
 	RejectKicks    int64 // CHOKE+UNCHOKE pairs added after a REJECT (see kickAfterReject)
 	TimedOut       int64 // requests the peer never answered
 	LateDropped    int64 // answers to those that came after all, kept from the library (see RequestTimeout)
+	HeldLast       int64 // last-block requests held to keep a peer interested (keepinterest.go)
 	Encrypted      int64 // connections that started with MSE the layer could not read (passed through, or refused)
 	Decrypted      int64 // incoming MSE connections the layer decrypted itself (Decrypt)
 	InfoFetched    int64 // torrents whose metadata the layer fetched, checked and handed on
@@ -381,7 +386,7 @@ func (l *Layer) Stats() Stats {
 		Dropped: l.stats.dropped.Load(), Rejected: l.stats.rejected.Load(),
 		Donthaves: l.stats.donthaves.Load(), HavesInjected: l.stats.haves.Load(),
 		UploadOnlySent: l.stats.uploadOnly.Load(), RejectKicks: l.stats.kicks.Load(),
-		TimedOut: l.stats.timedOut.Load(), LateDropped: l.stats.lateDropped.Load(), Encrypted: l.stats.refused.Load(),
+		TimedOut: l.stats.timedOut.Load(), LateDropped: l.stats.lateDropped.Load(), HeldLast: l.stats.heldLast.Load(), Encrypted: l.stats.refused.Load(),
 		Decrypted:   l.stats.decrypted.Load(),
 		InfoFetched: l.stats.metaFetched.Load(), InfoRefused: l.stats.metaRefused.Load(),
 		Compressed: l.stats.compressed.Load(), CompressRefused: l.stats.compressBad.Load(),

@@ -94,6 +94,10 @@ func (c *Conn) show(pieces []int) {
 type OfferDecision struct {
 	Withhold bool
 	Show     []int
+	// KeepInterest lets the layer hold the peer's request for the last
+	// block it could ask us for (keepinterest.go): set for the swarm's
+	// leechers, never for the master, whose download is the owner's.
+	KeepInterest bool
 }
 
 // Offer applies the repeater's offer order to each connection of the
@@ -104,6 +108,7 @@ func (l *Layer) Offer(ih metainfo.Hash, decide func(remote net.Addr, withheld []
 		withheld := c.withheldList()
 		d := decide(c.RemoteAddr(), withheld)
 		c.withhold.Store(d.Withhold)
+		c.keepInterest.Store(d.KeepInterest)
 		if !d.Withhold {
 			d.Show = withheld
 		}
