@@ -46,7 +46,7 @@ func TestHoldLastBlock(t *testing.T) {
 		{"cancelled while held", "-TR3000-abcdefghijkl", 8, []byte{0}, true, false, true, false, false},
 	}
 	old := lastBlockHold
-	lastBlockHold = 900 * time.Millisecond
+	lastBlockHold = 1500 * time.Millisecond
 	t.Cleanup(func() { lastBlockHold = old })
 	for _, tc := range cases {
 		peer, ours := tcpPair(t)
@@ -85,10 +85,10 @@ func TestHoldLastBlock(t *testing.T) {
 		if tc.tellMore {
 			c.Write(more)
 		}
-		got = readUntil(c, 300*time.Millisecond) // a poll, not the whole hold
+		got = readUntil(c, 600*time.Millisecond) // a few polls, not the whole hold
 		switch {
 		case tc.cancel:
-			got = append(got, readUntil(c, 500*time.Millisecond)...)
+			got = append(got, readUntil(c, 1200*time.Millisecond)...) // past the hold
 			if bytes.Contains(got, last) {
 				t.Errorf("%s: a cancelled held request reached the library", tc.name)
 			}
@@ -110,7 +110,7 @@ func TestHoldLastBlock(t *testing.T) {
 			if bytes.Contains(got, last) {
 				t.Errorf("%s: released after %v, before the hold ended", tc.name, time.Since(start))
 			}
-			if got = readUntil(c, 600*time.Millisecond); !bytes.Contains(got, last) {
+			if got = readUntil(c, 1200*time.Millisecond); !bytes.Contains(got, last) {
 				t.Errorf("%s: not released when the hold ended", tc.name)
 			}
 		}
