@@ -16,13 +16,13 @@ import (
 // from the repeater, and a trace showed them idle on it for 10–15 s at a
 // time while told of three or four pieces they lacked.
 //
-// So, from such a peer only (and only a leecher the repeater says is the
-// swarm's, OfferDecision.KeepInterest: never the master), the layer holds back the request for the last
-// block of the last piece it was told of and lacks: that piece stays
-// incomplete, which Transmission's pulse counts as something to want from
-// us. The request reaches the library as soon as the peer is told of
-// another piece it lacks (it is then interested whatever it completes),
-// or after lastBlockHold. Nothing false is said, and nothing is lost: a
+// So, from such a peer only, and only from a leecher the repeater says is
+// the swarm's (OfferDecision.KeepInterest: never the master), the layer
+// holds back the request for the last block of the last piece it could ask
+// us for (holdLastBlock): that piece stays incomplete, which Transmission's
+// pulse counts as something to want from us. The request reaches the
+// library as soon as the peer is told of another piece it lacks, or after
+// lastBlockHold. Nothing false is said, and nothing is lost: a
 // request is answered late, as a busy peer's may be. A peer's last missing
 // piece is never held, and neither is a request for a piece we no longer
 // hold by then (it gets a REJECT, as any such request does).
