@@ -92,11 +92,12 @@ func (m *masterLink) excess(now time.Time, from, to int64) int64 {
 // what the pieces in flight and the excess leave of the slack, in whole
 // pieces of perPiece bytes each. A helper calls it with its minute's
 // excess under the give-back rule; a free repeater with its visit's, the
-// slack being the visit's credit (visitBudget). Counting the pieces in flight as taken keeps the total within the
-// slack: judged on what has arrived alone, a helper that had asked the
-// seed for a dozen pieces at once took them all and owed the swarm four
-// pieces past the slack once the leechers no longer wanted them
-// (TestInteropMasterDirection failed so in about a third of its runs).
+// slack being the visit's credit (visitBudget). Counting the pieces in
+// flight as taken keeps the total within the slack: judged on what has
+// arrived alone, a helper that had asked the seed for a dozen pieces at
+// once took them all and owed the swarm four pieces past the slack once
+// the leechers no longer wanted them (TestInteropMasterDirection failed
+// so in about a third of its runs).
 // A piece costs more than its length (fetchCost).
 func fetchBudget(excess int64, pending int, perPiece, slack int64) int {
 	left := slack - excess - int64(pending)*perPiece

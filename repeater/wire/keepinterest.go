@@ -46,9 +46,7 @@ type heldRequest struct {
 
 // periodicInterest reports whether the peer's client decides its interest
 // only periodically (Transmission). mu must be held.
-func (s *peerState) periodicInterest() bool {
-	return string(s.peerID[:3]) == "-TR"
-}
+func (s *peerState) periodicInterest() bool { return s.transmission() }
 
 // holdLastBlock reports whether the peer's REQUEST req is held back (and
 // holds it): it asks for the last block of a piece, and every other piece
@@ -95,10 +93,8 @@ func (c *Conn) holdLastBlock(req []byte) bool {
 // that it lacks and has not asked the last block of: something it will
 // still ask us for. mu must be held.
 func (s *peerState) freshWant(piece int) bool {
-	for i, w := range s.advertised.w {
-		if i < len(s.have.w) {
-			w &^= s.have.w[i]
-		}
+	for i := range s.advertised.w {
+		w := s.toldLackedWord(i)
 		if i < len(s.lastAsked.w) {
 			w &^= s.lastAsked.w[i]
 		}
@@ -116,13 +112,20 @@ func (s *peerState) freshWant(piece int) bool {
 // must be held.
 func (s *peerState) toldLacked() int {
 	n := 0
-	for i, w := range s.advertised.w {
-		if i < len(s.have.w) {
-			w &^= s.have.w[i]
-		}
-		n += bits.OnesCount64(w)
+	for i := range s.advertised.w {
+		n += bits.OnesCount64(s.toldLackedWord(i))
 	}
 	return n
+}
+
+// toldLackedWord is word i of the pieces we told the peer of that it
+// lacks. mu must be held.
+func (s *peerState) toldLackedWord(i int) uint64 {
+	w := s.advertised.w[i]
+	if i < len(s.have.w) {
+		w &^= s.have.w[i]
+	}
+	return w
 }
 
 // releaseHeld passes a held request on to the library when it is due:
@@ -145,10 +148,7 @@ func (c *Conn) releaseHeld(now time.Time) time.Time {
 	}
 	c.r.held = nil
 	if c.wantRequest(h.req[:]) { // still ours to serve; otherwise rejected
-		m := make([]byte, 17)
-		m[3], m[4] = 13, msgRequest
-		copy(m[5:], h.req[:])
-		c.r.inject = append(c.r.inject, m...)
+		c.r.inject = append(c.r.inject, msgReqBytes(msgRequest, h.req[:])...)
 	}
 	return time.Time{}
 }

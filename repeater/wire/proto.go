@@ -56,10 +56,14 @@ func msgHaveBytes(piece uint32) []byte {
 }
 
 // msgRejectBytes builds REJECT for a request (index, begin, length).
-func msgRejectBytes(req []byte) []byte {
+func msgRejectBytes(req []byte) []byte { return msgReqBytes(msgReject, req) }
+
+// msgReqBytes builds a message of id (REQUEST, CANCEL, REJECT) for a
+// request (index, begin, length).
+func msgReqBytes(id byte, req []byte) []byte {
 	b := make([]byte, 17)
 	binary.BigEndian.PutUint32(b, 13)
-	b[4] = msgReject
+	b[4] = id
 	copy(b[5:], req[:12])
 	return b
 }

@@ -45,11 +45,15 @@ func (s *peerState) libraryAwaitsCancelAck() bool {
 	if !(s.peerFast && s.ourFast) {
 		return false
 	}
-	if string(s.peerID[:3]) == "-TR" {
+	if s.transmission() {
 		return s.peerID[3] >= '4'
 	}
 	return true
 }
+
+// transmission reports whether the peer is Transmission, by its peer id
+// ("-TR" and the version). mu must be held.
+func (s *peerState) transmission() bool { return string(s.peerID[:3]) == "-TR" }
 
 // onRejectIn books the peer's REJECT of request key; late is set when the
 // library has no such request (we gave it up already, or the peer
