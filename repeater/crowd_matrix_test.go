@@ -27,7 +27,8 @@ import (
 // >= 4 in every cell, ahead of share mode, never a ratio below 1 past the
 // first minute. Run it alone: bench/run.sh matrix.
 // CROWD_CELLS=qbittorrent/aria2/256 (a comma list of seed/leechers/KiB,
-// any power-of-two piece size: a swarm outside the matrix too)
+// any power-of-two piece size, and options such as /seed=2048 that
+// setOption reads: a swarm outside the matrix too)
 // runs some cells only, CROWD_HELPERS=none,btslave some helpers only.
 // CROWD_RUNS=3 plays each cell three times, the helpers interleaved, and
 // adds a row per helper with the median and the range of its runs: a
@@ -84,8 +85,8 @@ func BenchmarkCrowdMatrix(b *testing.B) {
 // two), so that a swarm outside the matrix can be tried too.
 func matrixCell(cell string) (*crowd, error) {
 	f := strings.Split(cell, "/")
-	if len(f) != 3 {
-		return nil, fmt.Errorf("crowd cell %q: want seed/leechers/KiB, as qbittorrent/aria2/256", cell)
+	if len(f) < 3 {
+		return nil, fmt.Errorf("crowd cell %q: want seed/leechers/KiB[/key=value...], as qbittorrent/aria2/256", cell)
 	}
 	kib, err := strconv.ParseInt(f[2], 10, 64)
 	if err != nil || kib < 16 || kib > 4096 || kib&(kib-1) != 0 {
@@ -107,7 +108,52 @@ func matrixCell(cell string) (*crowd, error) {
 	default:
 		return nil, fmt.Errorf("crowd cell %q: leechers %q are not aria2 or transmission", cell, f[1])
 	}
+	for _, kv := range f[3:] {
+		if err := c.setOption(kv); err != nil {
+			return nil, fmt.Errorf("crowd cell %q: %w", cell, err)
+		}
+	}
 	return c, nil
+}
+
+// setOption changes one of a cell's figures from the matrix's, for a
+// swarm outside it: mib (the torrent's size), seed, leech and cap (the
+// seed's, each leecher's and the helpers' upload, KiB/s), cache (the
+// helpers' cache, MiB), lt and others (how many libtorrent leechers and
+// how many of the cell's other kind), as in
+// qbittorrent/transmission/512/seed=2048/others=6.
+func (c *crowd) setOption(kv string) error {
+	key, value, ok := strings.Cut(kv, "=")
+	n, err := strconv.ParseInt(value, 10, 64)
+	if !ok || err != nil || n < 0 {
+		return fmt.Errorf("option %q: want key=whole number", kv)
+	}
+	switch key {
+	case "mib":
+		c.size = n << 20
+	case "seed":
+		c.seedUp = n << 10
+	case "leech":
+		c.leechUp = n << 10
+	case "cap":
+		c.helperUp = n << 10
+	case "cache":
+		c.helperCache = n << 20
+	case "lt":
+		c.lt = int(n)
+	case "others":
+		if c.aria > 0 {
+			c.aria = int(n)
+		} else {
+			c.tr = int(n)
+		}
+	default:
+		return fmt.Errorf("option %q: key is not mib, seed, leech, cap, cache, lt or others", kv)
+	}
+	if c.size == 0 || c.seedUp == 0 || c.leechUp == 0 || c.helperUp == 0 || c.aria+c.lt+c.tr == 0 {
+		return fmt.Errorf("option %q: a crowd needs a torrent, upload everywhere and a leecher", kv)
+	}
+	return nil
 }
 
 // playCell runs one cell runs times with each helper, interleaved, and
@@ -273,5 +319,34 @@ func TestSummaryRow(t *testing.T) {
 	}
 	if got := summaryRow("c", helperNone, rs[:1], 0, 0); strings.Contains(got, "gain") || strings.Contains(got, "ratio") {
 		t.Errorf("no-helper row %q has a gain or a ratio", got)
+	}
+}
+
+// TestMatrixCell reads cells as CROWD_CELLS gives them, options too, and
+// refuses what is not a crowd.
+func TestMatrixCell(t *testing.T) {
+	c, err := matrixCell("qbittorrent/transmission/512/seed=2048/others=6/mib=64/cap=1024/cache=32/lt=2/leech=256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.seed != seedQBittorrent || c.pieceLen != 512<<10 || c.seedUp != 2<<20 || c.tr != 6 || c.aria != 0 ||
+		c.lt != 2 || c.size != 64<<20 || c.helperUp != 1<<20 || c.helperCache != 32<<20 || c.leechUp != 256<<10 {
+		t.Errorf("options not applied: %+v", c)
+	}
+	c, err = matrixCell("transmission/aria2/256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.aria != 3 || c.lt != 3 || c.tr != 0 || c.size != 16<<20 || c.bound(0) != 51200*time.Millisecond {
+		t.Errorf("the matrix's cell changed: %+v, bound %v", c, c.bound(0))
+	}
+	for _, bad := range []string{
+		"transmission/aria2", "deluge/aria2/256", "transmission/rtorrent/256", "transmission/aria2/300",
+		"transmission/aria2/256/seed", "transmission/aria2/256/seed=-1", "transmission/aria2/256/speed=9",
+		"transmission/aria2/256/seed=0", "transmission/aria2/256/lt=0/others=0",
+	} {
+		if _, err := matrixCell(bad); err == nil {
+			t.Errorf("matrixCell(%q) = nil error", bad)
+		}
 	}
 }

@@ -135,6 +135,8 @@ type peerState struct {
 	withheld      Bitset
 	havesWithheld int64
 	requestsOut   int64 // REQUESTs we sent
+	cancelsOut    int64 // CANCELs we sent for requests outstanding
+	afterCancel   int64 // PIECEs for requests we had cancelled (sent anyway)
 	piecesIn      int64 // PIECEs received
 	rejectsIn     int64 // REJECTs received
 	chokesIn      int64 // CHOKEs received
@@ -1280,6 +1282,7 @@ func (c *Conn) onOurMessage(id byte, body []byte) {
 		if len(body) == 12 {
 			k := [12]byte(body)
 			if _, ok := s.outstanding[k]; ok {
+				s.cancelsOut++
 				delete(s.outstanding, k)
 				if s.cancelled == nil {
 					s.cancelled = map[[12]byte]time.Time{}

@@ -292,6 +292,8 @@ type PeerState struct {
 	HavesKept      int64 // our HAVEs not sent, as the peer is a seed
 	HavesWithheld  int64 // our HAVEs kept for the offer order (offer.go)
 	RequestsOut    int64 // REQUESTs we sent
+	CancelsOut     int64 // CANCELs we sent for requests outstanding
+	AfterCancel    int64 // PIECEs for requests we had cancelled, sent all the same
 	PiecesIn       int64 // PIECEs received
 	RejectsIn      int64 // REJECTs received
 	ChokesIn       int64 // CHOKEs received
@@ -326,7 +328,7 @@ func (c *Conn) State() PeerState {
 		BytesUp: s.bytesUp, BytesDown: s.bytesDown,
 		Dropped: s.dropped, Rejected: s.rejected, Donthaves: s.donthaves, HavesInjected: s.havesSent, HavesKept: s.havesKept,
 		HavesWithheld: s.havesWithheld,
-		RequestsOut:   s.requestsOut, PiecesIn: s.piecesIn, RejectsIn: s.rejectsIn, ChokesIn: s.chokesIn,
+		RequestsOut:   s.requestsOut, CancelsOut: s.cancelsOut, AfterCancel: s.afterCancel, PiecesIn: s.piecesIn, RejectsIn: s.rejectsIn, ChokesIn: s.chokesIn,
 		TimedOut: s.timedOut, LateDropped: s.lateDropped, HeldLast: s.heldLast, Outstanding: len(s.outstanding),
 		Compress: c.zs.state(),
 	}

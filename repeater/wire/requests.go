@@ -25,6 +25,7 @@ func (c *Conn) onPieceIn(key [12]byte) (late bool) {
 	}
 	if _, ok := s.cancelled[key]; ok {
 		delete(s.cancelled, key)
+		s.afterCancel++
 		return false
 	}
 	if _, ok := s.expired[key]; ok {
