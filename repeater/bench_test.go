@@ -121,6 +121,10 @@ func rssChild(spec string) int {
 	SetMemoryLimit(budget) // as the daemon does
 	noHoldInterest = os.Getenv("BTSLAVE_CHILD_NOHOLD") != ""
 	noOffer = os.Getenv("BTSLAVE_CHILD_NOOFFER") != ""
+	noIntakeCeiling = os.Getenv("BTSLAVE_CHILD_NOINTAKECAP") != ""
+	if v, err := strconv.ParseFloat(os.Getenv("BTSLAVE_CHILD_INTAKESLACK"), 64); err == nil && v > 0 {
+		intakeSlack = v
+	}
 	noTimeWant = os.Getenv("BTSLAVE_CHILD_NOTIMEWANT") != ""
 	var logger *slog.Logger
 	if os.Getenv("BTSLAVE_CHILD_DEBUG") != "" {

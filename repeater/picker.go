@@ -218,7 +218,7 @@ func makePlan(in planInput) plan {
 // Transmission leechers).
 func adaptThreshold(cur int, ratio, target float64, rate, cap float64, downloaders, top int, starved bool) int {
 	idle := cap > 0 && rate < 0.5*cap
-	target = min(target, max(1, 0.75*float64(downloaders)))
+	target = effectiveTarget(target, downloaders)
 	switch {
 	case ratio < target:
 		cur++
@@ -276,4 +276,40 @@ const creditSpan = time.Minute
 // each minute.
 func visitBudget(up, down int64, pending int, pieceLen int64, age time.Duration) int {
 	return fetchBudget(down-up, pending, pieceLen, visitCredit(pieceLen, age))
+}
+
+// intakeBudget is how many new pieces a free repeater whose upload is
+// capped at upCap bytes/s (its share of the cap) may start so that its
+// intake never outruns what that upload can return at the target ratio
+// (as the threshold takes it: effectiveTarget): over the visit, age after
+// the swarm first had a downloader, at most intakeSlack × upCap / target
+// a second, plus two pieces (at least 1 MiB) to start with. -1: no cap,
+// no ceiling. Issue #9 asks for intake derived from the cap and the target
+// ratio, H / r. As the intake itself (docs/design.md, "Intake") it fetched
+// more than the leechers took; as a ceiling it binds where the cap does: a
+// helper capped at 256 KiB/s in qbittorrent/aria2/256 took 10.5 MiB for
+// 14.0 given, ratio 1.36, its upload full, each byte it fetched taken from
+// the seed or a leecher that could have sent it on instead.
+func intakeBudget(down int64, pending int, pieceLen int64, age time.Duration, upCap, target float64) int {
+	if upCap <= 0 || target <= 0 || noIntakeCeiling {
+		return -1
+	}
+	allow := int64(intakeSlack * upCap / target * age.Seconds())
+	return fetchBudget(down-allow, pending, pieceLen, max(2*pieceLen, 1<<20))
+}
+
+// intakeSlack is how far above H / r the intake may run. 1.5 gave ratios
+// of 1.9 where 1 gave 2.1–2.7 at the same crowd speed (docs/design.md); a
+// variable for the benchmarks' comparisons, as noIntakeCeiling turns the
+// ceiling off.
+var (
+	intakeSlack     = 1.0
+	noIntakeCeiling bool
+)
+
+// effectiveTarget is the ratio a swarm of downloaders allows: the target,
+// at most three quarters of the downloaders (a piece fetched for few can
+// go out only so often), at least 1.
+func effectiveTarget(target float64, downloaders int) float64 {
+	return min(target, max(1, 0.75*float64(downloaders)))
 }

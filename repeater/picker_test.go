@@ -166,6 +166,47 @@ func TestVisitBudget(t *testing.T) {
 	}
 }
 
+// Ensure a capped free repeater's intake stays within what its cap
+// returns at the target ratio, plus two pieces (1 MiB at least), and that
+// an uncapped one has no ceiling.
+func TestIntakeBudget(t *testing.T) {
+	const kib, mib = 1 << 10, 1 << 20
+	cases := []struct {
+		name     string
+		down     int64
+		pending  int
+		pieceLen int64
+		age      time.Duration
+		upCap    float64
+		target   float64
+		want     int
+	}{
+		{"no cap: no ceiling", 100 * mib, 9, 256 * kib, time.Minute, 0, 4, -1},
+		{"a fresh visit: 1 MiB", 0, 0, 256 * kib, 0, 256 * kib, 4, 4},
+		{"or two pieces", 0, 0, 2 * mib, 0, 256 * kib, 4, 2},
+		// 40 s at 256 KiB/s / 4 = 64 KiB/s: 2560 KiB, plus 1 MiB.
+		{"the cap's share at the target, over the visit", 0, 0, 256 * kib, 40 * time.Second, 256 * kib, 4, 14},
+		{"less what came and what is in flight", 2 * mib, 2, 256 * kib, 40 * time.Second, 256 * kib, 4, 4},
+		{"spent: the 256 KiB/s helper that took 10.5 MiB in 52 s", 21 * mib / 2, 0, 256 * kib, 52 * time.Second, 256 * kib, 4, 0},
+		{"a lower target allows more", 2 * mib, 2, 256 * kib, 40 * time.Second, 256 * kib, 2, 14},
+		{"the matrix's 1.5 MiB/s helper at 30 s", 8 * mib, 4, 256 * kib, 30 * time.Second, 1536 * kib, 4, 13},
+	}
+	for _, c := range cases {
+		if got := intakeBudget(c.down, c.pending, c.pieceLen, c.age, c.upCap, c.target); got != c.want {
+			t.Errorf("%s: intakeBudget = %d, want %d", c.name, got, c.want)
+		}
+	}
+	if got := effectiveTarget(4, 6); got != 4 {
+		t.Errorf("effectiveTarget(4, 6) = %v, want 4", got)
+	}
+	if got := effectiveTarget(4, 2); got != 1.5 {
+		t.Errorf("effectiveTarget(4, 2) = %v, want 1.5", got)
+	}
+	if got := effectiveTarget(4, 0); got != 1 {
+		t.Errorf("effectiveTarget(4, 0) = %v, want 1", got)
+	}
+}
+
 // Ensure a round boots one piece only when it fetches, holds and awaits
 // nothing, may boot, and has a budget for it.
 func TestShouldBoot(t *testing.T) {

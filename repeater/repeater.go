@@ -281,6 +281,14 @@ func (r *Repeater) Swarms() []*Swarm {
 	return out
 }
 
+// numSwarms is how many swarms are being served: they share the upload
+// cap.
+func (r *Repeater) numSwarms() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.swarms)
+}
+
 // Swarm returns the swarm for ih, or nil.
 func (r *Repeater) Swarm(ih metainfo.Hash) *Swarm {
 	r.mu.Lock()

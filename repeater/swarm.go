@@ -499,6 +499,12 @@ func (s *Swarm) round() {
 		}
 		tot := s.r.client.Wire.Totals(s.ih)
 		budget = visitBudget(tot.BytesUp, tot.BytesDown, len(pending), pieceLen, age)
+		// The swarms served share the cap: each gets its part.
+		target := effectiveTarget(s.r.opts.Repeater.TargetRatio, d.downloaders)
+		upShare := float64(s.r.upCap) / float64(max(1, s.r.numSwarms()))
+		if in := intakeBudget(tot.BytesDown, len(pending), pieceLen, age, upShare, target); in >= 0 {
+			budget = min(budget, in)
+		}
 	}
 	pl = whileOwing(pl, budget)
 	booting := shouldBoot(len(pl.fetch), len(held), len(pending), mayBoot, budget)
