@@ -4,7 +4,8 @@
 # (default all; crowd, issue #4's 20-minute swarm scenario, matrix, issue
 # #9's 40-minute matrix of swarms, and bep56, issue #12's compression
 # figures (about 8 minutes), run real programs and only when named;
-# CROWD_CELLS=seed/leechers/KiB,... runs some cells of the matrix,
+# CROWD_CELLS=seed/leechers/KiB[/cap=256/seed=2048...],... runs some
+# cells of the matrix, or swarms outside it,
 # CROWD_HELPERS=none,btslave,share some of its helpers, CROWD_RUNS=3 each
 # cell three times with a median row per helper)
 # Figures are noisy on a busy machine: run it on an idle one.
