@@ -254,8 +254,12 @@ func visitCredit(pieceLen int64, age time.Duration) int64 {
 	if age >= creditSpan {
 		return 0
 	}
-	return int64(float64(max(2*pieceLen, 1<<20)) * (1 - age.Seconds()/creditSpan.Seconds()))
+	return int64(float64(startCredit(pieceLen)) * (1 - age.Seconds()/creditSpan.Seconds()))
 }
+
+// startCredit is what a visit may take before it has given anything: two
+// pieces, at least 1 MiB, enough to hold something to offer.
+func startCredit(pieceLen int64) int64 { return max(2*pieceLen, 1<<20) }
 
 // creditSpan is how long the visit's credit lasts, shrinking.
 const creditSpan = time.Minute
@@ -295,7 +299,7 @@ func intakeBudget(down int64, pending int, pieceLen int64, age time.Duration, up
 		return -1
 	}
 	allow := int64(intakeSlack * upCap / target * age.Seconds())
-	return fetchBudget(down-allow, pending, pieceLen, max(2*pieceLen, 1<<20))
+	return fetchBudget(down-allow, pending, pieceLen, startCredit(pieceLen))
 }
 
 // intakeSlack is how far above H / r the intake may run. 1.5 gave ratios
