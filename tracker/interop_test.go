@@ -14,6 +14,7 @@ import (
 	"github.com/btslave/btslave/config"
 	"github.com/btslave/btslave/internal/lab"
 	"github.com/btslave/btslave/repeater"
+	"github.com/btslave/btslave/repeater/announce"
 	"github.com/btslave/btslave/tracker"
 )
 
@@ -160,7 +161,13 @@ func TestInteropRepeaterPaused(t *testing.T) {
 		f, _ := httpScrape(t, tr, ih)
 		return f[ih] == scrapeEntry{Incomplete: 1}
 	})
-	st := sw.Announcer().Status()
+	// The tracker counts the announce before the announcer has read the
+	// reply and recorded it, so its status may lag a moment.
+	var st []announce.TrackerStatus
+	waitFor(t, 5*time.Second, "the announcer to record its paused announce", func() bool {
+		st = sw.Announcer().Status()
+		return len(st) == 1 && st[0].LastEvent == "paused"
+	})
 	if len(st) != 1 || st[0].LastEvent != "paused" || st[0].PausedRefused {
 		t.Errorf("announcer status %+v", st)
 	}

@@ -20,8 +20,11 @@ const syncRound = 50 * time.Millisecond
 // peers), with key as their sync key.
 func syncPair(t *testing.T, key []byte, mutate func(*tracker.SyncOptions), extra ...netip.AddrPort) (a, b *tracker.Tracker) {
 	t.Helper()
-	pa := netip.AddrPortFrom(lab.Loopback, uint16(lab.FreeUDPPort(t, lab.Loopback)))
-	pb := netip.AddrPortFrom(lab.Loopback, uint16(lab.FreeUDPPort(t, lab.Loopback)))
+	// Each tracker syncs from a loopback address of its own: a port found
+	// free on 127.0.0.1 can be taken by a parallel test before it is bound.
+	aa, ab := lab.NextAddr(), lab.NextAddr()
+	pa := netip.AddrPortFrom(aa, uint16(lab.FreeUDPPort(t, aa)))
+	pb := netip.AddrPortFrom(ab, uint16(lab.FreeUDPPort(t, ab)))
 	mk := func(self, other netip.AddrPort) *tracker.Tracker {
 		so := tracker.SyncOptions{Listen: self.String(), Peers: append([]netip.AddrPort{other}, extra...), Key: key, FlushDelay: syncRound}
 		if mutate != nil {
