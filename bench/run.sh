@@ -7,7 +7,8 @@
 # CROWD_CELLS=seed/leechers/KiB[/cap=256/seed=2048...],... runs some
 # cells of the matrix, or swarms outside it,
 # CROWD_HELPERS=none,btslave,share some of its helpers, CROWD_RUNS=3 each
-# cell three times with a median row per helper)
+# cell three times with a median row per helper, CROWD_NETNS=1 in a
+# network namespace of its own, where Transmission dials its peers)
 # Figures are noisy on a busy machine: run it on an idle one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -80,7 +81,21 @@ if [[ $what == matrix ]]; then
   echo "   goal: gain >= 0.6 (moonshot 0.8) at ratio >= 4 in every cell, ahead of libtorrent share mode; min>1m (lowest ratio past the first minute) >= 1"
   # Rows print as each run ends (with CROWD_RUNS, median rows after each
   # cell); the whole log stays in $out/matrix.
-  flock /tmp/btslave-bench.lock go test ./repeater -run '^$' -bench 'BenchmarkCrowdMatrix' -benchtime 1x -timeout $((90 * ${CROWD_RUNS:-1}))m 2>&1 |
+  run=(go test ./repeater -run '^$' -bench 'BenchmarkCrowdMatrix' -benchtime 1x -timeout $((90 * ${CROWD_RUNS:-1}))m)
+  if [[ -n ${CROWD_NETNS:-} ]]; then
+    # Transmission never dials 127.0.0.0/8 peers, so on loopback its
+    # leechers are fed only by those that dial them. CROWD_NETNS=1 runs the
+    # matrix in a network namespace of its own (root, unshare -n) whose lo
+    # also holds 10.77.0.0/16, where every program dials as on the
+    # Internet; internal/lab/netns.go checks the namespace has no other
+    # interface.
+    echo "   in a network namespace of its own, peers on 10.77.0.0/16 (CROWD_NETNS)"
+    go test -c -o "$out/repeater.test" ./repeater
+    run=(unshare -n sh -c 'ip link set lo up && ip route add local 10.77.0.0/16 dev lo && cd repeater &&
+      BTSLAVE_LAB_NETNS=10.77.0.0/16 exec "$0" "$@"' "$out/repeater.test"
+      -test.run '^$' -test.bench 'BenchmarkCrowdMatrix' -test.benchtime 1x -test.timeout $((90 * ${CROWD_RUNS:-1}))m)
+  fi
+  flock /tmp/btslave-bench.lock "${run[@]}" 2>&1 |
     tee "$out/matrix" | grep --line-buffered -E '^(cell|transmission/|qbittorrent/)' ||
     { tail -50 "$out/matrix"; exit 1; }
 fi

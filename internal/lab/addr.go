@@ -28,11 +28,16 @@ var addrSeq atomic.Uint32
 // NextAddr returns a loopback address no other call in this process has
 // returned: 127.A.B.2, 127.A.B.3, … (A from the PID, B random at start),
 // moving on to the next B after .254. Give every peer its own address:
-// Transmission and libtorrent key peers by IP.
+// Transmission and libtorrent key peers by IP. In a network namespace of
+// the run's own ([NetnsEnv]) it returns P.Q.0.2, P.Q.0.3, … of its prefix.
 func NextAddr() netip.Addr {
 	n := addrSeq.Add(1) - 1
-	third := byte(uint32(addrBase[1]) + n/253)
 	fourth := byte(2 + n%253)
+	if netnsPrefix.IsValid() { // the namespace is this run's alone
+		a := netnsPrefix.Addr().As4()
+		return netip.AddrFrom4([4]byte{a[0], a[1], byte(n / 253), fourth})
+	}
+	third := byte(uint32(addrBase[1]) + n/253)
 	return netip.AddrFrom4([4]byte{127, addrBase[0], third, fourth})
 }
 
@@ -76,7 +81,7 @@ var errNotLoopback = errors.New("not a loopback address")
 
 // checkLoopback returns an error unless ip is in 127.0.0.0/8.
 func checkLoopback(ip netip.Addr) error {
-	if !ip.Is4() || !ip.IsLoopback() {
+	if !ip.Is4() || !labAddr(ip) {
 		return fmt.Errorf("%s: %w; use NextAddr", ip, errNotLoopback)
 	}
 	return nil

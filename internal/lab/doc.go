@@ -41,7 +41,9 @@
 // connected sockets pass. The test fails if a program's guard log holds a
 // refusal its helper was not told to expect (transmission-daemon's IPv6
 // probe, [TransmissionProbeAddr], is expected), or if the program listens
-// on a non-loopback address, checked at start and again at cleanup.
+// on a non-loopback address, checked at start and again at cleanup. In a
+// network namespace of the run's own ([NetnsEnv]) the namespace's prefix
+// counts as loopback for both.
 // Calls glibc makes internally (its DNS resolver) bypass the guard: the
 // lab uses numeric addresses only.
 //

@@ -59,7 +59,9 @@ print(json.dumps(res))
 `
 
 // Ensure that the guard refuses non-loopback destinations with ENETUNREACH
-// and logs them, and lets loopback ones through.
+// and logs them, and lets loopback ones through; and that with a network
+// namespace's prefix named (lab.NetnsEnv), it lets that prefix through too
+// (0.0.0.0/8 here: it reaches this host only, and is refused without it).
 func TestGuard(t *testing.T) {
 	lab.Require(t, "gcc")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -76,55 +78,60 @@ func TestGuard(t *testing.T) {
 	// guard the refused calls below would succeed.
 	tcpPort := ln.Addr().(*net.TCPAddr).Port
 	udpPort := pc.LocalAddr().(*net.UDPAddr).Port
+	zero := []string{"connect 0.0.0.0", "sendto 0.0.0.0", "sendmsg 0.0.0.0"}
+	zeroLog := []string{"connect 0.0.0.0:" + itoa(tcpPort), "sendto 0.0.0.0:" + itoa(udpPort), "sendmsg 0.0.0.0:" + itoa(udpPort)}
+	for _, c := range []struct {
+		netns                 string
+		refused, allowed, log []string
+	}{
+		{"", append([]string{"connect ::", "connect ::ffff:0.0.0.0"}, zero...), nil, zeroLog},
+		{"0.0.0.0/8", []string{"connect ::", "connect ::ffff:0.0.0.0"}, zero, nil},
+	} {
+		t.Run("netns="+c.netns, func(t *testing.T) {
+			logPath := filepath.Join(t.TempDir(), "guard.log")
+			cmd := exec.Command("/usr/bin/python3", "-c", guardProbe,
+				itoa(tcpPort), itoa(udpPort))
+			cmd.Env = append(os.Environ(), lab.NetnsEnv+"="+c.netns)
+			cmd = lab.GuardCommand(t, cmd, logPath)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("probe: %v\n%s", err, out)
+			}
+			var got map[string]int
+			if err := json.Unmarshal(out, &got); err != nil {
+				t.Fatalf("probe output %q: %v", out, err)
+			}
+			enetunreach := int(syscall.ENETUNREACH)
+			allowed := append([]string{"connect 127.0.0.1", "sendto 127.0.0.1", "sendmsg 127.0.0.1", "connect ::ffff:127.0.0.1"}, c.allowed...)
+			for _, name := range c.refused {
+				if errno, ok := got[name]; !ok || errno != enetunreach {
+					t.Errorf("%s: errno %d (present %v), want ENETUNREACH", name, errno, ok)
+				}
+			}
+			for _, name := range allowed {
+				if errno, ok := got[name]; !ok || errno != 0 {
+					t.Errorf("%s: errno %d (present %v), want success", name, errno, ok)
+				}
+			}
 
-	logPath := filepath.Join(t.TempDir(), "guard.log")
-	cmd := exec.Command("/usr/bin/python3", "-c", guardProbe,
-		itoa(tcpPort), itoa(udpPort))
-	cmd = lab.GuardCommand(t, cmd, logPath)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("probe: %v\n%s", err, out)
-	}
-	var got map[string]int
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("probe output %q: %v", out, err)
-	}
-	enetunreach := int(syscall.ENETUNREACH)
-	refused := []string{"connect 0.0.0.0", "sendto 0.0.0.0", "sendmsg 0.0.0.0", "connect ::", "connect ::ffff:0.0.0.0"}
-	allowed := []string{"connect 127.0.0.1", "sendto 127.0.0.1", "sendmsg 127.0.0.1", "connect ::ffff:127.0.0.1"}
-	for _, name := range refused {
-		if errno, ok := got[name]; !ok || errno != enetunreach {
-			t.Errorf("%s: errno %d (present %v), want ENETUNREACH", name, errno, ok)
-		}
-	}
-	for _, name := range allowed {
-		if errno, ok := got[name]; !ok || errno != 0 {
-			t.Errorf("%s: errno %d (present %v), want success", name, errno, ok)
-		}
-	}
-
-	refusals, err := lab.GuardRefusals(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lines []string
-	for _, r := range refusals {
-		lines = append(lines, r.Func+" "+r.Addr)
-	}
-	want := []string{
-		"connect 0.0.0.0:" + itoa(tcpPort),
-		"sendto 0.0.0.0:" + itoa(udpPort),
-		"sendmsg 0.0.0.0:" + itoa(udpPort),
-		"connect [::]:" + itoa(tcpPort),
-		"connect [::ffff:0.0.0.0]:" + itoa(tcpPort),
-	}
-	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
-		t.Errorf("guard log:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
-	}
-	for _, r := range refusals {
-		if r.PID != cmd.Process.Pid {
-			t.Errorf("refusal %q: pid %d, want %d", r.Line, r.PID, cmd.Process.Pid)
-		}
+			refusals, err := lab.GuardRefusals(logPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var lines []string
+			for _, r := range refusals {
+				lines = append(lines, r.Func+" "+r.Addr)
+			}
+			want := append(c.log[:len(c.log):len(c.log)], "connect [::]:"+itoa(tcpPort), "connect [::ffff:0.0.0.0]:"+itoa(tcpPort))
+			if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+				t.Errorf("guard log:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+			}
+			for _, r := range refusals {
+				if r.PID != cmd.Process.Pid {
+					t.Errorf("refusal %q: pid %d, want %d", r.Line, r.PID, cmd.Process.Pid)
+				}
+			}
+		})
 	}
 }
 

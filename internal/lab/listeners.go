@@ -135,7 +135,7 @@ func checkListeners(t testing.TB, p *Process) {
 		return
 	}
 	for _, l := range ls {
-		if !l.Addr.Addr().IsLoopback() {
+		if !labAddr(l.Addr.Addr()) {
 			t.Errorf("lab: %s listens on a non-loopback address: %s (all: %v)", p.name, l, ls)
 		}
 	}

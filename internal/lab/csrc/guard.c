@@ -2,6 +2,7 @@
 //
 // Loaded with LD_PRELOAD, it wraps connect, sendto, sendmsg and sendmmsg.
 // A call whose destination is outside 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104
+// (and the prefix in BTSLAVE_LAB_NETNS, a network namespace's of the run's own)
 // fails with ENETUNREACH before it reaches the kernel, and one line is appended
 // to the file named by BTSLAVE_GUARD_LOG:
 //
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #define LOG_ENV "BTSLAVE_GUARD_LOG"
+#define NETNS_ENV "BTSLAVE_LAB_NETNS"
 
 // The log opened at load time, for processes that later chroot (opentracker)
 // and can no longer open the path. Its inode guards against the descriptor
@@ -115,6 +117,31 @@ out:
 	errno = saved;
 }
 
+// in_netns reports whether ip (host order) is in the prefix named by
+// NETNS_ENV, a network namespace's that the lab checked holds no interface
+// but loopback (netns.go). Unset or malformed, no address is.
+static int in_netns(uint32_t ip) {
+	static int parsed;
+	static uint32_t net, mask;
+	if (!parsed) {
+		const char *v = getenv(NETNS_ENV);
+		char buf[32];
+		const char *slash = v ? strchr(v, '/') : NULL;
+		struct in_addr a;
+		int bits = slash ? atoi(slash + 1) : 0;
+		if (slash && slash - v < (long)sizeof buf && bits >= 8 && bits <= 16) {
+			memcpy(buf, v, slash - v);
+			buf[slash - v] = 0;
+			if (inet_pton(AF_INET, buf, &a) == 1) {
+				mask = ~0u << (32 - bits);
+				net = ntohl(a.s_addr) & mask;
+			}
+		}
+		parsed = 1;
+	}
+	return mask != 0 && (ip & mask) == net;
+}
+
 // allowed reports whether a destination may be used. An address too short to
 // hold a family is left to the kernel, which rejects it with EINVAL; an inet
 // address too short for its family is refused.
@@ -130,7 +157,8 @@ static int allowed(const struct sockaddr *sa, socklen_t len) {
 		if (len < (socklen_t)sizeof(struct sockaddr_in))
 			return 0;
 		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+		uint32_t ip = ntohl(in->sin_addr.s_addr);
+		return (ip >> 24) == 127 || in_netns(ip);
 	}
 	case AF_INET6: {
 		if (len < (socklen_t)sizeof(struct sockaddr_in6))
