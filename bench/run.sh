@@ -7,8 +7,9 @@
 # CROWD_CELLS=seed/leechers/KiB[/cap=256/seed=2048...],... runs some
 # cells of the matrix, or swarms outside it,
 # CROWD_HELPERS=none,btslave,share some of its helpers, CROWD_RUNS=3 each
-# cell three times with a median row per helper, CROWD_NETNS=1 in a
-# network namespace of its own, where Transmission dials its peers)
+# cell three times with a median row per helper; as root the matrix runs
+# in a network namespace of its own, where Transmission dials its peers,
+# CROWD_NETNS=0 on loopback)
 # Figures are noisy on a busy machine: run it on an idle one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,14 +83,20 @@ if [[ $what == matrix ]]; then
   # Rows print as each run ends (with CROWD_RUNS, median rows after each
   # cell); the whole log stays in $out/matrix.
   run=(go test ./repeater -run '^$' -bench 'BenchmarkCrowdMatrix' -benchtime 1x -timeout $((90 * ${CROWD_RUNS:-1}))m)
-  if [[ -n ${CROWD_NETNS:-} ]]; then
-    # Transmission never dials 127.0.0.0/8 peers, so on loopback its
-    # leechers are fed only by those that dial them. CROWD_NETNS=1 runs the
-    # matrix in a network namespace of its own (root, unshare -n) whose lo
-    # also holds 10.77.0.0/16, where every program dials as on the
-    # Internet; internal/lab/netns.go checks the namespace has no other
-    # interface.
-    echo "   in a network namespace of its own, peers on 10.77.0.0/16 (CROWD_NETNS)"
+  # Transmission never dials 127.0.0.0/8 peers, so on loopback its
+  # leechers are fed only by those that dial them. Where it can (root,
+  # unshare -n), the matrix runs in a network namespace of its own whose lo
+  # also holds 10.77.0.0/16, where every program dials as on the Internet;
+  # internal/lab/netns.go checks the namespace has no other interface.
+  # CROWD_NETNS=0 runs it on loopback.
+  netns=${CROWD_NETNS:-}
+  if [[ -z $netns ]]; then
+    if unshare -n true 2>/dev/null && command -v ip > /dev/null; then netns=1; else netns=0; fi
+  fi
+  if [[ $netns == 0 ]]; then
+    echo "   on loopback, where Transmission never dials its peers (no network namespace: CROWD_NETNS=0 or not root)"
+  else
+    echo "   in a network namespace of its own, peers on 10.77.0.0/16, where Transmission dials its peers"
     go test -c -o "$out/repeater.test" ./repeater
     run=(unshare -n sh -c 'ip link set lo up && ip route add local 10.77.0.0/16 dev lo && cd repeater &&
       BTSLAVE_LAB_NETNS=10.77.0.0/16 exec "$0" "$@"' "$out/repeater.test"
