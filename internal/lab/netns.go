@@ -62,10 +62,6 @@ func parseNetns(v string, interfaces func() ([]net.Interface, error)) (netip.Pre
 	return p.Masked(), nil
 }
 
-// InNetns reports whether the lab hands out addresses of a network
-// namespace's prefix ([NetnsEnv]) rather than loopback ones.
-func InNetns() bool { return netnsPrefix.IsValid() }
-
 // labAddr reports whether ip may be a lab peer's address: loopback, or in
 // the namespace's prefix.
 func labAddr(ip netip.Addr) bool {
