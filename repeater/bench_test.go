@@ -163,8 +163,8 @@ func rssChild(spec string) int {
 							}
 						}
 					}
-					fmt.Fprintf(os.Stderr, "TRACE   %v %-22s up %8d down %8d has %3d all %v peerInt %v amChoke %v peerChoke %v amInt %v told %v rejected %d timedOut %d late %d cancels %d after %d; held it lacks %d, told of %d\n",
-						p.Remote, p.ClientName, p.BytesUp, p.BytesDown, p.Have.Count(), p.HaveAll, p.PeerInterested, p.AmChoking, p.PeerChoking, p.AmInterested, p.Interested, p.Rejected, p.TimedOut, p.LateDropped, p.CancelsOut, p.AfterCancel, lacked, told)
+					fmt.Fprintf(os.Stderr, "TRACE   %v %-22s up %8d down %8d has %3d all %v peerInt %v amChoke %v peerChoke %v amInt %v told %v rejected %d timedOut %d late %d cancels %d after %d dropped %d withheld %d heldLast %d; held it lacks %d, told of %d\n",
+						p.Remote, p.ClientName, p.BytesUp, p.BytesDown, p.Have.Count(), p.HaveAll, p.PeerInterested, p.AmChoking, p.PeerChoking, p.AmInterested, p.Interested, p.Rejected, p.TimedOut, p.LateDropped, p.CancelsOut, p.AfterCancel, p.Dropped, p.HavesWithheld, p.HeldLast, lacked, told)
 				}
 			}
 		}()
