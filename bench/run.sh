@@ -6,7 +6,8 @@
 # figures (about 8 minutes), run real programs and only when named;
 # CROWD_CELLS=seed/leechers/KiB[/cap=256/seed=2048...],... runs some
 # cells of the matrix, or swarms outside it,
-# CROWD_HELPERS=none,btslave,share some of its helpers, CROWD_RUNS=3 each
+# CROWD_HELPERS=none,btslave,share some of its helpers (fullseed: a ceiling,
+# a second seed in the helper's place), CROWD_RUNS=3 each
 # cell three times with a median row per helper; as root the matrix runs
 # in a network namespace of its own, where Transmission dials its peers,
 # CROWD_NETNS=0 on loopback)

@@ -29,7 +29,9 @@ import (
 // CROWD_CELLS=qbittorrent/aria2/256 (a comma list of seed/leechers/KiB,
 // any power-of-two piece size, and options such as /seed=2048 that
 // setOption reads: a swarm outside the matrix too)
-// runs some cells only, CROWD_HELPERS=none,btslave some helpers only.
+// runs some cells only, CROWD_HELPERS=none,btslave some helpers only
+// (none, btslave, share, and fullseed: not a repeater but a ceiling, a
+// second seed capped at what a helper at ratio 4 adds, H·(1 − 1/4)).
 // CROWD_RUNS=3 plays each cell three times, the helpers interleaved, and
 // adds a row per helper with the median and the range of its runs: a
 // single run's mean moves by about ±3 s, a ratio by ±0.5.
@@ -58,8 +60,11 @@ func BenchmarkCrowdMatrix(b *testing.B) {
 	if h := os.Getenv("CROWD_HELPERS"); h != "" {
 		helpers = nil
 		for _, name := range strings.Split(h, ",") {
-			if name == "share" {
+			switch name {
+			case "share":
 				name = helperShare
+			case "fullseed":
+				name = helperFullSeed
 			}
 			helpers = append(helpers, name)
 		}
@@ -120,7 +125,9 @@ func matrixCell(cell string) (*crowd, error) {
 // swarm outside it: mib (the torrent's size), seed, leech and cap (the
 // seed's, each leecher's and the helpers' upload, KiB/s), cache (the
 // helpers' cache, MiB), lt and others (how many libtorrent leechers and
-// how many of the cell's other kind), as in
+// how many of the cell's other kind), fullseed (the full-seed ceiling's
+// upload, KiB/s) and fullseedafter (seconds it waits after the leechers
+// start), as in
 // qbittorrent/transmission/512/seed=2048/others=6.
 func (c *crowd) setOption(kv string) error {
 	key, value, ok := strings.Cut(kv, "=")
@@ -139,6 +146,10 @@ func (c *crowd) setOption(kv string) error {
 		c.helperUp = n << 10
 	case "cache":
 		c.helperCache = n << 20
+	case "fullseed":
+		c.fullSeedUp = n << 10
+	case "fullseedafter":
+		c.fullSeedAfter = time.Duration(n) * time.Second
 	case "lt":
 		c.lt = int(n)
 	case "others":
@@ -148,7 +159,7 @@ func (c *crowd) setOption(kv string) error {
 			c.tr = int(n)
 		}
 	default:
-		return fmt.Errorf("option %q: key is not mib, seed, leech, cap, cache, lt or others", kv)
+		return fmt.Errorf("option %q: key is not mib, seed, leech, cap, cache, fullseed, fullseedafter, lt or others", kv)
 	}
 	if c.size == 0 || c.seedUp == 0 || c.leechUp == 0 || c.helperUp == 0 || c.aria+c.lt+c.tr == 0 {
 		return fmt.Errorf("option %q: a crowd needs a torrent, upload everywhere and a leecher", kv)
@@ -325,12 +336,13 @@ func TestSummaryRow(t *testing.T) {
 // TestMatrixCell reads cells as CROWD_CELLS gives them, options too, and
 // refuses what is not a crowd.
 func TestMatrixCell(t *testing.T) {
-	c, err := matrixCell("qbittorrent/transmission/512/seed=2048/others=6/mib=64/cap=1024/cache=32/lt=2/leech=256")
+	c, err := matrixCell("qbittorrent/transmission/512/seed=2048/others=6/mib=64/cap=1024/cache=32/lt=2/leech=256/fullseed=549/fullseedafter=10")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.seed != seedQBittorrent || c.pieceLen != 512<<10 || c.seedUp != 2<<20 || c.tr != 6 || c.aria != 0 ||
-		c.lt != 2 || c.size != 64<<20 || c.helperUp != 1<<20 || c.helperCache != 32<<20 || c.leechUp != 256<<10 {
+		c.lt != 2 || c.size != 64<<20 || c.helperUp != 1<<20 || c.helperCache != 32<<20 || c.leechUp != 256<<10 ||
+		c.fullSeedUp != 549<<10 || c.fullSeedAfter != 10*time.Second {
 		t.Errorf("options not applied: %+v", c)
 	}
 	c, err = matrixCell("transmission/aria2/256")

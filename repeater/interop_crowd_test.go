@@ -35,6 +35,8 @@ type crowd struct {
 	helperUp       int64 // bytes/s
 	helperCache    int64
 	shareTarget    int
+	fullSeedUp     int64         // helperFullSeed's cap, bytes/s; 0 for H(1 − 1/r)
+	fullSeedAfter  time.Duration // how long after the leechers helperFullSeed starts
 	timeout        time.Duration
 	torrentPath    string
 	dataPath, hash string
@@ -50,7 +52,17 @@ const (
 	helperNone    = "none"
 	helperBtslave = "btslave"
 	helperShare   = "libtorrent share mode"
+	// helperFullSeed is no repeater but a ceiling for one: a second seed
+	// (libtorrent), holding every piece from the start, capped by default
+	// at what a helper at the bound's ratio adds to the swarm, H·(1 − 1/r).
+	// A repeater at ratio r adds no more than that and holds less; what
+	// this seed cannot gain, no repeater at ratio r can (docs/design.md,
+	// "Intake"). A cell's fullseed option sets another cap.
+	helperFullSeed = "full seed"
 )
+
+// boundRatio is the helper's ratio in the crowd bound.
+const boundRatio = 4
 
 // crowdResult is what one run measured.
 type crowdResult struct {
@@ -133,7 +145,7 @@ func (r crowdResult) upFraction() float64 {
 func (c *crowd) bound(helperUp float64) time.Duration {
 	n := float64(c.aria + c.lt + c.tr)
 	f, s, l := float64(c.size), float64(c.seedUp), float64(c.leechUp)
-	supply := s + n*l + helperUp*(1-1.0/4)
+	supply := s + n*l + helperUp*(1-1.0/boundRatio)
 	return time.Duration(max(f/s, n*f/supply) * float64(time.Second))
 }
 
@@ -244,9 +256,22 @@ func (c *crowd) run(t testing.TB, helper string) crowdResult {
 	switch helper {
 	case helperBtslave:
 		finish = c.startBtslave(t, &res, seedAddr)
-	case helperShare:
-		h := lab.StartLibtorrent(t, lab.LibtorrentOptions{Torrent: c.torrentPath, UploadLimit: c.helperUp,
-			ShareMode: true, ShareModeTarget: c.shareTarget, Peers: []netip.AddrPort{seedAddr}})
+	case helperShare, helperFullSeed:
+		opts := lab.LibtorrentOptions{Torrent: c.torrentPath, UploadLimit: c.helperUp,
+			ShareMode: true, ShareModeTarget: c.shareTarget, Peers: []netip.AddrPort{seedAddr}}
+		if helper == helperFullSeed {
+			opts = lab.LibtorrentOptions{Torrent: c.torrentPath, SavePath: filepath.Dir(c.dataPath), SeedMode: true,
+				UploadLimit: c.helperUp - c.helperUp/boundRatio}
+			if c.fullSeedUp > 0 {
+				opts.UploadLimit = c.fullSeedUp
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(c.fullSeedAfter):
+			}
+			res.helperCap = opts.UploadLimit
+		}
+		h := lab.StartLibtorrent(t, opts)
 		procs = append(procs, h.Process)
 		stop, polled := make(chan struct{}), make(chan struct{})
 		go func() { // share mode's traffic over time, as the btslave child prints its own
