@@ -55,9 +55,10 @@ const (
 	// helperFullSeed is no repeater but a ceiling for one: a second seed
 	// (libtorrent), holding every piece from the start, capped by default
 	// at what a helper at the bound's ratio adds to the swarm, H·(1 − 1/r).
-	// A repeater at ratio r adds no more than that and holds less; what
-	// this seed cannot gain, no repeater at ratio r can (docs/design.md,
-	// "Intake"). A cell's fullseed option sets another cap.
+	// A repeater at ratio r adds no more than that on average and holds
+	// less, so what this seed gains is about the most one could: a
+	// measured ceiling, not a proof (docs/design.md, "Intake"). A cell's
+	// fullseed option sets another cap, fullseedafter a late start.
 	helperFullSeed = "full seed"
 )
 
