@@ -258,14 +258,8 @@ func (c *crowd) run(t testing.TB, helper string) crowdResult {
 	case helperBtslave:
 		finish = c.startBtslave(t, &res, seedAddr)
 	case helperShare, helperFullSeed:
-		opts := lab.LibtorrentOptions{Torrent: c.torrentPath, UploadLimit: c.helperUp,
-			ShareMode: true, ShareModeTarget: c.shareTarget, Peers: []netip.AddrPort{seedAddr}}
+		opts := c.libtorrentHelper(helper, seedAddr)
 		if helper == helperFullSeed {
-			opts = lab.LibtorrentOptions{Torrent: c.torrentPath, SavePath: filepath.Dir(c.dataPath), SeedMode: true,
-				UploadLimit: c.helperUp - c.helperUp/boundRatio}
-			if c.fullSeedUp > 0 {
-				opts.UploadLimit = c.fullSeedUp
-			}
 			select {
 			case <-ctx.Done():
 			case <-time.After(c.fullSeedAfter):
@@ -275,7 +269,7 @@ func (c *crowd) run(t testing.TB, helper string) crowdResult {
 		h := lab.StartLibtorrent(t, opts)
 		procs = append(procs, h.Process)
 		stop, polled := make(chan struct{}), make(chan struct{})
-		go func() { // share mode's traffic over time, as the btslave child prints its own
+		go func() { // the helper's traffic over time, as the btslave child prints its own
 			defer close(polled)
 			began := time.Now()
 			tick := time.NewTicker(time.Second)
@@ -310,6 +304,20 @@ func (c *crowd) run(t testing.TB, helper string) crowdResult {
 		t.Fatalf("%s: only %d of %d leechers finished", helper, len(res.times), c.aria+c.lt+c.tr)
 	}
 	return res
+}
+
+// libtorrentHelper is how libtorrent plays helper: share mode, dialling
+// the seed, or helperFullSeed, a second seed at its cap.
+func (c *crowd) libtorrentHelper(helper string, seed netip.AddrPort) lab.LibtorrentOptions {
+	if helper != helperFullSeed {
+		return lab.LibtorrentOptions{Torrent: c.torrentPath, UploadLimit: c.helperUp,
+			ShareMode: true, ShareModeTarget: c.shareTarget, Peers: []netip.AddrPort{seed}}
+	}
+	up := c.fullSeedUp
+	if up == 0 {
+		up = c.helperUp - c.helperUp/boundRatio
+	}
+	return lab.LibtorrentOptions{Torrent: c.torrentPath, SavePath: filepath.Dir(c.dataPath), SeedMode: true, UploadLimit: up}
 }
 
 // startSeed starts the seed and waits until it has the data and the
