@@ -126,7 +126,6 @@ func rssChild(spec string) int {
 		intakeSlack = v
 	}
 	noTimeWant = os.Getenv("BTSLAVE_CHILD_NOTIMEWANT") != ""
-	noRecentBudget = os.Getenv("BTSLAVE_CHILD_NORECENT") != ""
 	var logger *slog.Logger
 	if os.Getenv("BTSLAVE_CHILD_DEBUG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -208,8 +207,8 @@ func rssChild(spec string) int {
 	tot := r.Client().Wire.Totals(sw.InfoHash())
 	if announce { // where a crowd helper's download went
 		lib := sw.Torrent().Stats()
-		fmt.Fprintf(os.Stderr, "INTAKE chunks useful %d wasted %d; pieces good %d bad %d; fetched %d; evicted %d; last blocks held %d; recent-return holds %d\n",
-			lib.ChunksReadUseful.Int64(), lib.ChunksReadWasted.Int64(), lib.PiecesDirtiedGood.Int64(), lib.PiecesDirtiedBad.Int64(), sw.Stats().Fetched, r.Cache().Stats().Evictions, r.Client().Wire.Stats().HeldLast, sw.Stats().RecentHeld)
+		fmt.Fprintf(os.Stderr, "INTAKE chunks useful %d wasted %d; pieces good %d bad %d; fetched %d; evicted %d; last blocks held %d\n",
+			lib.ChunksReadUseful.Int64(), lib.ChunksReadWasted.Int64(), lib.PiecesDirtiedGood.Int64(), lib.PiecesDirtiedBad.Int64(), sw.Stats().Fetched, r.Cache().Stats().Evictions, r.Client().Wire.Stats().HeldLast)
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

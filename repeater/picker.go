@@ -302,37 +302,6 @@ func intakeBudget(down int64, pending int, pieceLen int64, age time.Duration, up
 	return fetchBudget(down-allow, pending, pieceLen, startCredit(pieceLen))
 }
 
-// recentBudget is how many new pieces a free repeater may start by what
-// its last recentWindow or so returned: up and down are what it sent and
-// took then. While it took more than its upload then over recentFloor,
-// beyond one piece, it starts nothing new. The threshold's floor and cap
-// (adaptThreshold) always leave the most wanted piece to fetch, so that
-// a slow leecher's tail is served; as a crowd finishes together that
-// piece goes out once, or not at all, before the peers have it from
-// elsewhere: in a traced transmission/aria2/256 run the helper's last
-// 20 s took 2.7 MiB and sent 2.8. A piece that returns once only moves a
-// copy the swarm could have sent itself, at the cost of the seed's or a
-// leecher's upload. The pieces already in flight are not counted: this
-// rule looks back at what came of recent fetches, the other budgets
-// bound what is still to come.
-func recentBudget(up, down, pieceLen int64) int {
-	if noRecentBudget {
-		return -1
-	}
-	return fetchBudget(down-int64(float64(up)/recentFloor), 0, pieceLen, pieceLen)
-}
-
-const (
-	// recentWindow is how far back recentBudget looks, at least.
-	recentWindow = 10 * time.Second
-	// recentFloor is what recent fetches must return, the upload over the
-	// download: twice, half the default target ratio.
-	recentFloor = 2.0
-)
-
-// noRecentBudget turns recentBudget off, for the benchmarks' comparisons.
-var noRecentBudget bool
-
 // intakeSlack is how far above H / r the intake may run. 1.5 gave ratios
 // of 1.9 where 1 gave 2.1–2.7 at the same crowd speed (docs/design.md); a
 // variable for the benchmarks' comparisons, as noIntakeCeiling turns the

@@ -166,30 +166,6 @@ func TestVisitBudget(t *testing.T) {
 	}
 }
 
-// A free repeater starts nothing new while its recent fetches return
-// less than twice, beyond one piece; idle, it may start one.
-func TestRecentBudget(t *testing.T) {
-	const kib, mib = 1 << 10, 1 << 20
-	cases := []struct {
-		name           string
-		up, down       int64
-		pieceLen, want int64
-	}{
-		{"idle: one piece", 0, 0, 256 * kib, 1},
-		{"mid-crowd: 6.8 MiB sent, 1.5 taken", 68 * mib / 10, 15 * mib / 10, 256 * kib, 8},
-		{"1 MiB pieces, a fifth of the cap: 3.6 sent, 1.1 taken", 36 * mib / 10, 11 * mib / 10, mib, 1},
-		{"the tail: 1.3 sent, 1.2 taken", 13 * mib / 10, 12 * mib / 10, 256 * kib, 0},
-		{"the tail, 1 MiB pieces", 13 * mib / 10, 12 * mib / 10, mib, 0},
-		{"twice exactly: one piece", 2 * mib, mib, 256 * kib, 1},
-		{"a piece taken, nothing sent yet", 0, 256 * kib, 256 * kib, 0},
-	}
-	for _, c := range cases {
-		if got := recentBudget(c.up, c.down, c.pieceLen); int64(got) != c.want {
-			t.Errorf("%s: recentBudget = %d, want %d", c.name, got, c.want)
-		}
-	}
-}
-
 // Ensure a capped free repeater's intake stays within what its cap
 // returns at the target ratio, plus two pieces (1 MiB at least), and that
 // an uncapped one has no ceiling.

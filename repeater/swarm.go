@@ -118,19 +118,6 @@ type Swarm struct {
 	prog progress
 }
 
-// sampleBefore returns the newest sample taken at or before t, and false
-// when every sample is newer (the visit is younger than that).
-func (s *Swarm) sampleBefore(t time.Time) (swarmSample, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i := len(s.samples) - 1; i >= 0; i-- {
-		if !s.samples[i].at.After(t) {
-			return s.samples[i], true
-		}
-	}
-	return swarmSample{}, false
-}
-
 // AddPeers adds peers the swarm should stay connected to (a seed without a
 // tracker, a peer that never dials, the owner's client): anacrolix never
 // redials a dropped peer, so the swarm re-adds them now and then.
@@ -148,9 +135,6 @@ type SwarmStats struct {
 	Evicted   int // pieces evicted because nobody wanted them
 	Rounds    int // planning rounds
 	Threshold int // peers that must want a piece before it is fetched, now
-	// RecentHeld counts the pieces recentBudget kept from starting, over
-	// the rounds (one piece held back in three rounds counts three).
-	RecentHeld int
 }
 
 // InfoHash is the swarm's info hash.
@@ -520,16 +504,6 @@ func (s *Swarm) round() {
 		upShare := float64(s.r.upCap) / float64(max(1, s.r.numSwarms()))
 		if in := intakeBudget(tot.BytesDown, len(pending), pieceLen, age, upShare, target); in >= 0 {
 			budget = min(budget, in)
-		}
-		if base, ok := s.sampleBefore(now.Add(-recentWindow)); ok {
-			if in := recentBudget(tot.BytesUp-base.up, tot.BytesDown-base.down, pieceLen); in >= 0 {
-				if held := min(len(pl.fetch), budget) - in; held > 0 {
-					s.mu.Lock()
-					s.stats.RecentHeld += held
-					s.mu.Unlock()
-				}
-				budget = min(budget, in)
-			}
 		}
 	}
 	pl = whileOwing(pl, budget)
