@@ -126,8 +126,8 @@ func matrixCell(cell string) (*crowd, error) {
 // seed's, each leecher's and the helpers' upload, KiB/s), cache (the
 // helpers' cache, MiB), lt and others (how many libtorrent leechers and
 // how many of the cell's other kind), fullseed (the full-seed ceiling's
-// upload, KiB/s) and fullseedafter (seconds it waits after the leechers
-// start), as in
+// upload, KiB/s) and fullseedafter (seconds it waits past the moment a
+// helper joins, once the tracker counts every leecher), as in
 // qbittorrent/transmission/512/seed=2048/others=6.
 func (c *crowd) setOption(kv string) error {
 	key, value, ok := strings.Cut(kv, "=")

@@ -36,7 +36,7 @@ type crowd struct {
 	helperCache    int64
 	shareTarget    int
 	fullSeedUp     int64         // helperFullSeed's cap, bytes/s; 0 for H(1 − 1/r)
-	fullSeedAfter  time.Duration // how long after the leechers helperFullSeed starts
+	fullSeedAfter  time.Duration // how long after a helper's join (every leecher counted) helperFullSeed starts
 	timeout        time.Duration
 	torrentPath    string
 	dataPath, hash string
